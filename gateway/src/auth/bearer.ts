@@ -1,0 +1,100 @@
+import {
+  createLocalJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  SignJWT,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type KeyLike,
+} from 'jose';
+import { GatewayError, GatewayErrorCode } from '../errors';
+
+/** The roles a bearer token can carry. Devices never use bearer tokens: they sign with their key. */
+export const ApiRole = {
+  Operator: 'operator',
+  Auditor: 'auditor',
+  Application: 'application',
+} as const;
+export type ApiRole = (typeof ApiRole)[keyof typeof ApiRole];
+
+export interface Principal {
+  /** The token's `sub`: an operator's name or an application id. */
+  readonly subject: string;
+  readonly role: ApiRole;
+}
+
+export interface Authenticator {
+  /** Verifies an HTTP `Authorization` header value; throws UNAUTHENTICATED when it does not verify. */
+  authenticate(authorization: string | undefined): Promise<Principal>;
+}
+
+export interface BearerAuthenticatorOptions {
+  readonly jwks: JSONWebKeySet;
+  readonly audience: string;
+  /** Longest accepted `exp - iat`, so a leaked token is short-lived. */
+  readonly maxLifetimeSeconds?: number;
+  readonly now?: () => Date;
+}
+
+const roles = new Set<string>(Object.values(ApiRole));
+
+/**
+ * Bearer tokens are JWTs (RFC 7519) signed ES256 or EdDSA by a key in the configured JWKS,
+ * with `sub`, `role`, `aud`, `iat` and `exp`.
+ */
+export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Authenticator {
+  const keys = createLocalJWKSet(options.jwks);
+  const maxLifetime = options.maxLifetimeSeconds ?? 3600;
+  const now = options.now ?? (() => new Date());
+
+  return {
+    async authenticate(authorization) {
+      const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization ?? '');
+      if (!match?.[1]) throw unauthenticated('missing or malformed bearer token');
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(match[1], keys, {
+          algorithms: ['ES256', 'EdDSA'],
+          audience: options.audience,
+          currentDate: now(),
+          requiredClaims: ['sub', 'iat', 'exp'],
+        }));
+      } catch (err) {
+        const reason = err instanceof joseErrors.JOSEError ? err.code : 'invalid token';
+        throw unauthenticated(`bearer token rejected (${reason})`);
+      }
+      const { sub, role, iat, exp } = payload;
+      if (typeof sub !== 'string' || sub === '' || sub.length > 128) throw unauthenticated('token has no valid sub');
+      if (typeof role !== 'string' || !roles.has(role)) throw unauthenticated('token has no valid role');
+      if (iat === undefined || exp === undefined || exp - iat > maxLifetime) {
+        throw unauthenticated(`token lifetime exceeds ${maxLifetime} s`);
+      }
+      return { subject: sub, role: role as ApiRole };
+    },
+  };
+}
+
+export interface IssueBearerTokenOptions {
+  readonly subject: string;
+  readonly role: ApiRole;
+  readonly audience: string;
+  readonly kid: string;
+  readonly ttlSeconds?: number;
+  readonly now?: () => Date;
+}
+
+/** Signs a bearer token with an operator's or application's own ES256 private key. */
+export async function issueBearerToken(privateKey: KeyLike | Uint8Array, options: IssueBearerTokenOptions) {
+  const issuedAt = Math.floor((options.now ?? (() => new Date()))().getTime() / 1000);
+  return new SignJWT({ role: options.role })
+    .setProtectedHeader({ alg: 'ES256', kid: options.kid, typ: 'JWT' })
+    .setSubject(options.subject)
+    .setAudience(options.audience)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + (options.ttlSeconds ?? 300))
+    .sign(privateKey);
+}
+
+function unauthenticated(message: string): GatewayError {
+  return new GatewayError(GatewayErrorCode.Unauthenticated, message);
+}

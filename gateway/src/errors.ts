@@ -1,0 +1,51 @@
+/**
+ * The gateway's coded errors. Callers switch on `code`, never on the message; the HTTP layer
+ * maps each code to a status once (http/errors.ts).
+ */
+export const GatewayErrorCode = {
+  /** The request body, query or path failed validation. */
+  BadRequest: 'BAD_REQUEST',
+  /** No credential, or a credential that does not verify. */
+  Unauthenticated: 'UNAUTHENTICATED',
+  /** A valid credential whose role may not do this. */
+  Forbidden: 'FORBIDDEN',
+  NotFound: 'NOT_FOUND',
+  /** The enrolment token is malformed, forged, expired or for another device. */
+  EnrolmentTokenInvalid: 'ENROLMENT_TOKEN_INVALID',
+  /** The enrolment token was already used, here or at another gateway. */
+  EnrolmentTokenUsed: 'ENROLMENT_TOKEN_USED',
+  /** The PKCS#10 request is malformed, has a bad signature, or a key of the wrong type. */
+  CsrInvalid: 'CSR_INVALID',
+  /** The ledger refused the transaction; `detail` carries the chaincode's own code. */
+  LedgerRejected: 'LEDGER_REJECTED',
+  /** The ledger could not be reached or did not answer in time. */
+  LedgerUnavailable: 'LEDGER_UNAVAILABLE',
+  /** The HSM failed; never caused by the caller. */
+  HsmFailure: 'HSM_FAILURE',
+  /** Configuration is missing or invalid; raised at start-up only. */
+  ConfigInvalid: 'CONFIG_INVALID',
+} as const;
+
+export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+
+  /**
+   * @param code what went wrong, for machines
+   * @param message what went wrong, for people; shown to callers for 4xx codes only
+   * @param detail a further machine-readable code, e.g. the chaincode's `DEVICE_EXISTS`
+   */
+  constructor(
+    readonly code: GatewayErrorCode,
+    message: string,
+    readonly detail?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
