@@ -1,0 +1,91 @@
+import type { Principal } from '../auth/bearer';
+
+/** A record read from the ledger, with the HSM metadata signature that any client can verify. */
+export interface SignedRecord<T> {
+  readonly record: T;
+  /** Compact JWS (ES256) by the metadata-signing trust anchor over the record's canonical request. */
+  readonly signature: string | null;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Pass back to get the next page; empty when there is none. */
+  readonly bookmark: string;
+}
+
+export interface HistoryEntry {
+  readonly transactionId: string;
+  readonly timestamp: string;
+  readonly isDelete: boolean;
+  readonly value: unknown;
+}
+
+export interface EnrolmentTokenRequest {
+  readonly deviceId: string;
+  readonly group: string;
+  readonly location: string;
+  readonly function: string;
+  readonly shard: number;
+  readonly ttlSeconds?: number;
+}
+
+export interface EnrolmentRequest {
+  readonly enrolmentToken: string;
+  /** PKCS#10, PEM, with subject CN = the device id the token was issued for. */
+  readonly csr: string;
+}
+
+export interface Enrolment {
+  readonly deviceId: string;
+  readonly certificate: string;
+  readonly caCertificate: string;
+  readonly certificateFingerprint: string;
+  readonly transactionId: string;
+}
+
+export const DeviceAction = { Suspend: 'suspend', Reinstate: 'reinstate', Revoke: 'revoke' } as const;
+export type DeviceAction = (typeof DeviceAction)[keyof typeof DeviceAction];
+
+/** Device enrolment and lifecycle: what the REST API and the CLI ask of the gateway. */
+export interface DeviceService {
+  issueEnrolmentToken(by: Principal, request: EnrolmentTokenRequest): Promise<{ token: string; expiresAt: string }>;
+  enrol(request: EnrolmentRequest): Promise<Enrolment>;
+  get(by: Principal, deviceId: string): Promise<SignedRecord<unknown>>;
+  list(by: Principal, group: string, pageSize: number, bookmark: string): Promise<Page<unknown>>;
+  changeStatus(
+    by: Principal,
+    deviceId: string,
+    action: DeviceAction,
+    reason: string,
+  ): Promise<{ transactionId: string; record: unknown }>;
+  history(by: Principal, deviceId: string): Promise<readonly HistoryEntry[]>;
+}
+
+export interface KeyRegistration {
+  readonly keyId: string;
+  /** Key material is generated in the HSM; these are the kinds it can make here. */
+  readonly algorithm: 'AES-256' | 'EC-P256';
+  readonly purpose: 'encrypt' | 'sign' | 'wrap';
+  readonly owner: { readonly type: 'application' | 'device'; readonly id: string };
+  readonly rotationIntervalSeconds: number;
+  readonly retentionSeconds: number;
+  readonly accessPolicy: unknown;
+}
+
+/** Key registration and metadata. */
+export interface KeyService {
+  register(by: Principal, request: KeyRegistration): Promise<{ transactionId: string; record: unknown }>;
+  get(by: Principal, keyId: string): Promise<SignedRecord<unknown>>;
+  history(by: Principal, keyId: string): Promise<readonly HistoryEntry[]>;
+}
+
+export interface Health {
+  readonly hsm: boolean;
+  readonly ledger: boolean;
+}
+
+export interface Services {
+  readonly devices: DeviceService;
+  readonly keys: KeyService;
+  health(): Promise<Health>;
+}

@@ -1,0 +1,71 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayErrorCode, isGatewayError } from '../errors';
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  readonly error: { readonly code: string; readonly message: string; readonly detail?: string };
+}
+
+const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
+  BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  ENROLMENT_TOKEN_INVALID: 401,
+  ENROLMENT_TOKEN_USED: 409,
+  CSR_INVALID: 400,
+  LEDGER_REJECTED: 409,
+  LEDGER_UNAVAILABLE: 503,
+  HSM_FAILURE: 500,
+  CONFIG_INVALID: 500,
+};
+
+/** Fastify's own error codes that are the caller's fault, and the code we answer with. */
+const fastifyClientErrors: Readonly<Record<string, { status: number; code: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'BAD_REQUEST' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BAD_REQUEST' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BAD_REQUEST' },
+};
+
+/**
+ * The one place where errors become HTTP answers. Caller mistakes keep their message; server
+ * faults answer a fixed text so nothing internal (HSM, ledger, stack) reaches a caller.
+ */
+export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (isGatewayError(err)) {
+    const status = statusOf[err.code];
+    if (status >= 500) {
+      request.log.error({ err, code: err.code }, 'request failed');
+      return send(reply, status, err.code, 'the gateway could not complete the request');
+    }
+    return send(reply, status, err.code, err.message, err.detail);
+  }
+  if (err.validation) {
+    return send(reply, 400, GatewayErrorCode.BadRequest, `${err.validationContext ?? 'request'}${message(err)}`);
+  }
+  const known = fastifyClientErrors[err.code];
+  if (known) return send(reply, known.status, known.code, err.message);
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return send(reply, err.statusCode, GatewayErrorCode.BadRequest, err.message);
+  }
+  request.log.error({ err }, 'unexpected error');
+  return send(reply, 500, 'INTERNAL', 'the gateway could not complete the request');
+}
+
+function message(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (!first) return ' is invalid';
+  const where = first.instancePath === '' ? '' : first.instancePath;
+  const extra =
+    first.keyword === 'additionalProperties'
+      ? ` (unknown field "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}")`
+      : '';
+  return `${where} ${first.message ?? 'is invalid'}${extra}`;
+}
+
+function send(reply: FastifyReply, status: number, code: string, text: string, detail?: string): FastifyReply {
+  const body: ErrorBody = { error: detail === undefined ? { code, message: text } : { code, message: text, detail } };
+  return reply.status(status).send(body);
+}

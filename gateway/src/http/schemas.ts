@@ -1,0 +1,194 @@
+/**
+ * JSON schemas (draft-07, as Fastify's Ajv reads them) of everything the REST API takes and
+ * returns, with the matching TypeScript types. Bodies are closed: unknown fields are refused.
+ */
+
+const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+const text = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' } as const;
+export const health = {
+  type: 'object',
+  required: ['status', 'hsm', 'ledger'],
+  properties: { status: { type: 'string' }, hsm: { type: 'boolean' }, ledger: { type: 'boolean' } },
+} as const;
+
+export const idParams = { type: 'object', required: ['id'], properties: { id } } as const;
+export interface IdParams {
+  id: string;
+}
+
+export const enrolmentTokenBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['deviceId', 'group', 'location', 'function'],
+  properties: {
+    deviceId: id,
+    group: id,
+    location: text,
+    function: text,
+    shard: { type: 'integer', minimum: 0, maximum: 65535, default: 0 },
+    ttlSeconds: { type: 'integer', minimum: 60, maximum: 7 * 24 * 3600 },
+  },
+} as const;
+export interface EnrolmentTokenBody {
+  deviceId: string;
+  group: string;
+  location: string;
+  function: string;
+  shard: number;
+  ttlSeconds?: number;
+}
+
+export const enrolmentToken = {
+  type: 'object',
+  required: ['token', 'expiresAt'],
+  properties: { token: { type: 'string' }, expiresAt: { type: 'string' } },
+} as const;
+
+export const enrolmentBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['enrolmentToken', 'csr'],
+  properties: {
+    enrolmentToken: { type: 'string', minLength: 1, maxLength: 4096 },
+    csr: { type: 'string', minLength: 1, maxLength: 8192 },
+  },
+} as const;
+export interface EnrolmentBody {
+  enrolmentToken: string;
+  csr: string;
+}
+
+export const enrolment = {
+  type: 'object',
+  required: ['deviceId', 'certificate', 'caCertificate', 'certificateFingerprint', 'transactionId'],
+  properties: {
+    deviceId: { type: 'string' },
+    certificate: { type: 'string' },
+    caCertificate: { type: 'string' },
+    certificateFingerprint: { type: 'string' },
+    transactionId: { type: 'string' },
+  },
+} as const;
+
+export const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['group'],
+  properties: {
+    group: id,
+    pageSize: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', default: '50' },
+    bookmark: { type: 'string', maxLength: 1024, default: '' },
+  },
+} as const;
+export interface ListQuery {
+  group: string;
+  pageSize: string;
+  bookmark: string;
+}
+
+export const reasonBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: { reason: text },
+} as const;
+export interface ReasonBody {
+  reason: string;
+}
+
+const principal = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['mspId', 'role'],
+  properties: {
+    mspId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+    role: { enum: ['operator', 'verifier', 'auditor', 'application', 'device'] },
+    id: id,
+  },
+} as const;
+const principals = { type: 'array', maxItems: 32, uniqueItems: true, items: principal } as const;
+
+export const keyBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['keyId', 'algorithm', 'purpose', 'owner', 'rotationIntervalSeconds', 'accessPolicy'],
+  properties: {
+    keyId: id,
+    algorithm: { enum: ['AES-256', 'EC-P256'] },
+    purpose: { enum: ['encrypt', 'sign', 'wrap'] },
+    owner: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'id'],
+      properties: { type: { enum: ['application', 'device'] }, id },
+    },
+    rotationIntervalSeconds: { type: 'integer', minimum: 60, maximum: 3650 * 86400 },
+    retentionSeconds: { type: 'integer', minimum: 0, maximum: 3650 * 86400, default: 30 * 86400 },
+    accessPolicy: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['read', 'use', 'rotate', 'administer'],
+      properties: { read: principals, use: principals, rotate: principals, administer: principals },
+    },
+  },
+} as const;
+export interface AccessPolicyBody {
+  read: PrincipalBody[];
+  use: PrincipalBody[];
+  rotate: PrincipalBody[];
+  administer: PrincipalBody[];
+}
+export interface PrincipalBody {
+  mspId: string;
+  role: 'operator' | 'verifier' | 'auditor' | 'application' | 'device';
+  id?: string;
+}
+export interface KeyBody {
+  keyId: string;
+  algorithm: 'AES-256' | 'EC-P256';
+  purpose: 'encrypt' | 'sign' | 'wrap';
+  owner: { type: 'application' | 'device'; id: string };
+  rotationIntervalSeconds: number;
+  retentionSeconds: number;
+  accessPolicy: AccessPolicyBody;
+}
+
+const anyRecord = { type: 'object', additionalProperties: true } as const;
+
+export const signedRecord = {
+  type: 'object',
+  required: ['record', 'signature'],
+  properties: { record: anyRecord, signature: { type: ['string', 'null'] } },
+} as const;
+
+export const written = {
+  type: 'object',
+  required: ['transactionId', 'record'],
+  properties: { transactionId: { type: 'string' }, record: anyRecord },
+} as const;
+
+export const page = {
+  type: 'object',
+  required: ['items', 'bookmark'],
+  properties: { items: { type: 'array', items: anyRecord }, bookmark: { type: 'string' } },
+} as const;
+
+export const history = {
+  type: 'object',
+  required: ['entries'],
+  properties: {
+    entries: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['transactionId', 'timestamp', 'isDelete'],
+        properties: {
+          transactionId: { type: 'string' },
+          timestamp: { type: 'string' },
+          isDelete: { type: 'boolean' },
+          value: {},
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,145 @@
+import { readFileSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import {
+  CommitError,
+  connect,
+  EndorseError,
+  GatewayError as FabricGatewayError,
+  hash,
+  StatusCode,
+  type Gateway,
+  type Signer,
+} from '@hyperledger/fabric-gateway';
+import { GatewayError, GatewayErrorCode } from '../errors';
+import type { LedgerTransport } from './transport';
+
+/**
+ * The connection description that network/network.sh writes (docs/gateway.md, "Connection
+ * description"). Paths inside it are relative to the file.
+ */
+export interface ConnectionProfile {
+  readonly channel: string;
+  readonly chaincode: string;
+  readonly organizations: Readonly<
+    Record<
+      string,
+      {
+        readonly mspId: string;
+        readonly peers: readonly {
+          readonly endpoint: string;
+          readonly hostAlias: string;
+          readonly tlsRootCert: string;
+        }[];
+      }
+    >
+  >;
+}
+
+export interface FabricTransportOptions {
+  readonly profilePath: string;
+  /** Which organisation's peer to reach, e.g. `Org1`. */
+  readonly org: string;
+  /** The gateway's X.509 certificate, PEM, issued by the org's CA for the HSM-held key. */
+  readonly certificatePem: string;
+  /** Signs proposal and transaction digests with the HSM-held key (DER, low S). */
+  readonly signer: Signer;
+  /** Attempts for a transaction that hit an MVCC read conflict or an unavailable peer. */
+  readonly attempts?: number;
+}
+
+const retriableCommitCodes = new Set<number>([StatusCode.MVCC_READ_CONFLICT, StatusCode.PHANTOM_READ_CONFLICT]);
+
+/** Connects to the org's peer through the Fabric Gateway service, with a deadline on every call. */
+export function newFabricTransport(options: FabricTransportOptions): LedgerTransport {
+  const profile = JSON.parse(readFileSync(options.profilePath, 'utf8')) as ConnectionProfile;
+  const org = profile.organizations[options.org];
+  const peer = org?.peers[0];
+  if (!org || !peer) {
+    throw new GatewayError(GatewayErrorCode.ConfigInvalid, `no peer of ${options.org} in ${options.profilePath}`);
+  }
+  const tlsRoot = readFileSync(resolve(dirname(options.profilePath), peer.tlsRootCert));
+  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(tlsRoot), {
+    'grpc.ssl_target_name_override': peer.hostAlias,
+  });
+  const deadline = (seconds: number) => () => ({ deadline: Date.now() + seconds * 1000 });
+  const gateway: Gateway = connect({
+    client,
+    identity: { mspId: org.mspId, credentials: Buffer.from(options.certificatePem) },
+    signer: options.signer,
+    hash: hash.sha256,
+    evaluateOptions: deadline(5),
+    endorseOptions: deadline(15),
+    submitOptions: deadline(5),
+    commitStatusOptions: deadline(60),
+    chaincodeEventsOptions: deadline(60),
+  });
+  const contract = gateway.getNetwork(profile.channel).getContract(profile.chaincode);
+  const attempts = options.attempts ?? 3;
+
+  return {
+    async submit(transaction, args) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const submitted = await contract.submitAsync(transaction, { arguments: [...args] });
+          const status = await submitted.getStatus();
+          if (!status.successful) {
+            throw new CommitError({
+              code: status.code,
+              transactionId: status.transactionId,
+              message: `transaction ${status.transactionId} failed to commit with status code ${status.code}`,
+            });
+          }
+          return { payload: submitted.getResult(), transactionId: submitted.getTransactionId() };
+        } catch (err) {
+          if (attempt < attempts && isRetriable(err)) continue;
+          throw toGatewayError(err);
+        }
+      }
+    },
+
+    async evaluate(transaction, args) {
+      try {
+        return await contract.evaluate(transaction, { arguments: [...args] });
+      } catch (err) {
+        throw toGatewayError(err);
+      }
+    },
+
+    close() {
+      gateway.close();
+      client.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+function isRetriable(err: unknown): boolean {
+  if (err instanceof CommitError) return retriableCommitCodes.has(err.code);
+  return err instanceof FabricGatewayError && err.code === (grpc.status.UNAVAILABLE as number) && !(err instanceof EndorseError);
+}
+
+/** Fabric forwards only the chaincode's message; keyfleet's messages start with their code. */
+function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof FabricGatewayError) {
+    const messages = [err.message, ...err.details.map((d) => d.message)].join('\n');
+    const code = /\b([A-Z][A-Z_]{2,}[A-Z]): /.exec(messages)?.[1];
+    if (code !== undefined) {
+      return new GatewayError(
+        GatewayErrorCode.LedgerRejected,
+        messages.split('\n').find((m) => m.includes(code)) ?? code,
+        code,
+        {
+          cause: err,
+        },
+      );
+    }
+    return new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the ledger did not accept the call', undefined, {
+      cause: err,
+    });
+  }
+  if (err instanceof CommitError) {
+    return new GatewayError(GatewayErrorCode.LedgerRejected, err.message, `COMMIT_${String(err.code)}`, { cause: err });
+  }
+  return new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the ledger call failed', undefined, { cause: err });
+}
