@@ -116,7 +116,11 @@ export function newFabricTransport(options: FabricTransportOptions): LedgerTrans
 
 function isRetriable(err: unknown): boolean {
   if (err instanceof CommitError) return retriableCommitCodes.has(err.code);
-  return err instanceof FabricGatewayError && err.code === (grpc.status.UNAVAILABLE as number) && !(err instanceof EndorseError);
+  return (
+    err instanceof FabricGatewayError &&
+    err.code === (grpc.status.UNAVAILABLE as number) &&
+    !(err instanceof EndorseError)
+  );
 }
 
 /** Fabric forwards only the chaincode's message; keyfleet's messages start with their code. */

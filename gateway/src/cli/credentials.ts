@@ -1,0 +1,67 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK } from 'jose';
+import { ApiRole, issueBearerToken } from '../auth/bearer';
+
+/**
+ * An operator's, auditor's or application's own signing key for bearer tokens. The private
+ * half stays in the credentials file (0600); the public half goes into the gateway's JWKS.
+ */
+export interface Credentials {
+  readonly subject: string;
+  readonly role: ApiRole;
+  readonly kid: string;
+  readonly privateJwk: JWK;
+}
+
+/** Makes a new key pair, writes the credentials file and adds the public key to the JWKS file. */
+export async function createCredentials(
+  subject: string,
+  role: ApiRole,
+  credentialsFile: string,
+  jwksFile: string,
+): Promise<Credentials> {
+  if (existsSync(credentialsFile)) throw new Error(`${credentialsFile} exists; refusing to overwrite it`);
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const credentials: Credentials = { subject, role, kid, privateJwk: { ...(await exportJWK(privateKey)), kid } };
+
+  mkdirSync(dirname(credentialsFile), { recursive: true });
+  writeFileSync(credentialsFile, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(credentialsFile, 0o600);
+
+  const jwks: JSONWebKeySet = existsSync(jwksFile)
+    ? (JSON.parse(readFileSync(jwksFile, 'utf8')) as JSONWebKeySet)
+    : { keys: [] };
+  jwks.keys.push({ ...publicJwk, kid, alg: 'ES256', use: 'sig' });
+  mkdirSync(dirname(jwksFile), { recursive: true });
+  writeFileSync(jwksFile, JSON.stringify(jwks, null, 2) + '\n');
+  return credentials;
+}
+
+export function readCredentials(file: string): Credentials {
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<Credentials>;
+  if (
+    typeof parsed.subject !== 'string' ||
+    typeof parsed.kid !== 'string' ||
+    typeof parsed.privateJwk !== 'object' ||
+    !Object.values<string>(ApiRole).includes(parsed.role ?? '')
+  ) {
+    throw new Error(`${file} is not a keyfleet credentials file`);
+  }
+  return parsed as Credentials;
+}
+
+/** A fresh short-lived `Authorization` header value for these credentials. */
+export async function bearerHeader(credentials: Credentials, audience: string): Promise<string> {
+  const key = await importJWK(credentials.privateJwk, 'ES256');
+  const token = await issueBearerToken(key, {
+    subject: credentials.subject,
+    role: credentials.role,
+    audience,
+    kid: credentials.kid,
+    ttlSeconds: 120,
+  });
+  return `Bearer ${token}`;
+}

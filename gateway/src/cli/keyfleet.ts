@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ApiRole } from '../auth/bearer';
+import { ApiError, newApiClient, type ApiClient } from './api-client';
+import { bearerHeader, createCredentials, readCredentials } from './credentials';
+
+const usage = `keyfleet — operate and audit a keyfleet gateway
+
+Usage: keyfleet <command> [arguments] [--json]
+
+Credentials (bearer-token keys; the private key never leaves the credentials file):
+  credentials create <subject> --role operator|auditor|application --out FILE [--jwks FILE]
+
+Devices:
+  devices token <device-id> --group G --location L --function F [--shard N] [--ttl SECONDS]
+  devices enrol --token TOKEN --csr FILE
+  devices get <device-id>
+  devices list --group G [--page-size N] [--bookmark B]
+  devices suspend|reinstate|revoke <device-id> --reason TEXT
+
+Keys:
+  keys register <key-id> --algorithm AES-256|EC-P256 --purpose encrypt|sign|wrap
+                --owner application:ID|device:ID --rotate-every SECONDS [--retention SECONDS]
+                [--policy FILE]      (access policy JSON: {read,use,rotate,administer})
+  keys get <key-id>
+  keys history <key-id>
+
+Audit:
+  audit device <device-id>
+  audit key <key-id>
+
+Environment:
+  KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
+  KEYFLEET_CREDENTIALS  credentials file for bearer tokens
+  KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
+  KEYFLEET_AUTH_JWKS    JWKS file that 'credentials create' adds to (default .keyfleet/auth/jwks.json)
+`;
+
+interface Output {
+  json: boolean;
+  print(value: unknown, human?: (value: never) => string): void;
+}
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      role: { type: 'string' },
+      out: { type: 'string' },
+      jwks: { type: 'string' },
+      group: { type: 'string' },
+      location: { type: 'string' },
+      function: { type: 'string' },
+      shard: { type: 'string' },
+      ttl: { type: 'string' },
+      token: { type: 'string' },
+      csr: { type: 'string' },
+      'page-size': { type: 'string' },
+      bookmark: { type: 'string' },
+      reason: { type: 'string' },
+      algorithm: { type: 'string' },
+      purpose: { type: 'string' },
+      owner: { type: 'string' },
+      'rotate-every': { type: 'string' },
+      retention: { type: 'string' },
+      policy: { type: 'string' },
+    },
+  });
+  const [noun, verb, target] = positionals;
+  if (values.help || noun === undefined) {
+    process.stdout.write(usage);
+    return noun === undefined && !values.help ? 2 : 0;
+  }
+  const out: Output = {
+    json: values.json,
+    print(value, human) {
+      process.stdout.write(
+        values.json || !human ? JSON.stringify(value, null, 2) + '\n' : human(value as never) + '\n',
+      );
+    },
+  };
+  const audience = env.KEYFLEET_AUTH_AUDIENCE ?? 'keyfleet-gateway';
+  const required = (name: string, value: string | undefined): string => {
+    if (value === undefined || value === '') throw new UsageError(`${name} is required`);
+    return value;
+  };
+  const integer = (name: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number`);
+    return Number(value);
+  };
+
+  if (noun === 'credentials' && verb === 'create') {
+    const role = required('--role', values.role);
+    if (!Object.values<string>(ApiRole).includes(role))
+      throw new UsageError('--role must be operator, auditor or application');
+    const jwks = values.jwks ?? env.KEYFLEET_AUTH_JWKS ?? '.keyfleet/auth/jwks.json';
+    const credentials = await createCredentials(
+      required('<subject>', target),
+      role as ApiRole,
+      required('--out', values.out),
+      jwks,
+    );
+    out.print(
+      { subject: credentials.subject, role: credentials.role, kid: credentials.kid, jwks },
+      (c: { kid: string }) =>
+        `created credentials for ${credentials.subject} (${credentials.role}), key ${c.kid}, added to ${jwks}`,
+    );
+    return 0;
+  }
+
+  const credentialsFile = env.KEYFLEET_CREDENTIALS;
+  const api: ApiClient = newApiClient({
+    baseUrl: env.KEYFLEET_URL ?? 'http://127.0.0.1:8080',
+    authorization: async () =>
+      credentialsFile === undefined ? undefined : bearerHeader(readCredentials(credentialsFile), audience),
+  });
+  const id = () => encodeURIComponent(required('<id>', target));
+
+  switch (`${noun} ${verb ?? ''}`) {
+    case 'devices token': {
+      const token = await api.request('POST', '/v1/enrolment-tokens', {
+        deviceId: required('<device-id>', target),
+        group: required('--group', values.group),
+        location: required('--location', values.location),
+        function: required('--function', values.function),
+        shard: integer('--shard', values.shard) ?? 0,
+        ...(values.ttl === undefined ? {} : { ttlSeconds: integer('--ttl', values.ttl) }),
+      });
+      out.print(token, (t: { token: string; expiresAt: string }) => `${t.token}\n(expires ${t.expiresAt})`);
+      return 0;
+    }
+    case 'devices enrol': {
+      const enrolled = await api.request('POST', '/v1/devices', {
+        enrolmentToken: required('--token', values.token),
+        csr: readFileSync(required('--csr', values.csr), 'utf8'),
+      });
+      out.print(
+        enrolled,
+        (e: { deviceId: string; transactionId: string; certificate: string }) =>
+          `enrolled ${e.deviceId} (transaction ${e.transactionId})\n${e.certificate}`,
+      );
+      return 0;
+    }
+    case 'devices get':
+      out.print(await api.request('GET', `/v1/devices/${id()}`), (r: { record: unknown }) => describe(r.record));
+      return 0;
+    case 'devices list': {
+      const query = new URLSearchParams({ group: required('--group', values.group) });
+      if (values['page-size'] !== undefined) query.set('pageSize', values['page-size']);
+      if (values.bookmark !== undefined) query.set('bookmark', values.bookmark);
+      out.print(
+        await api.request('GET', `/v1/devices?${query.toString()}`),
+        (p: { items: unknown[]; bookmark: string }) =>
+          [...p.items.map(describe), p.bookmark === '' ? '(end)' : `(more: --bookmark ${p.bookmark})`].join('\n'),
+      );
+      return 0;
+    }
+    case 'devices suspend':
+    case 'devices reinstate':
+    case 'devices revoke': {
+      const written = await api.request('POST', `/v1/devices/${id()}/${verb ?? ''}`, {
+        reason: required('--reason', values.reason),
+      });
+      out.print(
+        written,
+        (w: { transactionId: string }) => `${verb ?? ''}: ${target ?? ''} (transaction ${w.transactionId})`,
+      );
+      return 0;
+    }
+    case 'keys register': {
+      const [ownerType, ownerId] = required('--owner', values.owner).split(':', 2);
+      const policy: unknown = values.policy === undefined ? undefined : JSON.parse(readFileSync(values.policy, 'utf8'));
+      const written = await api.request('POST', '/v1/keys', {
+        keyId: required('<key-id>', target),
+        algorithm: required('--algorithm', values.algorithm),
+        purpose: required('--purpose', values.purpose),
+        owner: { type: ownerType, id: ownerId },
+        rotationIntervalSeconds: integer('--rotate-every', required('--rotate-every', values['rotate-every'])),
+        ...(values.retention === undefined ? {} : { retentionSeconds: integer('--retention', values.retention) }),
+        accessPolicy: policy ?? { read: [], use: [], rotate: [], administer: [] },
+      });
+      out.print(
+        written,
+        (w: { transactionId: string }) => `registered ${target ?? ''} (transaction ${w.transactionId})`,
+      );
+      return 0;
+    }
+    case 'keys get':
+      out.print(await api.request('GET', `/v1/keys/${id()}`), (r: { record: unknown }) => describe(r.record));
+      return 0;
+    case 'keys history':
+    case 'audit key':
+      out.print(await api.request('GET', `/v1/audit/keys/${id()}`), historyText);
+      return 0;
+    case 'audit device':
+      out.print(await api.request('GET', `/v1/audit/devices/${id()}`), historyText);
+      return 0;
+    default:
+      throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+  }
+}
+
+class UsageError extends Error {}
+
+function describe(record: unknown): string {
+  if (record === null || typeof record !== 'object') return String(record);
+  return Object.entries(record)
+    .filter(([, v]) => typeof v !== 'object' || v === null)
+    .map(([k, v]) => `${k.padEnd(18)} ${String(v)}`)
+    .join('\n');
+}
+
+function historyText(history: { entries: { transactionId: string; timestamp: string; value: unknown }[] }): string {
+  return history.entries
+    .map((e) => {
+      const value = e.value as Record<string, unknown> | null;
+      const state = value?.Status ?? value?.State;
+      const summary = typeof state === 'string' ? state : '';
+      return `${e.timestamp}  ${e.transactionId.slice(0, 16)}…  ${summary}`;
+    })
+    .join('\n');
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`keyfleet: ${err.message}\n\n${usage}`);
+      process.exitCode = 2;
+    } else if (err instanceof ApiError) {
+      process.stderr.write(`keyfleet: ${err.code}${err.detail ? ` (${err.detail})` : ''}: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`keyfleet: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

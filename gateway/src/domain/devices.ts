@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import type { Principal } from '../auth/bearer';
+import type { DeviceCa } from '../ca/device-ca';
+import type { EcSigningKey } from '../crypto/ec-key';
+import { GatewayError, GatewayErrorCode } from '../errors';
+import type { LedgerClient } from '../ledger/ledger-client';
+import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
+import { DeviceAction, type DeviceService, type HistoryEntry, type Page, type SignedRecord } from './services';
+
+export interface DeviceServiceOptions {
+  readonly ledger: LedgerClient;
+  readonly ca: DeviceCa;
+  /** The HSM key that signs enrolment tokens. */
+  readonly tokenKey: EcSigningKey;
+  readonly defaultTokenTtlSeconds: number;
+  readonly now?: () => Date;
+}
+
+const statusTransaction: Readonly<Record<DeviceAction, string>> = {
+  suspend: 'SuspendDevice',
+  reinstate: 'ReinstateDevice',
+  revoke: 'RevokeDevice',
+};
+
+export function newDeviceService(options: DeviceServiceOptions): DeviceService {
+  const { ledger, ca, tokenKey } = options;
+  const now = options.now ?? (() => new Date());
+
+  return {
+    issueEnrolmentToken(by: Principal, request) {
+      const { ttlSeconds, ...grant } = request;
+      return issueEnrolmentToken(tokenKey, grant, by.subject, ttlSeconds ?? options.defaultTokenTtlSeconds, now());
+    },
+
+    async enrol(request) {
+      const grant = await verifyEnrolmentToken(request.enrolmentToken, tokenKey.publicKey, now());
+      const certificate = await ca.issue(request.csr, grant.deviceId);
+      // The ledger write consumes the token's id in the same transaction, so a token enrols
+      // at most one device across every gateway, and a failed write leaves the token usable.
+      // The certificate is returned only after the commit.
+      let transactionId: string;
+      try {
+        ({ transactionId } = await ledger.write('EnrolDevice', {
+          DeviceID: grant.deviceId,
+          Group: grant.group,
+          Location: grant.location,
+          Function: grant.function,
+          Shard: grant.shard,
+          CertFingerprint: certificate.fingerprint,
+          EnrolmentNonceDigest: sha256Hex(grant.tokenId),
+        }));
+      } catch (err) {
+        if (err instanceof GatewayError && err.detail === 'NONCE_REPLAYED') {
+          throw new GatewayError(GatewayErrorCode.EnrolmentTokenUsed, 'this enrolment token was already used');
+        }
+        throw err;
+      }
+      return {
+        deviceId: grant.deviceId,
+        certificate: certificate.pem,
+        caCertificate: ca.certificatePem,
+        certificateFingerprint: certificate.fingerprint,
+        transactionId,
+      };
+    },
+
+    async get(_by, deviceId) {
+      return notFoundAs(ledger.read<SignedRecord<unknown>>('GetDevice', deviceId), 'DEVICE_NOT_FOUND');
+    },
+
+    async list(_by, group, pageSize, bookmark) {
+      return ledger.read<Page<unknown>>('ListDevicesByGroup', group, String(pageSize), bookmark);
+    },
+
+    async changeStatus(_by, deviceId, action, reason) {
+      const fields =
+        action === DeviceAction.Revoke
+          ? { DeviceID: deviceId, Reason: 'unspecified', Comment: reason }
+          : { DeviceID: deviceId, Reason: reason };
+      return notFoundAs(ledger.write(statusTransaction[action], fields), 'DEVICE_NOT_FOUND');
+    },
+
+    async history(_by, deviceId) {
+      return notFoundAs(ledger.read<HistoryEntry[]>('GetDeviceHistory', deviceId), 'DEVICE_NOT_FOUND');
+    },
+  };
+}
+
+/** A ledger "not found" is the caller's 404, not a conflict. */
+export async function notFoundAs<T>(promise: Promise<T>, ledgerCode: string): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err instanceof GatewayError && err.detail === ledgerCode) {
+      throw new GatewayError(GatewayErrorCode.NotFound, err.message, ledgerCode, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
