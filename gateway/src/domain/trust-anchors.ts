@@ -1,0 +1,67 @@
+import { calculateJwkThumbprint, exportJWK } from 'jose';
+import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { EcSigningKey } from '../crypto/ec-key';
+import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
+import type { LedgerTransport } from '../ledger/transport';
+
+export interface AnchorKey {
+  readonly kind: AnchorKind;
+  readonly key: EcSigningKey;
+  readonly description: string;
+}
+
+export interface RegisteredAnchors {
+  /** AnchorID of each kind, as registered on the ledger. */
+  readonly ids: Readonly<Partial<Record<AnchorKind, string>>>;
+  /** A ledger client signing with the metadata-signing anchor. */
+  readonly ledger: LedgerClient;
+}
+
+/**
+ * Makes sure the HSM's public keys are the ledger's trust anchors, registering any that are
+ * missing: the metadata-signing key first (self-signed, proof of possession), then the others,
+ * authorised by it. Anchors are matched by RFC 7638 thumbprint, so a restart registers nothing.
+ */
+export async function ensureTrustAnchors(
+  transport: LedgerTransport,
+  metadata: Omit<AnchorKey, 'kind'>,
+  others: readonly AnchorKey[],
+): Promise<RegisteredAnchors> {
+  const reader = newLedgerClient({ transport, signingKey: metadata.key, anchorId: '' });
+  const existing = await reader.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const ids: Partial<Record<AnchorKind, string>> = {};
+
+  const register = async (ledger: LedgerClient, anchor: AnchorKey, anchorId: string) => {
+    const jwk = await exportJWK(anchor.key.publicKey);
+    const thumbprint = await calculateJwkThumbprint(jwk);
+    const found = existing.find((a) => a.Thumbprint === thumbprint && a.Status === 'active');
+    if (found) return found.AnchorID;
+    await ledger.write('RegisterTrustAnchor', {
+      AnchorID: anchorId,
+      Kind: anchor.kind,
+      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+      Description: anchor.description,
+    });
+    return anchorId;
+  };
+
+  const metadataAnchor: AnchorKey = { ...metadata, kind: 'metadata-signing' };
+  const metadataId = await anchorIdOf(metadataAnchor);
+  // The bootstrap JWS is made by the key being registered, so its kid is the new anchor's id.
+  ids['metadata-signing'] = await register(
+    newLedgerClient({ transport, signingKey: metadata.key, anchorId: metadataId }),
+    metadataAnchor,
+    metadataId,
+  );
+  const ledger = newLedgerClient({ transport, signingKey: metadata.key, anchorId: ids['metadata-signing'] });
+  for (const anchor of others) {
+    ids[anchor.kind] = await register(ledger, anchor, await anchorIdOf(anchor));
+  }
+  return { ids, ledger };
+}
+
+/** `<kind>-<first 16 characters of the key's thumbprint>`: stable for a key, distinct across keys. */
+async function anchorIdOf(anchor: AnchorKey): Promise<string> {
+  const thumbprint = await calculateJwkThumbprint(await exportJWK(anchor.key.publicKey));
+  return `${anchor.kind}-${thumbprint.slice(0, 16).replace(/[^A-Za-z0-9]/g, 'x')}`;
+}
