@@ -46,6 +46,50 @@ describe('devices', () => {
     );
   });
 
+  it('consumes the enrolment token with the enrolment, so a token enrols one device only', async () => {
+    const token = hex('enrolment-token-1');
+    await h.write(
+      h.ids.operator,
+      TransactionName.EnrolDevice,
+      h.enrolRequest('dev-0001', { EnrolmentNonceDigest: token }),
+    );
+    const nonce = await h.read<{ Purpose: string; Subject: string }>(h.ids.auditor, TransactionName.GetNonce, token);
+    expect(nonce).to.include({ Purpose: 'enrolment', Subject: 'dev-0001' });
+    await expectRejected(
+      h,
+      h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest('dev-0002', { EnrolmentNonceDigest: token })),
+      ErrorCode.NonceReplayed,
+    );
+    await expectRejected(h, h.read(h.ids.auditor, TransactionName.GetDevice, 'dev-0002'), ErrorCode.DeviceNotFound);
+  });
+
+  it('leaves the enrolment token unused when the enrolment is refused', async () => {
+    await h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest('dev-0001'));
+    const token = hex('enrolment-token-2');
+    await expectRejected(
+      h,
+      h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest('dev-0001', { EnrolmentNonceDigest: token })),
+      ErrorCode.DeviceExists,
+    );
+    await h.write(
+      h.ids.operator,
+      TransactionName.EnrolDevice,
+      h.enrolRequest('dev-0003', { EnrolmentNonceDigest: token }),
+    );
+  });
+
+  it('does not let ConsumeNonce burn enrolment tokens', async () => {
+    await expectRejected(
+      h,
+      h.write(
+        h.ids.operator,
+        TransactionName.ConsumeNonce,
+        h.req(TransactionName.ConsumeNonce, { NonceDigest: hex('t'), Purpose: 'enrolment', Subject: 'dev-0001' }),
+      ),
+      ErrorCode.InvalidArgument,
+    );
+  });
+
   it('suspends, reinstates and revokes, with an event and a history entry for each', async () => {
     await h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest('dev-0001'));
     h.advance(10);

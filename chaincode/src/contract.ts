@@ -428,6 +428,8 @@ export class KeyfleetContract extends Contract {
     if ((await store.get(store.key(KeyType.Device, request.DeviceID))) !== null) {
       throw new LedgerError(ErrorCode.DeviceExists, `device ${request.DeviceID} is already enrolled`);
     }
+    const tokenDigest = request.EnrolmentNonceDigest;
+    if (tokenDigest !== null) await this.assertNonceUnused(store, tokenDigest);
     const device: DeviceRecord = {
       DocType: 'device',
       DeviceID: request.DeviceID,
@@ -452,6 +454,14 @@ export class KeyfleetContract extends Contract {
         puts: [
           [store.key(KeyType.Device, device.DeviceID), device],
           [store.key(KeyType.DeviceByGroup, device.Group, device.DeviceID), { DeviceID: device.DeviceID }],
+          ...(tokenDigest === null
+            ? []
+            : [
+                [
+                  store.key(KeyType.Nonce, tokenDigest),
+                  this.nonceRecord(write, tokenDigest, NoncePurpose.Enrolment, device.DeviceID),
+                ] as [string, unknown],
+              ]),
         ],
         event: {
           name: EventName.DeviceEnrolled,

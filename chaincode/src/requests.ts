@@ -95,6 +95,8 @@ export const enrolDevice = object({
   Function: text,
   Shard: int(0, 65_535),
   CertFingerprint: sha256Hex,
+  /** SHA-256 of the enrolment token's id, consumed with the enrolment so a token enrols once. */
+  EnrolmentNonceDigest: nullable(sha256Hex),
 });
 
 export const suspendDevice = object({ ...envelope(TransactionName.SuspendDevice), DeviceID: id, Reason: text });
@@ -162,7 +164,8 @@ export const setRotationPolicy = object({
 export const consumeNonce = object({
   ...envelope(TransactionName.ConsumeNonce),
   NonceDigest: sha256Hex,
-  Purpose: oneOf(Object.values(NoncePurpose)),
+  // Enrolment nonces are consumed only by EnrolDevice itself, atomically with the enrolment.
+  Purpose: oneOf([NoncePurpose.Attestation, NoncePurpose.Rotation]),
   Subject: id,
 });
 

@@ -57,7 +57,7 @@ export type AnchorStatus = (typeof AnchorStatus)[keyof typeof AnchorStatus];
 export const Permission = { Read: 'Read', Use: 'Use', Rotate: 'Rotate', Administer: 'Administer' } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
-export const NoncePurpose = { Attestation: 'attestation', Rotation: 'rotation' } as const;
+export const NoncePurpose = { Attestation: 'attestation', Rotation: 'rotation', Enrolment: 'enrolment' } as const;
 export type NoncePurpose = (typeof NoncePurpose)[keyof typeof NoncePurpose];
 
 export const KeyAlgorithm = [

@@ -213,6 +213,7 @@ export class Harness {
       Function: 'temperature gateway',
       Shard: 3,
       CertFingerprint: hex(`cert:${deviceId}`),
+      EnrolmentNonceDigest: null,
       ...extra,
     });
   }
