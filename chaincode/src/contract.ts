@@ -425,11 +425,12 @@ export class KeyfleetContract extends Contract {
     );
     const { request, store } = write;
     const signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
+    // The token first: a replayed token is reported as such, whatever else is wrong.
+    const tokenDigest = request.EnrolmentNonceDigest;
+    if (tokenDigest !== null) await this.assertNonceUnused(store, tokenDigest);
     if ((await store.get(store.key(KeyType.Device, request.DeviceID))) !== null) {
       throw new LedgerError(ErrorCode.DeviceExists, `device ${request.DeviceID} is already enrolled`);
     }
-    const tokenDigest = request.EnrolmentNonceDigest;
-    if (tokenDigest !== null) await this.assertNonceUnused(store, tokenDigest);
     const device: DeviceRecord = {
       DocType: 'device',
       DeviceID: request.DeviceID,

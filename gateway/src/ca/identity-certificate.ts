@@ -27,7 +27,11 @@ export async function newSelfSignedIdentity(key: EcSigningKey, options: Identity
   const attributes = Buffer.from(JSON.stringify({ attrs: { role: options.role } }));
   const cert = await x509.X509CertificateGenerator.create(
     {
-      serialNumber: createHash('sha256').update(spki).digest('hex').slice(0, 32).replace(/^[89a-f]/, '7'),
+      serialNumber: createHash('sha256')
+        .update(spki)
+        .digest('hex')
+        .slice(0, 32)
+        .replace(/^[89a-f]/, '7'),
       subject: name,
       issuer: name,
       notBefore,

@@ -182,7 +182,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         owner: { type: ownerType, id: ownerId },
         rotationIntervalSeconds: integer('--rotate-every', required('--rotate-every', values['rotate-every'])),
         ...(values.retention === undefined ? {} : { retentionSeconds: integer('--retention', values.retention) }),
-        accessPolicy: policy ?? { read: [], use: [], rotate: [], administer: [] },
+        accessPolicy: policy ?? defaultPolicy(ownerType, ownerId),
       });
       out.print(
         written,
@@ -206,6 +206,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** Operators rotate and administer; an owning application may read and use its key. */
+function defaultPolicy(ownerType: string | undefined, ownerId: string | undefined) {
+  const operators = [{ mspId: 'Org1MSP', role: 'operator' }];
+  const owner = ownerType === 'application' && ownerId ? [{ mspId: 'Org1MSP', role: 'application', id: ownerId }] : [];
+  return { read: owner, use: owner, rotate: operators, administer: operators };
+}
 
 function describe(record: unknown): string {
   if (record === null || typeof record !== 'object') return String(record);

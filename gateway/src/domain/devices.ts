@@ -5,7 +5,9 @@ import type { EcSigningKey } from '../crypto/ec-key';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
-import { DeviceAction, type DeviceService, type HistoryEntry, type Page, type SignedRecord } from './services';
+import type { DeviceRecord, HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/chaincode';
+import { notFoundAs, signed, toHistory, toPage } from './records';
+import { DeviceAction, type DeviceService } from './services';
 
 export interface DeviceServiceOptions {
   readonly ledger: LedgerClient;
@@ -13,6 +15,9 @@ export interface DeviceServiceOptions {
   /** The HSM key that signs enrolment tokens. */
   readonly tokenKey: EcSigningKey;
   readonly defaultTokenTtlSeconds: number;
+  /** Public keys handed to every enrolled device: key exchange and the pinned metadata anchor. */
+  readonly keyExchangePublicKeyPem: string;
+  readonly metadataSigningPublicKeyPem: string;
   readonly now?: () => Date;
 }
 
@@ -61,15 +66,19 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
         caCertificate: ca.certificatePem,
         certificateFingerprint: certificate.fingerprint,
         transactionId,
+        keyExchangePublicKey: options.keyExchangePublicKeyPem,
+        metadataSigningPublicKey: options.metadataSigningPublicKeyPem,
       };
     },
 
     async get(_by, deviceId) {
-      return notFoundAs(ledger.read<SignedRecord<unknown>>('GetDevice', deviceId), 'DEVICE_NOT_FOUND');
+      return signed(await notFoundAs(ledger.read<DeviceRecord>('GetDevice', deviceId), 'DEVICE_NOT_FOUND'));
     },
 
     async list(_by, group, pageSize, bookmark) {
-      return ledger.read<Page<unknown>>('ListDevicesByGroup', group, String(pageSize), bookmark);
+      return toPage(
+        await ledger.read<LedgerPage<DeviceRecord>>('ListDevicesByGroup', group, String(pageSize), bookmark),
+      );
     },
 
     async changeStatus(_by, deviceId, action, reason) {
@@ -81,21 +90,14 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
     },
 
     async history(_by, deviceId) {
-      return notFoundAs(ledger.read<HistoryEntry[]>('GetDeviceHistory', deviceId), 'DEVICE_NOT_FOUND');
+      return toHistory(
+        await notFoundAs(
+          ledger.read<LedgerHistoryEntry<DeviceRecord>[]>('GetDeviceHistory', deviceId),
+          'DEVICE_NOT_FOUND',
+        ),
+      );
     },
   };
-}
-
-/** A ledger "not found" is the caller's 404, not a conflict. */
-export async function notFoundAs<T>(promise: Promise<T>, ledgerCode: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    if (err instanceof GatewayError && err.detail === ledgerCode) {
-      throw new GatewayError(GatewayErrorCode.NotFound, err.message, ledgerCode, { cause: err });
-    }
-    throw err;
-  }
 }
 
 function sha256Hex(text: string): string {

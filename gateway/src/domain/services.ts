@@ -41,6 +41,10 @@ export interface Enrolment {
   readonly caCertificate: string;
   readonly certificateFingerprint: string;
   readonly transactionId: string;
+  /** SPKI PEM of the HSM key the device master key is agreed with (ECDH). */
+  readonly keyExchangePublicKey: string;
+  /** SPKI PEM of the metadata-signing trust anchor, which the device pins. */
+  readonly metadataSigningPublicKey: string;
 }
 
 export const DeviceAction = { Suspend: 'suspend', Reinstate: 'reinstate', Revoke: 'revoke' } as const;
@@ -69,7 +73,19 @@ export interface KeyRegistration {
   readonly owner: { readonly type: 'application' | 'device'; readonly id: string };
   readonly rotationIntervalSeconds: number;
   readonly retentionSeconds: number;
-  readonly accessPolicy: unknown;
+  readonly accessPolicy: {
+    readonly read: readonly PolicyPrincipal[];
+    readonly use: readonly PolicyPrincipal[];
+    readonly rotate: readonly PolicyPrincipal[];
+    readonly administer: readonly PolicyPrincipal[];
+  };
+}
+
+/** Who a key's access policy names: an MSP and role, optionally one identity (certificate CN). */
+export interface PolicyPrincipal {
+  readonly mspId: string;
+  readonly role: 'operator' | 'verifier' | 'auditor' | 'application' | 'device';
+  readonly id?: string;
 }
 
 /** Key registration and metadata. */

@@ -20,6 +20,13 @@ const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
   CONFIG_INVALID: 500,
 };
 
+/** The chaincode's codes that are not conflicts (409) but the caller's input or rights. */
+const ledgerDetailStatus: Readonly<Record<string, number>> = {
+  INVALID_ARGUMENT: 400,
+  MALFORMED_JSON: 400,
+  ACCESS_DENIED: 403,
+};
+
 /** Fastify's own error codes that are the caller's fault, and the code we answer with. */
 const fastifyClientErrors: Readonly<Record<string, { status: number; code: string }>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
@@ -35,7 +42,9 @@ const fastifyClientErrors: Readonly<Record<string, { status: number; code: strin
  */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (isGatewayError(err)) {
-    const status = statusOf[err.code];
+    const status =
+      (err.code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail ?? ''] : undefined) ??
+      statusOf[err.code];
     if (status >= 500) {
       request.log.error({ err, code: err.code }, 'request failed');
       return send(reply, status, err.code, 'the gateway could not complete the request');

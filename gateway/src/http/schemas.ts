@@ -60,8 +60,18 @@ export interface EnrolmentBody {
 
 export const enrolment = {
   type: 'object',
-  required: ['deviceId', 'certificate', 'caCertificate', 'certificateFingerprint', 'transactionId'],
+  required: [
+    'deviceId',
+    'certificate',
+    'caCertificate',
+    'certificateFingerprint',
+    'transactionId',
+    'keyExchangePublicKey',
+    'metadataSigningPublicKey',
+  ],
   properties: {
+    keyExchangePublicKey: { type: 'string' },
+    metadataSigningPublicKey: { type: 'string' },
     deviceId: { type: 'string' },
     certificate: { type: 'string' },
     caCertificate: { type: 'string' },

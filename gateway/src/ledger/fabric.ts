@@ -11,7 +11,9 @@ import {
   type Gateway,
   type Signer,
 } from '@hyperledger/fabric-gateway';
+import { errorCodeOf } from '@keyfleet/chaincode';
 import { GatewayError, GatewayErrorCode } from '../errors';
+import { withoutCode } from './local';
 import type { LedgerTransport } from './transport';
 
 /**
@@ -126,17 +128,12 @@ function isRetriable(err: unknown): boolean {
 /** Fabric forwards only the chaincode's message; keyfleet's messages start with their code. */
 function toGatewayError(err: unknown): GatewayError {
   if (err instanceof FabricGatewayError) {
-    const messages = [err.message, ...err.details.map((d) => d.message)].join('\n');
-    const code = /\b([A-Z][A-Z_]{2,}[A-Z]): /.exec(messages)?.[1];
-    if (code !== undefined) {
-      return new GatewayError(
-        GatewayErrorCode.LedgerRejected,
-        messages.split('\n').find((m) => m.includes(code)) ?? code,
-        code,
-        {
-          cause: err,
-        },
-      );
+    const messages = [err.message, ...err.details.map((d) => d.message)];
+    for (const message of messages) {
+      const code = errorCodeOf(message);
+      if (code !== undefined) {
+        return new GatewayError(GatewayErrorCode.LedgerRejected, withoutCode(message, code), code, { cause: err });
+      }
     }
     return new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the ledger did not accept the call', undefined, {
       cause: err,

@@ -33,5 +33,11 @@ function toGatewayError(err: unknown): GatewayError {
   const code = errorCodeOf(message);
   return code === undefined
     ? new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the local ledger failed', undefined, { cause: err })
-    : new GatewayError(GatewayErrorCode.LedgerRejected, message, code, { cause: err });
+    : new GatewayError(GatewayErrorCode.LedgerRejected, withoutCode(message, code), code, { cause: err });
+}
+
+/** `CODE: text` → `text`: the code travels in `detail`, once. */
+export function withoutCode(message: string, code: string): string {
+  const at = message.indexOf(`${code}: `);
+  return at === -1 ? message : message.slice(at + code.length + 2);
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `npm start`: everything keyfleet needs on this machine, then the gateway on 127.0.0.1:8080.
+# Idempotent: a second run finds the token, keys and credentials and only (re)starts the gateway.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF_USAGE'
+Usage: scripts/start.sh
+
+Bootstraps the machine, creates the SoftHSM token and keys, an operator's credentials, and
+starts the gateway in the background (log: .keyfleet/gateway.log, stop: npm stop).
+
+Environment:
+  KEYFLEET_HTTP_PORT   gateway port (default 8080)
+  KEYFLEET_LEDGER      local (default; Fabric cannot be built on this machine) or fabric
+EOF_USAGE
+}
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  "") ;;
+  *) usage >&2; exit 2 ;;
+esac
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+: "${KEYFLEET_DATA_DIR:=$repo_root/.keyfleet}"
+: "${KEYFLEET_HTTP_HOST:=127.0.0.1}"
+: "${KEYFLEET_HTTP_PORT:=8080}"
+export KEYFLEET_DATA_DIR KEYFLEET_HTTP_HOST KEYFLEET_HTTP_PORT
+
+log() { printf 'start: %s\n' "$*" >&2; }
+
+bash scripts/bootstrap.sh
+
+log "HSM token and keys"
+bash scripts/softhsm-init.sh >/dev/null
+export SOFTHSM2_CONF="$repo_root/.softhsm/softhsm2.conf"
+export KEYFLEET_HSM_PIN_FILE="$repo_root/.softhsm/user-pin"
+
+mkdir -p "$KEYFLEET_DATA_DIR"
+export KEYFLEET_AUTH_JWKS="$KEYFLEET_DATA_DIR/auth/jwks.json"
+operator="$KEYFLEET_DATA_DIR/operator.json"
+if [[ ! -f $operator ]]; then
+  log "operator credentials in $operator"
+  node gateway/dist/cli/keyfleet.js credentials create operator --role operator --out "$operator" >/dev/null
+fi
+
+pid_file="$KEYFLEET_DATA_DIR/gateway.pid"
+gateway_log="$KEYFLEET_DATA_DIR/gateway.log"
+bash scripts/stop.sh >/dev/null
+log "starting the gateway (log: $gateway_log)"
+setsid node gateway/dist/main.js >>"$gateway_log" 2>&1 </dev/null &
+echo $! >"$pid_file"
+
+url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
+for _ in $(seq 1 100); do
+  if curl -fsS "$url/healthz" >/dev/null 2>&1; then
+    cat <<EOF_READY
+
+keyfleet gateway ready at $url  (ledger: ${KEYFLEET_LEDGER:-local})
+  curl $url/healthz
+  curl $url/openapi.json
+  export KEYFLEET_CREDENTIALS=$operator
+  node gateway/dist/cli/keyfleet.js devices token sensor-1 --group lab --location bench --function demo
+Stop it with: npm stop
+EOF_READY
+    exit 0
+  fi
+  if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    log "the gateway exited; last lines of $gateway_log:"
+    tail -n 20 "$gateway_log" >&2
+    exit 1
+  fi
+  # Waiting on the health endpoint: each try is a real request; this only paces them.
+  sleep 0.2
+done
+log "the gateway did not answer $url/healthz in time; see $gateway_log"
+exit 1
