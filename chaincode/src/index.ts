@@ -56,4 +56,10 @@ export type {
 } from './requests.js';
 export * from './types.js';
 export { Limits } from './validate.js';
-export { LocalLedger, type LocalCreator, type LocalLedgerOptions, type LocalResult } from './local-ledger.js';
+export {
+  LocalLedger,
+  type LocalCreator,
+  type LocalLedgerOptions,
+  type LocalResult,
+  type LocalTransaction,
+} from './local-ledger.js';

@@ -30,6 +30,14 @@ export interface LocalResult {
   readonly event: { readonly name: string; readonly payload: Uint8Array } | null;
 }
 
+/** A committed transaction, as a block would carry it: who submitted what, when. */
+export interface LocalTransaction {
+  readonly transactionId: string;
+  readonly method: string;
+  readonly creator: LocalCreator;
+  readonly timeMs: number;
+}
+
 export interface LocalLedgerOptions {
   /** A JSON file the committed state and history are kept in; in memory only when absent. */
   readonly file?: string;
@@ -50,6 +58,7 @@ export class LocalLedger {
   private readonly file: string | undefined;
   private readonly now: () => number;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly committed: LocalTransaction[] = [];
 
   constructor(options: LocalLedgerOptions = {}) {
     this.file = options.file;
@@ -72,6 +81,11 @@ export class LocalLedger {
     return this.stub.events;
   }
 
+  /** Every committed transaction of this process, oldest first (not persisted). */
+  transactions(): readonly LocalTransaction[] {
+    return this.committed;
+  }
+
   /** The committed state as text: equal snapshots mean nothing was written in between. */
   snapshot(): string {
     return this.stub.snapshot();
@@ -85,9 +99,10 @@ export class LocalLedger {
 
   private async run(creator: LocalCreator, method: string, args: readonly string[], commit: boolean) {
     const transactionId = randomBytes(32).toString('hex');
+    const timeMs = this.now();
     this.stub.begin({
       txId: transactionId,
-      timeMs: this.now(),
+      timeMs,
       creator: { mspid: creator.mspId, idBytes: Buffer.from(creator.certificatePem, 'utf8') },
       fcn: method,
       params: [...args],
@@ -111,6 +126,7 @@ export class LocalLedger {
       const event = this.stub.pendingEvent;
       if (commit) {
         this.stub.commit();
+        this.committed.push({ transactionId, method, creator, timeMs });
         if (this.file !== undefined) this.save(this.file);
       } else {
         this.stub.rollback();

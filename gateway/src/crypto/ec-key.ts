@@ -49,7 +49,8 @@ export function delegatingCrypto(key: EcSigningKey): { crypto: webcrypto.Crypto;
             ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
             : new Uint8Array(data);
           const signature = await key.sign(bytes);
-          return signature.slice().buffer;
+          // A copy with its own ArrayBuffer: the HSM's Buffers may be views into a shared pool.
+          return new Uint8Array(signature).buffer;
         };
       }
       const value: unknown = Reflect.get(target, prop, target);

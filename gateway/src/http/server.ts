@@ -76,6 +76,8 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
     },
   });
   app.setErrorHandler(handleError);
+  // JSON only: anything else is refused with 415 rather than parsed as a string.
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((request) => {
     throw new GatewayError(GatewayErrorCode.NotFound, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`);
   });

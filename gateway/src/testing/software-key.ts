@@ -7,6 +7,8 @@ export function newSoftwareKey(label = 'software'): EcSigningKey {
   return {
     label,
     publicKey,
-    sign: (data) => Promise.resolve(sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
+    // Buffer.from copies into Node's shared pool, as the HSM layer's small Buffers are: code that
+    // takes `.buffer` of a signature must cope with a view that is not the whole ArrayBuffer.
+    sign: (data) => Promise.resolve(Buffer.from(sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }))),
   };
 }

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
+import type { LedgerClient } from '../ledger/ledger-client';
+import { AttestationError, AttestationErrorCode } from './errors';
+import { merkleLevels } from './merkle-levels';
+
+/**
+ * A result's place in an anchored batch: everything an auditor needs, with the batch record read
+ * from the ledger, to check it ({@link verifyProofAgainstLedger}).
+ */
+export interface BatchInclusionProof {
+  readonly BatchID: string;
+  readonly LeafIndex: number;
+  readonly TreeSize: number;
+  /** RFC 9162 §2.1.3.1 audit path, nearest sibling first, lower-case hex. */
+  readonly AuditPath: readonly string[];
+  readonly MerkleRoot: string;
+  /** The RecordAttestationBatch transaction. */
+  readonly TransactionID: string;
+}
+
+export interface AttestationBatcher {
+  /** Queues a result; resolves with its inclusion proof once its batch is committed on the ledger. */
+  add(result: AttestationResult): Promise<BatchInclusionProof>;
+  /** Anchors whatever is queued now. */
+  flush(): Promise<void>;
+  /** Flushes and stops the timer; later `add`s are refused. */
+  close(): Promise<void>;
+  /** Results queued and not yet anchored. */
+  readonly pending: number;
+}
+
+export interface AttestationBatcherOptions {
+  /** Signs with the verifier anchor, as a verifier (Org2MSP) identity. */
+  readonly ledger: LedgerClient;
+  readonly verifierId: string;
+  /** Results per batch, 1 to 10 000; default 256. */
+  readonly maxSize?: number;
+  /** Longest a result waits for its batch, ms; default 2000. */
+  readonly maxDelayMs?: number;
+  readonly newBatchId?: () => string;
+}
+
+/** At most this many devices may be listed as contraindicated in one batch (chaincode Limits). */
+const MaxContraindicated = 1000;
+
+interface Queued {
+  readonly result: AttestationResult;
+  readonly resolve: (proof: BatchInclusionProof) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/**
+ * Collects attestation results and records them as one RecordAttestationBatch, anchored by the RFC
+ * 9162 Merkle root of their canonical JSON, after `maxSize` results or `maxDelayMs`. Nonces are not
+ * consumed here: the verifier consumes each result's nonce (ConsumeNonce) before queueing it, as the
+ * contract requires for batched results.
+ */
+export function newAttestationBatcher(options: AttestationBatcherOptions): AttestationBatcher {
+  const maxSize = options.maxSize ?? 256;
+  const maxDelayMs = options.maxDelayMs ?? 2000;
+  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 10_000) throw new RangeError('maxSize must be 1 to 10000');
+  if (!Number.isInteger(maxDelayMs) || maxDelayMs < 0) throw new RangeError('maxDelayMs must be a whole number');
+  const newBatchId = options.newBatchId ?? (() => `batch-${randomUUID()}`);
+  let queue: Queued[] = [];
+  let contraindicated = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const inFlight = new Set<Promise<void>>();
+
+  const anchor = async (batch: Queued[]): Promise<void> => {
+    const results = batch.map((queued) => queued.result);
+    const tree = merkleLevels(results.map((result) => merkleLeafHash(result)));
+    const issued = results.map((result) => result.IssuedAt).sort();
+    const batchId = newBatchId();
+    try {
+      const { transactionId } = await options.ledger.write<AttestationBatchRecord>('RecordAttestationBatch', {
+        BatchID: batchId,
+        VerifierID: options.verifierId,
+        MerkleRoot: tree.root,
+        Count: results.length,
+        FirstIssuedAt: issued[0],
+        LastIssuedAt: issued.at(-1),
+        Contraindicated: [...new Set(results.filter((r) => r.Status === 'contraindicated').map((r) => r.DeviceID))],
+      });
+      batch.forEach((queued, index) => {
+        queued.resolve({
+          BatchID: batchId,
+          LeafIndex: index,
+          TreeSize: results.length,
+          AuditPath: tree.proof(index),
+          MerkleRoot: tree.root,
+          TransactionID: transactionId,
+        });
+      });
+    } catch (err) {
+      const failure = new AttestationError(AttestationErrorCode.BatchFailed, `batch ${batchId} was not recorded`, {
+        cause: err,
+      });
+      for (const queued of batch) queued.reject(failure);
+    }
+  };
+
+  const flushNow = (): Promise<void> => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const batch = queue;
+    queue = [];
+    contraindicated = new Set();
+    if (batch.length === 0) return Promise.resolve();
+    const running = anchor(batch).finally(() => inFlight.delete(running));
+    inFlight.add(running);
+    return running;
+  };
+
+  return {
+    add(result) {
+      if (closed)
+        return Promise.reject(new AttestationError(AttestationErrorCode.BatchFailed, 'the batcher is closed'));
+      return new Promise<BatchInclusionProof>((resolve, reject) => {
+        queue.push({ result, resolve, reject });
+        if (result.Status === 'contraindicated') contraindicated.add(result.DeviceID);
+        if (queue.length >= maxSize || contraindicated.size >= MaxContraindicated) void flushNow();
+        else timer ??= setTimeout(() => void flushNow(), maxDelayMs);
+      });
+    },
+    async flush() {
+      await flushNow();
+      await Promise.all(inFlight);
+    },
+    async close() {
+      closed = true;
+      await this.flush();
+    },
+    get pending() {
+      return queue.length;
+    },
+  };
+}

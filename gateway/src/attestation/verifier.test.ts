@@ -1,0 +1,463 @@
+import { expect } from 'chai';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import type {
+  AttestationBatchRecord,
+  AttestationRecord,
+  KeyRecord,
+  NonceRecord,
+  TrustAnchorRecord,
+} from '@keyfleet/chaincode';
+import { newDeviceCa } from '../ca/device-ca';
+import { hsmSigningKey } from '../crypto/hsm-key';
+import { newLedgerClient } from '../ledger/ledger-client';
+import { newLocalTransport } from '../ledger/local';
+import { newSoftwareKey } from '../testing/software-key';
+import { verifyBatchRecordSignature, verifyProofAgainstLedger } from './audit';
+import { newAttestationBatcher } from './batcher';
+import { nonceDigestOf } from './challenge';
+import { EarProfile, EarSubmodule, verifyEar } from './ear';
+import { AttestationError } from './errors';
+import { GroupPolicy, newCsr, newFleet, type Fleet, type TestDevice } from './testing/fleet';
+import { newVerifier, type Verifier, type VerifierOptions } from './verifier';
+
+async function refusal(promise: Promise<unknown>): Promise<AttestationError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err, String(err)).to.be.instanceOf(AttestationError);
+    return err as AttestationError;
+  }
+  return expect.fail('expected a refusal');
+}
+
+describe('attestation verifier on SoftHSM and the in-process contract', function () {
+  this.timeout(60_000);
+  let fleet: Fleet;
+  let verifier: Verifier;
+  let rotations: string[];
+
+  const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions => ({
+    deviceCaCertificatePem: fleet.ca.certificatePem,
+    ledger: fleet.verifierLedger,
+    resultKey: fleet.verifierKey,
+    verifierId: fleet.verifierId,
+    policyId: 'keyfleet-appraisal-v1',
+    challenges: fleet.challenges,
+    now: () => fleet.now(),
+    actions: {
+      reinstateWith: fleet.operator,
+      onContraindicated: (deviceId) => {
+        rotations.push(deviceId);
+        return Promise.resolve();
+      },
+    },
+    ...extra,
+  });
+
+  before(async () => {
+    fleet = await newFleet();
+  });
+  after(async () => {
+    await fleet.close();
+  });
+  beforeEach(() => {
+    rotations = [];
+    verifier = newVerifier(options());
+  });
+
+  describe('appraisal', () => {
+    it('affirms a healthy device: EAR signed by the HSM verifier key, result and nonce on the ledger', async () => {
+      const device = await fleet.enrol('dev-healthy');
+      const evidence = await fleet.attest(device);
+      const outcome = await verifier.appraise(evidence);
+
+      expect(outcome.status).to.equal('affirming');
+      expect(outcome.findings).to.deep.equal([]);
+      expect(outcome.actions).to.deep.equal({
+        suspended: false,
+        reinstated: false,
+        rotationRequested: false,
+        failures: [],
+      });
+      // The EAR's bytes verify with the HSM's public key (RFC 7518 §3.4: r||s).
+      const [header, payload, signature] = outcome.ear.split('.') as [string, string, string];
+      const signed = verify(
+        'sha256',
+        Buffer.from(`${header}.${payload}`),
+        { key: fleet.verifierKey.publicKey, dsaEncoding: 'ieee-p1363' },
+        Buffer.from(signature, 'base64url'),
+      );
+      expect(signed).to.equal(true);
+      const ear = await verifyEar(outcome.ear, fleet.verifierKey.publicKey);
+      const nonce = JSON.parse(Buffer.from(evidence.split('.')[1] as string, 'base64url').toString()) as {
+        eat_nonce: string;
+      };
+      expect(ear.eat_profile).to.equal(EarProfile);
+      expect(ear.eat_nonce).to.equal(nonce.eat_nonce);
+      expect(ear['ear.verifier-id'].developer).to.equal(fleet.verifierId);
+      expect(ear.submods[EarSubmodule]).to.deep.equal({
+        'ear.status': 'affirming',
+        'ear.trustworthiness-vector': {
+          'instance-identity': 2,
+          configuration: 2,
+          executables: 2,
+          'file-system': 2,
+          hardware: 0,
+          'runtime-opaque': 0,
+          'storage-opaque': 0,
+          'sourced-data': 0,
+        },
+        'ear.appraisal-policy-id': `keyfleet-appraisal-v1:${GroupPolicy}@1`,
+      });
+
+      if (!('resultId' in outcome.recorded)) return expect.fail('recorded one by one');
+      const record = await fleet.auditor.read<AttestationRecord>(
+        'GetAttestation',
+        device.id,
+        outcome.recorded.resultId,
+      );
+      expect(record).to.include({ ...ear['keyfleet.result'], DeviceSuspended: false, VerifierID: fleet.verifierId });
+      expect(record.NonceDigest).to.equal(nonceDigestOf(nonce.eat_nonce));
+      const used = await fleet.auditor.read<NonceRecord>('GetNonce', record.NonceDigest);
+      expect(used).to.include({ Purpose: 'attestation', Subject: device.id });
+      expect((await fleet.device(device.id)).LastAttestation).to.include({ Status: 'affirming' });
+    });
+
+    it('contraindicates a device whose measured file changed: suspended, keys due, rotation asked; reinstated when healthy again', async () => {
+      const device = await fleet.enrol('dev-tampered');
+      await fleet.operator.write('RegisterKey', {
+        KeyID: 'dev-tampered-data',
+        Owner: { Type: 'device', ID: device.id },
+        Algorithm: 'AES-256',
+        Purpose: 'encrypt',
+        RotationPolicy: {
+          IntervalSeconds: 86_400,
+          GraceSeconds: 3_600,
+          RetentionSeconds: 86_400,
+          Triggers: ['attestation-failure'],
+        },
+        AccessPolicy: {
+          Read: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
+          Use: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
+          Rotate: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
+          Administer: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
+        },
+        InitialVersion: {
+          Fingerprint: 'a1b2c3',
+          FingerprintType: 'kcv',
+          Pkcs11URI: 'pkcs11:token=keyfleet;object=dev-tampered-data-v1;type=secret-key',
+          WrappedKeyDigest: null,
+        },
+        InitialState: 'active',
+        NextKeyCommitment: null,
+      });
+      const original = device.files['agent.json'] as string;
+      appendFileSync(original, ' ');
+
+      const outcome = await verifier.appraise(await fleet.attest(device));
+      expect(outcome.status).to.equal('contraindicated');
+      expect(outcome.trustworthinessVector.executables).to.equal(96);
+      expect(outcome.findings).to.deep.equal(['agent.json: sha-256 digest differs from the reference value']);
+      expect(outcome.actions).to.include({ suspended: true, rotationRequested: true, reinstated: false });
+      expect(rotations).to.deep.equal([device.id]);
+      const ear = await verifyEar(outcome.ear, fleet.verifierKey.publicKey);
+      expect(ear.submods[EarSubmodule]?.['ear.status']).to.equal('contraindicated');
+      const suspended = await fleet.device(device.id);
+      expect(suspended).to.include({ Status: 'suspended', StatusReason: 'attestation contraindicated' });
+      const key = await fleet.operator.read<KeyRecord>('GetKey', 'dev-tampered-data');
+      expect(key.NextRotationDue).to.equal(fleet.now().toISOString());
+
+      // Restored: the next affirming result reinstates the device (an operator-side action).
+      writeFileSync(original, JSON.stringify({ gateway: 'https://gw.example', interval: 60 }));
+      fleet.advance(5);
+      const healthy = await verifier.appraise(await fleet.attest(device));
+      expect(healthy.status).to.equal('affirming');
+      expect(healthy.actions.reinstated).to.equal(true);
+      expect(await fleet.device(device.id)).to.include({ Status: 'active' });
+    });
+
+    it('does not reinstate a device an operator suspended for another reason', async () => {
+      const device = await fleet.enrol('dev-held');
+      await fleet.operator.write('SuspendDevice', { DeviceID: device.id, Reason: 'maintenance' });
+      const outcome = await verifier.appraise(await fleet.attest(device));
+      expect(outcome.status).to.equal('affirming');
+      expect(outcome.actions.reinstated).to.equal(false);
+      expect(await fleet.device(device.id)).to.include({ Status: 'suspended', StatusReason: 'maintenance' });
+    });
+
+    it('warns on an unrecognised extra file and on an open debugger', async () => {
+      const device = await fleet.enrol('dev-debug');
+      const evidence = await fleet.agent.collectEvidence({
+        deviceKey: device.key,
+        certificateChainPem: device.chainPem,
+        nonce: (await fleet.challenges.issue(device.id)).nonce,
+        measuredFiles: [
+          ...Object.entries(device.files).map(([name, path]) => ({ name, path })),
+          { name: 'extra.sh', path: device.files['app.js'] as string },
+        ],
+        hwmodel: 'rpi-cm4',
+        swname: 'keyfleet-agent',
+        swversion: '0.1.0',
+        dbgstat: 0,
+        now: () => fleet.now(),
+      });
+      const outcome = await verifier.appraise(evidence);
+      expect(outcome.status).to.equal('warning');
+      expect(outcome.trustworthinessVector).to.include({ configuration: 32, 'file-system': 32, executables: 2 });
+    });
+  });
+
+  describe('refusals write nothing', () => {
+    let healthy: TestDevice;
+    let other: TestDevice;
+
+    before(async () => {
+      healthy = await fleet.enrol('dev-r1');
+      other = await fleet.enrol('dev-r2');
+    });
+
+    async function expectRefused(evidence: Promise<string> | string, code: string, v: Verifier = verifier) {
+      const input = await evidence;
+      const before = fleet.local.snapshot();
+      const err = await refusal(v.appraise(input));
+      expect(err.code, err.message).to.equal(code);
+      expect(fleet.local.snapshot(), 'ledger state after a refusal').to.equal(before);
+    }
+
+    it('a replayed nonce, at the same verifier and at another verifier with its own anchor', async () => {
+      const evidence = await fleet.attest(healthy);
+      await verifier.appraise(evidence);
+      await expectRefused(evidence, 'NONCE_REPLAYED');
+
+      await fleet.hsm.generateEcKeyPair({ label: 'verifier-2' });
+      const key2 = await hsmSigningKey(fleet.hsm, 'verifier-2');
+      const jwk = key2.publicKey.export({ format: 'jwk' });
+      await fleet.operator.write('RegisterTrustAnchor', {
+        AnchorID: 'verifier-2',
+        Kind: 'verifier',
+        PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+        Description: 'second verifier',
+      });
+      const transport = newLocalTransport(fleet.local, {
+        mspId: fleet.ids.verifier.mspId,
+        certificatePem: fleet.ids.verifier.pem,
+      });
+      const second = newVerifier(
+        options({
+          ledger: newLedgerClient({ transport, signingKey: key2, anchorId: 'verifier-2' }),
+          resultKey: key2,
+          verifierId: 'verifier-2',
+        }),
+      );
+      await expectRefused(evidence, 'NONCE_REPLAYED', second);
+      // …which is otherwise a working verifier.
+      expect((await second.appraise(await fleet.attest(healthy))).result.VerifierID).to.equal('verifier-2');
+    });
+
+    it('an expired nonce', async () => {
+      const { nonce } = await fleet.challenges.issue(healthy.id);
+      fleet.advance(61);
+      await expectRefused(fleet.attest(healthy, { nonce }), 'NONCE_EXPIRED');
+    });
+
+    it('a nonce issued to another device', async () => {
+      const { nonce } = await fleet.challenges.issue(other.id);
+      await expectRefused(fleet.attest(healthy, { nonce }), 'NONCE_WRONG_DEVICE');
+    });
+
+    it('a nonce not issued by the challenge key', async () => {
+      await expectRefused(fleet.attest(healthy, { nonce: randomBytes(53).toString('base64url') }), 'NONCE_INVALID');
+    });
+
+    it('evidence signed by an unenrolled key, four ways', async () => {
+      // A certificate from another CA, for an enrolled device id.
+      const rogueCa = await newDeviceCa({ key: newSoftwareKey('rogue-ca') });
+      const rogue = await newCsr(healthy.id);
+      const rogueCert = await rogueCa.issue(rogue.csrPem, healthy.id);
+      await expectRefused(fleet.attest(healthy, { key: rogue.key, chainPem: rogueCert.pem }), 'CERTIFICATE_UNTRUSTED');
+      // A genuine certificate for a device that was never enrolled.
+      const stray = await newCsr('dev-stray');
+      const strayCert = await fleet.ca.issue(stray.csrPem, 'dev-stray');
+      const nonce = (await fleet.challenges.issue('dev-stray')).nonce;
+      await expectRefused(fleet.attest(healthy, { key: stray.key, chainPem: strayCert.pem, nonce }), 'DEVICE_UNKNOWN');
+      // A genuine certificate for an enrolled device, but not the enrolled one (another key).
+      const twin = await newCsr(healthy.id);
+      const twinCert = await fleet.ca.issue(twin.csrPem, healthy.id);
+      await expectRefused(fleet.attest(healthy, { key: twin.key, chainPem: twinCert.pem }), 'KEY_NOT_ENROLLED');
+      // The enrolled certificate in x5c, signed by another key (the agent refuses this, so forge it).
+      const evidence = await fleet.attest(healthy);
+      const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      const [h, p] = evidence.split('.') as [string, string];
+      const forged = `${h}.${p}.${sign('sha256', Buffer.from(`${h}.${p}`), { key: other, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      await expectRefused(forged, 'EVIDENCE_SIGNATURE_INVALID');
+    });
+
+    it('a revoked device', async () => {
+      const device = await fleet.enrol('dev-revoked');
+      const evidence = await fleet.attest(device);
+      await fleet.operator.write('RevokeDevice', { DeviceID: device.id, Reason: 'keyCompromise', Comment: null });
+      await expectRefused(evidence, 'DEVICE_REVOKED');
+    });
+
+    it('a device whose group has no reference values', async () => {
+      const device = await fleet.enrol('dev-nogroup', 'unconfigured-group');
+      await expectRefused(fleet.attest(device), 'REFERENCE_VALUES_MISSING');
+    });
+
+    it('stale evidence', async () => {
+      const evidence = await fleet.attest(healthy);
+      fleet.advance(59);
+      const stale = newVerifier(options({ maxEvidenceAgeSeconds: 30 }));
+      await expectRefused(evidence, 'EVIDENCE_NOT_FRESH', stale);
+    });
+  });
+
+  describe('batches', () => {
+    it('anchors results in a Merkle batch; each device gets a proof the auditor checks against the ledger', async () => {
+      const devices = await Promise.all(['dev-b1', 'dev-b2', 'dev-b3', 'dev-b4'].map((id) => fleet.enrol(id)));
+      appendFileSync((devices[3] as TestDevice).files['app.js'] as string, '// injected\n');
+      const batcher = newAttestationBatcher({
+        ledger: fleet.verifierLedger,
+        verifierId: fleet.verifierId,
+        maxSize: 4,
+        maxDelayMs: 10_000,
+      });
+      const batched = newVerifier(options({ batcher }));
+      const evidence = await Promise.all(devices.map((device) => fleet.attest(device)));
+      const outcomes = await Promise.all(evidence.map((e) => batched.appraise(e)));
+
+      expect(outcomes.map((o) => o.status)).to.deep.equal(['affirming', 'affirming', 'affirming', 'contraindicated']);
+      const first = outcomes[0]?.recorded;
+      if (first === undefined || !('batchId' in first)) return expect.fail('recorded in a batch');
+      const batch = await fleet.auditor.read<AttestationBatchRecord>('GetAttestationBatch', first.batchId);
+      expect(batch).to.include({ Count: 4, VerifierID: fleet.verifierId });
+      expect(batch.SuspendedDevices).to.deep.equal(['dev-b4']);
+      expect(await fleet.device('dev-b4')).to.include({ Status: 'suspended' });
+      expect(await verifyBatchRecordSignature(batch, fleet.verifierJwk)).to.equal(true);
+      for (const outcome of outcomes) {
+        if (!('proof' in outcome.recorded)) return expect.fail('recorded in a batch');
+        const ear = await verifyEar(outcome.ear, fleet.verifierKey.publicKey);
+        // The device holds the EAR and the proof; the auditor holds the ledger's batch record.
+        expect(verifyProofAgainstLedger(ear['keyfleet.result'], outcome.recorded.proof, batch).ok).to.equal(true);
+        const onLedger = await fleet.auditor.read<{ Included: boolean }>(
+          'VerifyAttestationInclusion',
+          batch.BatchID,
+          JSON.stringify(outcome.result),
+          JSON.stringify({ LeafIndex: outcome.recorded.proof.LeafIndex, AuditPath: outcome.recorded.proof.AuditPath }),
+        );
+        expect(onLedger.Included).to.equal(true);
+      }
+      // Each batched nonce was consumed on its own: a replay is refused, and writes nothing.
+      const before = fleet.local.snapshot();
+      expect((await refusal(batched.appraise(evidence[0]))).code).to.equal('NONCE_REPLAYED');
+      expect(fleet.local.snapshot()).to.equal(before);
+      await batcher.close();
+    });
+
+    it('anchors a partial batch after the maximum delay', async () => {
+      const device = await fleet.enrol('dev-late');
+      const batcher = newAttestationBatcher({
+        ledger: fleet.verifierLedger,
+        verifierId: fleet.verifierId,
+        maxSize: 100,
+        maxDelayMs: 20,
+      });
+      const outcome = await newVerifier(options({ batcher })).appraise(await fleet.attest(device));
+      if (!('proof' in outcome.recorded)) return expect.fail('recorded in a batch');
+      expect(outcome.recorded.proof).to.include({ TreeSize: 1, LeafIndex: 0 });
+      expect(batcher.pending).to.equal(0);
+      await batcher.close();
+    });
+
+    it('1 000 results: every inclusion proof verifies against the ledger; one changed byte fails', async () => {
+      const batcher = newAttestationBatcher({
+        ledger: fleet.verifierLedger,
+        verifierId: fleet.verifierId,
+        maxSize: 1000,
+        maxDelayMs: 60_000,
+      });
+      const issuedAt = fleet.now().getTime();
+      const results = Array.from({ length: 1000 }, (_, i) => ({
+        DeviceID: `dev-${String(i).padStart(4, '0')}`,
+        NonceDigest: randomBytes(32).toString('hex'),
+        EvidenceDigest: randomBytes(32).toString('hex'),
+        Status: i % 7 === 0 ? ('warning' as const) : ('affirming' as const),
+        PolicyID: `keyfleet-appraisal-v1:${GroupPolicy}@1`,
+        VerifierID: fleet.verifierId,
+        IssuedAt: new Date(issuedAt - (1000 - i) * 10).toISOString(),
+      }));
+      const proofs = await Promise.all(results.map((result) => batcher.add(result)));
+      await batcher.close();
+      const batchId = (proofs[0] as { BatchID: string }).BatchID;
+      expect(new Set(proofs.map((p) => p.BatchID)).size).to.equal(1);
+      const batch = await fleet.auditor.read<AttestationBatchRecord>('GetAttestationBatch', batchId);
+      expect(batch.Count).to.equal(1000);
+      expect(await verifyBatchRecordSignature(batch, fleet.verifierJwk)).to.equal(true);
+
+      results.forEach((result, i) => {
+        const check = verifyProofAgainstLedger(result, proofs[i], batch);
+        expect(check.ok, `result ${i}`).to.equal(true);
+      });
+      // A sample through the contract's own check, on the ledger.
+      for (const i of [0, 1, 511, 512, 998, 999]) {
+        const proof = proofs[i] as { LeafIndex: number; AuditPath: readonly string[] };
+        const answer = await fleet.auditor.read<{ Included: boolean }>(
+          'VerifyAttestationInclusion',
+          batchId,
+          JSON.stringify(results[i]),
+          JSON.stringify({ LeafIndex: proof.LeafIndex, AuditPath: proof.AuditPath }),
+        );
+        expect(answer.Included).to.equal(true);
+      }
+
+      const flip = (hex: string, at = 0): string =>
+        hex.slice(0, at) + (parseInt(hex[at] as string, 16) ^ 1).toString(16) + hex.slice(at + 1);
+      const result = results[321] as (typeof results)[number];
+      const proof = proofs[321] as (typeof proofs)[number];
+      const changed: [string, unknown, unknown, AttestationBatchRecord, string][] = [
+        [
+          'an audit-path byte',
+          result,
+          { ...proof, AuditPath: [flip(proof.AuditPath[0] as string), ...proof.AuditPath.slice(1)] },
+          batch,
+          'NOT_INCLUDED',
+        ],
+        [
+          'the last audit-path byte',
+          result,
+          { ...proof, AuditPath: [...proof.AuditPath.slice(0, -1), flip(proof.AuditPath.at(-1) as string, 63)] },
+          batch,
+          'NOT_INCLUDED',
+        ],
+        [
+          'an evidence-digest byte',
+          { ...result, EvidenceDigest: flip(result.EvidenceDigest, 10) },
+          proof,
+          batch,
+          'NOT_INCLUDED',
+        ],
+        ['a nonce-digest byte', { ...result, NonceDigest: flip(result.NonceDigest, 63) }, proof, batch, 'NOT_INCLUDED'],
+        ['the status', { ...result, Status: 'contraindicated' }, proof, batch, 'NOT_INCLUDED'],
+        ['the leaf index', result, { ...proof, LeafIndex: 322 }, batch, 'NOT_INCLUDED'],
+        [
+          'the recorded root',
+          result,
+          { ...proof, MerkleRoot: undefined },
+          { ...batch, MerkleRoot: flip(batch.MerkleRoot, 5) },
+          'NOT_INCLUDED',
+        ],
+        ['the proof root', result, { ...proof, MerkleRoot: flip(proof.MerkleRoot, 5) }, batch, 'BATCH_MISMATCH'],
+        ['the verifier', { ...result, VerifierID: 'verifier-2' }, proof, batch, 'VERIFIER_MISMATCH'],
+        ['the issue time', { ...result, IssuedAt: '2030-01-01T00:00:00.000Z' }, proof, batch, 'OUTSIDE_BATCH'],
+      ];
+      for (const [what, r, p, b, reason] of changed) {
+        expect(verifyProofAgainstLedger(r, p, b), what).to.deep.equal({ ok: false, reason });
+      }
+      const rootFlipped = { ...batch, MerkleRoot: flip(batch.MerkleRoot, 5) };
+      expect(await verifyBatchRecordSignature(rootFlipped, fleet.verifierJwk)).to.equal(false);
+      const anchors = await fleet.auditor.read<TrustAnchorRecord[]>('ListTrustAnchors');
+      expect(anchors.some((a) => a.AnchorID === fleet.verifierId && a.Kind === 'verifier')).to.equal(true);
+    });
+  });
+});

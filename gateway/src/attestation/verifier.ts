@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import type {
+  AttestationRecord,
+  AttestationResult,
+  AttestationStatus,
+  DeviceRecord,
+  ReferenceValuesRecord,
+} from '@keyfleet/chaincode';
+import type { EcSigningKey } from '../crypto/ec-key';
+import { GatewayErrorCode, isGatewayError } from '../errors';
+import type { LedgerClient } from '../ledger/ledger-client';
+import { appraise, type TrustworthinessVector } from './appraisal';
+import type { AttestationBatcher, BatchInclusionProof } from './batcher';
+import type { ChallengeIssuer } from './challenge';
+import { EarProfile, EarSubmodule, signEar } from './ear';
+import { AttestationError, AttestationErrorCode } from './errors';
+import { newEvidenceVerifier } from './evidence';
+
+/** What happens after a result is recorded (issue item 5). */
+export interface PolicyActionsOptions {
+  /**
+   * A ledger client of an operator (Org1 identity, metadata-signing anchor). With it, an affirming
+   * result reinstates a device that attestation had suspended; a device an operator suspended for
+   * another reason stays suspended. Without it (the second org's verifier) nothing is reinstated.
+   */
+  readonly reinstateWith?: LedgerClient;
+  /**
+   * Called once a contraindicated result is recorded, e.g. to rotate the device's keys now. The
+   * contract has already suspended the device and made due every key of it whose rotation policy
+   * has the `attestation-failure` trigger. A failure here is reported, not thrown.
+   */
+  readonly onContraindicated?: (deviceId: string) => Promise<void>;
+}
+
+export interface VerifierOptions {
+  /** The HSM device CA's certificate, PEM: the only root device certificates may chain to. */
+  readonly deviceCaCertificatePem: string;
+  /** Built with the verifier trust anchor (`anchorId` = `verifierId`) over a verifier identity (Org2MSP). */
+  readonly ledger: LedgerClient;
+  /** The HSM `verifier` key: signs the EAR. */
+  readonly resultKey: EcSigningKey;
+  /** The verifier's trust-anchor id on the ledger: the results' VerifierID and the EAR's `kid`. */
+  readonly verifierId: string;
+  /** Names this verifier's appraisal rules, e.g. `keyfleet-appraisal-v1` (1 to 64 of `[A-Za-z0-9._:@-]`). */
+  readonly policyId: string;
+  /** Checks the `eat_nonce` (made with the same challenge key as the issuer the device asked). */
+  readonly challenges: ChallengeIssuer;
+  readonly now?: () => Date;
+  /** When given, results are anchored in Merkle batches; otherwise one RecordAttestation each. */
+  readonly batcher?: AttestationBatcher;
+  readonly actions?: PolicyActionsOptions;
+  /** Oldest acceptable evidence `iat`, seconds; default 300. */
+  readonly maxEvidenceAgeSeconds?: number;
+  /** The `ear.verifier-id` build; default `keyfleet-verifier/0.1.0`. */
+  readonly build?: string;
+}
+
+export type Recorded =
+  | { readonly transactionId: string; readonly resultId: string }
+  | { readonly batchId: string; readonly proof: BatchInclusionProof };
+
+export interface ActionsTaken {
+  readonly suspended: boolean;
+  readonly reinstated: boolean;
+  readonly rotationRequested: boolean;
+  /** Policy actions that failed after the result was recorded (the result stands). */
+  readonly failures: readonly string[];
+}
+
+export interface AppraisalOutcome {
+  /** The attestation result: an EAR JWT signed by the HSM verifier key. */
+  readonly ear: string;
+  readonly status: AttestationStatus;
+  readonly deviceId: string;
+  /** The ledger record (a batch's Merkle leaf). */
+  readonly result: AttestationResult;
+  readonly trustworthinessVector: TrustworthinessVector;
+  readonly findings: readonly string[];
+  readonly recorded: Recorded;
+  readonly actions: ActionsTaken;
+}
+
+export interface Verifier {
+  /**
+   * Appraises evidence and records the result. Refusals throw an AttestationError and write
+   * nothing; ledger and HSM faults throw a GatewayError.
+   */
+  appraise(evidence: unknown): Promise<AppraisalOutcome>;
+}
+
+const policyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
+
+/** Ledger refusals that are the evidence's fault, as attestation codes. */
+const refusals: Readonly<Record<string, AttestationErrorCode>> = {
+  DEVICE_NOT_FOUND: AttestationErrorCode.DeviceUnknown,
+  DEVICE_REVOKED: AttestationErrorCode.DeviceRevoked,
+  NONCE_REPLAYED: AttestationErrorCode.NonceReplayed,
+  REFERENCE_VALUES_NOT_FOUND: AttestationErrorCode.ReferenceValuesMissing,
+};
+
+async function ledgerCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const code =
+      isGatewayError(err) && err.code === GatewayErrorCode.LedgerRejected && err.detail !== undefined
+        ? refusals[err.detail]
+        : undefined;
+    if (code !== undefined) throw new AttestationError(code, err instanceof Error ? err.message : code, { cause: err });
+    throw err;
+  }
+}
+
+/** `<policyId>:<group policy>@<revision>`: the rules and the exact reference values applied. */
+function appraisalPolicyId(policyId: string, refs: ReferenceValuesRecord): string {
+  const full = `${policyId}:${refs.PolicyID}@${refs.Revision}`;
+  if (full.length <= 128) return full;
+  const short = createHash('sha256').update(refs.PolicyID).digest('hex').slice(0, 32);
+  return `${policyId}:${short}@${refs.Revision}`;
+}
+
+/** The attestation verifier (docs/protocol-attestation.md): the gateway's, or a standalone Org2 process's. */
+export function newVerifier(options: VerifierOptions): Verifier {
+  if (!policyIdPattern.test(options.policyId)) throw new RangeError('policyId must be 1 to 64 of [A-Za-z0-9._:@-]');
+  const now = options.now ?? (() => new Date());
+  const evidenceVerifier = newEvidenceVerifier({
+    deviceCaCertificatePem: options.deviceCaCertificatePem,
+    now,
+    ...(options.maxEvidenceAgeSeconds === undefined ? {} : { maxAgeSeconds: options.maxEvidenceAgeSeconds }),
+  });
+  const { ledger, verifierId } = options;
+  const build = options.build ?? 'keyfleet-verifier/0.1.0';
+
+  const record = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
+    if (options.batcher === undefined) {
+      const written = await ledgerCall(() => ledger.write<AttestationRecord>('RecordAttestation', { ...result }));
+      return {
+        recorded: { transactionId: written.transactionId, resultId: written.record.ResultID },
+        suspended: written.record.DeviceSuspended,
+      };
+    }
+    // The contract anchors batches without touching nonces: consume this one first, alone, so a
+    // replay is refused before the result joins a batch (RecordAttestationBatch's contract).
+    await ledgerCall(() =>
+      ledger.write('ConsumeNonce', {
+        NonceDigest: result.NonceDigest,
+        Purpose: 'attestation',
+        Subject: result.DeviceID,
+      }),
+    );
+    const proof = await options.batcher.add(result);
+    return { recorded: { batchId: proof.BatchID, proof }, suspended: null };
+  };
+
+  const act = async (device: DeviceRecord, status: AttestationStatus, suspended: boolean): Promise<ActionsTaken> => {
+    const failures: string[] = [];
+    let reinstated = false;
+    let rotationRequested = false;
+    const { reinstateWith, onContraindicated } = options.actions ?? {};
+    if (status === 'contraindicated' && onContraindicated !== undefined) {
+      try {
+        await onContraindicated(device.DeviceID);
+        rotationRequested = true;
+      } catch (err) {
+        failures.push(`rotation: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (
+      status === 'affirming' &&
+      reinstateWith !== undefined &&
+      device.Status === 'suspended' &&
+      device.StatusReason === 'attestation contraindicated'
+    ) {
+      try {
+        await reinstateWith.write('ReinstateDevice', {
+          DeviceID: device.DeviceID,
+          Reason: `attestation affirming (verifier ${verifierId})`,
+        });
+        reinstated = true;
+      } catch (err) {
+        failures.push(`reinstate: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return { suspended, reinstated, rotationRequested, failures };
+  };
+
+  return {
+    async appraise(evidence) {
+      const verified = await evidenceVerifier.verify(evidence);
+      const { nonceDigest } = await options.challenges.check(verified.nonce, verified.deviceId);
+      const device = await ledgerCall(() => ledger.read<DeviceRecord>('GetDevice', verified.deviceId));
+      if (device.Status === 'revoked') {
+        throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${device.DeviceID} is revoked`);
+      }
+      if (device.CertFingerprint !== verified.certificateFingerprint) {
+        throw new AttestationError(
+          AttestationErrorCode.KeyNotEnrolled,
+          `the evidence certificate is not the one enrolled for ${device.DeviceID}`,
+        );
+      }
+      const refs = await ledgerCall(() => ledger.read<ReferenceValuesRecord>('GetReferenceValues', device.Group));
+      const appraisal = appraise(verified, refs.Measurements);
+      const issuedAt = now();
+      const policyId = appraisalPolicyId(options.policyId, refs);
+      const result: AttestationResult = {
+        DeviceID: device.DeviceID,
+        NonceDigest: nonceDigest,
+        EvidenceDigest: verified.evidenceDigest,
+        Status: appraisal.status,
+        PolicyID: policyId,
+        VerifierID: verifierId,
+        IssuedAt: issuedAt.toISOString(),
+      };
+      // Signed before anything is written: an HSM fault then leaves the ledger untouched.
+      const ear = await signEar(options.resultKey, verifierId, {
+        eat_profile: EarProfile,
+        iat: Math.floor(issuedAt.getTime() / 1000),
+        eat_nonce: verified.nonce,
+        'ear.verifier-id': { build, developer: verifierId },
+        submods: {
+          [EarSubmodule]: {
+            'ear.status': appraisal.status,
+            'ear.trustworthiness-vector': appraisal.trustworthinessVector,
+            'ear.appraisal-policy-id': policyId,
+          },
+        },
+        sub: device.DeviceID,
+        'keyfleet.result': result,
+      });
+      const { recorded, suspended } = await record(result);
+      const actions = await act(
+        device,
+        appraisal.status,
+        suspended ?? (appraisal.status === 'contraindicated' && device.Status === 'active'),
+      );
+      return {
+        ear,
+        status: appraisal.status,
+        deviceId: device.DeviceID,
+        result,
+        trustworthinessVector: appraisal.trustworthinessVector,
+        findings: appraisal.findings,
+        recorded,
+        actions,
+      };
+    },
+  };
+}

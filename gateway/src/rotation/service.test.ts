@@ -1,0 +1,333 @@
+import { expect } from 'chai';
+import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import type { KeyRecord, NonceRecord } from '@keyfleet/chaincode';
+import { compactVerify, decodeProtectedHeader } from 'jose';
+import { newDeviceCa } from '../ca/device-ca';
+import { GatewayError } from '../errors';
+import { newSoftwareKey } from '../testing/software-key';
+import { findVersionKey, generateVersionKey } from './hsm-steps';
+import {
+  kekDerivationData,
+  nextKeyCommitment,
+  rotationAckDigest,
+  rotationNonceDigest,
+  RotationMessageType,
+  type RotationResponseClaims,
+} from './protocol';
+import { newRotationService, type RotationService } from './service';
+import { deviceJws, enrolTestDevice, newRotationWorld, type RotationWorld, type TestDevice } from './testing/fixture';
+
+const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+const kcvOf = (key: Uint8Array): string =>
+  createCipheriv('aes-256-ecb', key, null)
+    .setAutoPadding(false)
+    .update(Buffer.alloc(16))
+    .subarray(0, 3)
+    .toString('hex');
+
+async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).to.be.instanceOf(GatewayError);
+    return err as GatewayError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('rotation service on SoftHSM and the in-process contract', function () {
+  this.timeout(60_000);
+  let world: RotationWorld;
+  let service: RotationService;
+  let dev1: TestDevice;
+  let dev2: TestDevice;
+  let dev3: TestDevice;
+  /** What device 1 holds, as the spec's device would store it. */
+  const held: { version: number; key: Buffer } = { version: 0, key: Buffer.alloc(0) };
+  let acceptedRequest = '';
+
+  before(async () => {
+    world = await newRotationWorld();
+    service = newRotationService({
+      hsm: world.hsm,
+      ledger: world.ledger,
+      responseKey: world.metadataKey,
+      deviceCaCertificatePem: world.ca.certificatePem,
+    });
+    dev1 = await enrolTestDevice(world, 'dev-1');
+    dev2 = await enrolTestDevice(world, 'dev-2');
+    dev3 = await enrolTestDevice(world, 'dev-3');
+    await service.provisionDeviceKey({ deviceId: 'dev-1', keyId: 'dev-1-data' });
+    await service.provisionDeviceKey({ deviceId: 'dev-2', keyId: 'dev-2-data' });
+    await service.provisionDeviceKey({ deviceId: 'dev-3', keyId: 'dev-3-data' });
+  });
+
+  after(async () => {
+    await world.close();
+  });
+
+  function request(device: TestDevice, keyId: string, current: number, nonce = randomBytes(32).toString('base64url')) {
+    const claims = {
+      device_id: device.id,
+      key_id: keyId,
+      current_version: current,
+      nonce,
+      iat: Math.floor(Date.now() / 1000),
+    };
+    return {
+      nonce,
+      claims,
+      jws: (overrides = {}) => deviceJws(device, RotationMessageType.Request, claims, overrides),
+    };
+  }
+
+  /** The device side of §6, in software: verify with the pinned key, check the binding, derive, unwrap, check. */
+  async function open(
+    device: TestDevice,
+    response: string,
+    nonce: string,
+  ): Promise<RotationResponseClaims & { key: Buffer }> {
+    expect(decodeProtectedHeader(response).typ).to.equal(RotationMessageType.Response);
+    const { payload } = await compactVerify(response, world.metadataKey.publicKey, { algorithms: ['ES256'] });
+    const claims = JSON.parse(Buffer.from(payload).toString('utf8')) as RotationResponseClaims;
+    expect(claims.nonce_digest).to.equal(rotationNonceDigest(nonce));
+    const masterKey = diffieHellman({
+      privateKey: device.privateKey,
+      publicKey: createPublicKey(world.keyExchangePublicKeyPem),
+    });
+    const cbc = createCipheriv('aes-256-cbc', masterKey, Buffer.alloc(16)).setAutoPadding(false);
+    const kek = Buffer.concat([
+      cbc.update(kekDerivationData(claims.device_id, claims.key_id, claims.version)),
+      cbc.final(),
+    ]);
+    const unwrap = createDecipheriv('id-aes256-wrap-pad', kek, Buffer.from('a65959a6', 'hex'));
+    const key = Buffer.concat([unwrap.update(Buffer.from(claims.wrapped_key, 'base64url')), unwrap.final()]);
+    expect(kcvOf(key)).to.equal(claims.kcv);
+    return { ...claims, key };
+  }
+
+  const getKey = (keyId: string) => world.ledger.read<KeyRecord>('GetKey', keyId);
+
+  it('delivers version 1 to a device that holds none (current_version 0), recording the nonce', async () => {
+    const r = request(dev1, 'dev-1-data', 0);
+    const result = await service.rotateDeviceKey(await r.jws(), { deviceId: 'dev-1', keyId: 'dev-1-data' });
+    expect(result).to.include({ version: 1, redelivered: true });
+    const opened = await open(dev1, result.response, r.nonce);
+    const key = await getKey('dev-1-data');
+    expect(key.LatestVersion).to.equal(1);
+    expect(key.Versions[0]?.Fingerprint).to.equal(opened.kcv);
+    const nonce = await world.ledger.read<NonceRecord>('GetNonce', rotationNonceDigest(r.nonce));
+    expect(nonce).to.include({ Purpose: 'rotation', Subject: 'dev-1-data', TxID: result.transactionId });
+    held.version = 1;
+    held.key = opened.key;
+  });
+
+  it('rotates three times: each version committed before delivery, old one deactivated, next one committed', async () => {
+    for (let round = 0; round < 3; round++) {
+      const before = await getKey('dev-1-data');
+      const r = request(dev1, 'dev-1-data', held.version);
+      acceptedRequest = await r.jws();
+      const result = await service.rotateDeviceKey(acceptedRequest);
+      const opened = await open(dev1, result.response, r.nonce);
+      expect(opened).to.include({
+        version: held.version + 1,
+        previous_version: held.version,
+        transaction_id: result.transactionId,
+      });
+      expect(opened.key.equals(held.key)).to.equal(false);
+
+      const after = await getKey('dev-1-data');
+      expect(after.LatestVersion).to.equal(held.version + 1);
+      expect(after.ActiveVersion).to.equal(held.version + 1);
+      const version = after.Versions.find((x) => x.Version === held.version + 1);
+      expect(version).to.include({ State: 'active', Fingerprint: opened.kcv, FingerprintType: 'kcv' });
+      expect(version?.WrappedKeyDigest).to.equal(sha256Hex(Buffer.from(opened.wrapped_key, 'base64url')));
+      expect(version?.Proof.TxID).to.equal(result.transactionId);
+      expect(after.Versions.find((x) => x.Version === held.version)?.State).to.equal('deactivated');
+      // Pre-rotation: the version delivered is the one committed before; the next is already in the HSM.
+      expect(before.NextKeyCommitment).to.equal(nextKeyCommitment(opened.kcv));
+      const next = await findVersionKey(world.hsm, 'dev-1-data', held.version + 2, world.hsm.tokenLabel);
+      expect(after.NextKeyCommitment).to.equal(nextKeyCommitment(next?.kcv ?? 'none'));
+
+      held.version = opened.version;
+      held.key = opened.key;
+    }
+    expect(held.version).to.equal(4);
+    // The device's key is the HSM's version 4: what the HSM encrypts, the device decrypts.
+    const sealed = await world.hsm.encryptAesGcm({ label: 'key:dev-1-data:v4' }, Buffer.from('for dev-1'));
+    const gcm = createDecipheriv('aes-256-gcm', held.key, sealed.iv);
+    gcm.setAuthTag(Buffer.from(sealed.ciphertext.subarray(-16)));
+    expect(Buffer.concat([gcm.update(sealed.ciphertext.subarray(0, -16)), gcm.final()]).toString()).to.equal(
+      'for dev-1',
+    );
+    // No master key or KEK outlives a rotation.
+    const labels = (await world.hsm.findKeys({ kind: 'secret' })).map((k) => k.label);
+    expect(labels.filter((l) => /^(dmk|kek|transport|new):/.test(l))).to.deep.equal([]);
+  });
+
+  it('redelivers the committed version to a device that lost the answer', async () => {
+    const r = request(dev1, 'dev-1-data', 3);
+    const result = await service.rotateDeviceKey(await r.jws());
+    const opened = await open(dev1, result.response, r.nonce);
+    expect(result.redelivered).to.equal(true);
+    expect(opened.version).to.equal(4);
+    expect(opened.key.equals(held.key)).to.equal(true);
+    expect((await getKey('dev-1-data')).LatestVersion).to.equal(4);
+  });
+
+  it('records the acknowledgement once per version, and answers a repeat with the first transaction', async () => {
+    const ack = await deviceJws(dev1, RotationMessageType.Ack, {
+      device_id: 'dev-1',
+      key_id: 'dev-1-data',
+      version: 4,
+      kcv: kcvOf(held.key),
+      nonce_digest: rotationNonceDigest('x'.repeat(22)),
+      iat: Math.floor(Date.now() / 1000),
+    });
+    const first = await service.acknowledgeRotation(ack);
+    expect(first).to.include({ version: 4, alreadyRecorded: false });
+    const nonce = await world.ledger.read<NonceRecord>('GetNonce', rotationAckDigest('dev-1-data', 4));
+    expect(nonce.TxID).to.equal(first.transactionId);
+    const again = await service.acknowledgeRotation(ack);
+    expect(again).to.include({ alreadyRecorded: true, transactionId: first.transactionId });
+  });
+
+  it('refuses an acknowledgement whose check value is not the ledger’s', async () => {
+    const ack = await deviceJws(dev1, RotationMessageType.Ack, {
+      device_id: 'dev-1',
+      key_id: 'dev-1-data',
+      version: 4,
+      kcv: 'abcdef',
+      nonce_digest: rotationNonceDigest('y'.repeat(22)),
+      iat: Math.floor(Date.now() / 1000),
+    });
+    const err = await rejection(service.acknowledgeRotation(ack));
+    expect([err.code, err.detail]).to.deep.equal(['BAD_REQUEST', 'ROTATION_ACK_MISMATCH']);
+  });
+
+  describe('hostile requests: refused with their code, nothing written to the ledger or the HSM', () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const cases: {
+      name: string;
+      setup?: () => Promise<void>;
+      jws: () => Promise<string>;
+      route?: { deviceId: string; keyId: string };
+      code: string;
+      detail: string;
+    }[] = [
+      {
+        name: 'a replayed request',
+        jws: () => Promise.resolve(acceptedRequest),
+        code: 'LEDGER_REJECTED',
+        detail: 'NONCE_REPLAYED',
+      },
+      {
+        name: 'a request signed by another device’s key',
+        jws: () => request(dev1, 'dev-1-data', 4).jws({ signingKey: dev2.privateKey }),
+        code: 'UNAUTHENTICATED',
+        detail: 'ROTATION_SIGNATURE_INVALID',
+      },
+      {
+        name: 'another device’s certificate with this device’s claims',
+        jws: () => request(dev2, 'dev-1-data', 4).jws({ claims: { device_id: 'dev-1' } }),
+        code: 'UNAUTHENTICATED',
+        detail: 'DEVICE_MISMATCH',
+      },
+      {
+        name: 'a certificate from another CA',
+        jws: async () => {
+          const rogueCa = await newDeviceCa({ key: newSoftwareKey('rogue-ca') });
+          const rogue = await enrolTestDevice(world, 'dev-1', rogueCa);
+          return request(rogue, 'dev-1-data', 4).jws();
+        },
+        code: 'UNAUTHENTICATED',
+        detail: 'DEVICE_CERTIFICATE_INVALID',
+      },
+      {
+        name: 'a stale request (iat an hour ago)',
+        jws: () => request(dev1, 'dev-1-data', 4).jws({ claims: { iat: now() - 3600 } }),
+        code: 'UNAUTHENTICATED',
+        detail: 'ROTATION_REQUEST_STALE',
+      },
+      {
+        name: 'a nonce shorter than 128 bits',
+        jws: () => request(dev1, 'dev-1-data', 4, 'c2hvcnQ').jws(),
+        code: 'BAD_REQUEST',
+        detail: 'ROTATION_REQUEST_MALFORMED',
+      },
+      {
+        name: 'a route that names another key than the signed claims',
+        jws: () => request(dev1, 'dev-1-data', 4).jws(),
+        route: { deviceId: 'dev-1', keyId: 'dev-2-data' },
+        code: 'BAD_REQUEST',
+        detail: 'ROTATION_REQUEST_MALFORMED',
+      },
+      {
+        name: 'a revoked device',
+        setup: async () => {
+          await world.ledger.write('RevokeDevice', { DeviceID: 'dev-3', Reason: 'keyCompromise', Comment: null });
+        },
+        jws: () => request(dev3, 'dev-3-data', 1).jws(),
+        code: 'FORBIDDEN',
+        detail: 'DEVICE_REVOKED',
+      },
+      {
+        name: 'a key the device does not own',
+        jws: () => request(dev2, 'dev-1-data', 4).jws(),
+        code: 'FORBIDDEN',
+        detail: 'KEY_NOT_OWNED',
+      },
+      {
+        name: 'a current version ahead of the ledger',
+        jws: () => request(dev1, 'dev-1-data', 9).jws(),
+        code: 'LEDGER_REJECTED',
+        detail: 'STALE_VERSION',
+      },
+      {
+        name: 'a next version that does not match the pre-rotation commitment',
+        setup: async () => {
+          // The committed version 2 is replaced in the HSM by another key under the same label.
+          await world.hsm.destroyKey({ label: 'key:dev-2-data:v2' }, ['secret']);
+          await generateVersionKey(world.hsm, 'dev-2-data', 2);
+        },
+        jws: () => request(dev2, 'dev-2-data', 1).jws(),
+        code: 'LEDGER_REJECTED',
+        detail: 'NEXT_KEY_MISMATCH',
+      },
+    ];
+
+    for (const c of cases) {
+      it(`${c.name}: ${c.code} / ${c.detail}`, async () => {
+        await c.setup?.();
+        const jws = await c.jws();
+        const ledgerBefore = world.local.snapshot();
+        const hsmBefore = (await world.hsm.findKeys()).map((k) => `${k.kind}:${k.label}`).sort();
+        const err = await rejection(service.rotateDeviceKey(jws, c.route));
+        expect([err.code, err.detail], err.message).to.deep.equal([c.code, c.detail]);
+        expect(world.local.snapshot(), 'ledger state').to.equal(ledgerBefore);
+        expect((await world.hsm.findKeys()).map((k) => `${k.kind}:${k.label}`).sort(), 'HSM objects').to.deep.equal(
+          hsmBefore,
+        );
+      });
+    }
+  });
+
+  // Mocha runs a suite's own tests before its nested suites: this one must see the hostile cases' leftovers.
+  describe('after a crash', () => {
+    it('reconcile() destroys version keys the ledger does not account for, and keeps the others', async () => {
+      await generateVersionKey(world.hsm, 'dev-1-data', 6); // a crash after generating, before the commit
+      await generateVersionKey(world.hsm, 'ghost-key', 1); // provisioning that never reached the ledger
+      const result = await service.reconcile();
+      expect([...result.destroyed].sort()).to.deep.equal([
+        'key:dev-1-data:v6',
+        'key:dev-2-data:v2', // the substituted key of the hostile case: not the committed one
+        'key:ghost-key:v1',
+      ]);
+      const labels = (await world.hsm.findKeys({ kind: 'secret' })).map((k) => k.label);
+      for (let v = 1; v <= 5; v++) expect(labels).to.include(`key:dev-1-data:v${v}`);
+      expect(labels).to.include('key:dev-2-data:v1');
+      expect(result.kept).to.equal(labels.filter((l) => l.startsWith('key:')).length);
+      expect((await service.reconcile()).destroyed).to.deep.equal([]);
+    });
+  });
+});

@@ -1,0 +1,616 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import type { DeviceRecord, KeyRecord, NonceRecord, RotationPolicy } from '@keyfleet/chaincode';
+import { compactVerify, decodeProtectedHeader } from 'jose';
+import type { EcSigningKey } from '../crypto/ec-key';
+import { signCompactJws } from '../crypto/jws';
+import { GatewayError, GatewayErrorCode } from '../errors';
+import { isHsmError, type Hsm } from '../hsm';
+import type { LedgerClient } from '../ledger/ledger-client';
+import { findVersionKey, generateVersionKey, withDeviceMasterKey, wrapForDevice, type VersionKey } from './hsm-steps';
+import {
+  ackClaimsProblem,
+  nextKeyCommitment,
+  parseVersionLabel,
+  requestClaimsProblem,
+  rotationAckDigest,
+  rotationNonceDigest,
+  RotationMessageType,
+  type RotationAckClaims,
+  type RotationRequestClaims,
+  type RotationResponseClaims,
+} from './protocol';
+
+/**
+ * The machine-readable reasons a rotation is refused, carried in `GatewayError.detail` (the
+ * `code` is the HTTP-facing class: BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND,
+ * LEDGER_REJECTED, HSM_FAILURE). Ledger refusals keep the chaincode's own code
+ * (NONCE_REPLAYED, NEXT_KEY_MISMATCH, STALE_VERSION).
+ */
+export const RotationErrorDetail = {
+  RequestMalformed: 'ROTATION_REQUEST_MALFORMED',
+  RequestStale: 'ROTATION_REQUEST_STALE',
+  SignatureInvalid: 'ROTATION_SIGNATURE_INVALID',
+  CertificateInvalid: 'DEVICE_CERTIFICATE_INVALID',
+  CertificateNotEnrolled: 'DEVICE_CERTIFICATE_NOT_ENROLLED',
+  DeviceMismatch: 'DEVICE_MISMATCH',
+  DeviceNotFound: 'DEVICE_NOT_FOUND',
+  DeviceRevoked: 'DEVICE_REVOKED',
+  DeviceSuspended: 'DEVICE_SUSPENDED',
+  KeyNotFound: 'KEY_NOT_FOUND',
+  KeyNotOwned: 'KEY_NOT_OWNED',
+  KeyNotUsable: 'KEY_NOT_USABLE',
+  NonceReplayed: 'NONCE_REPLAYED',
+  StaleVersion: 'STALE_VERSION',
+  RotationInProgress: 'ROTATION_IN_PROGRESS',
+  AckMismatch: 'ROTATION_ACK_MISMATCH',
+  KeyMaterialMissing: 'KEY_MATERIAL_MISSING',
+} as const;
+export type RotationErrorDetail = (typeof RotationErrorDetail)[keyof typeof RotationErrorDetail];
+
+export interface RotationServiceOptions {
+  readonly hsm: Hsm;
+  /** Writes as the gateway's operator identity, signed by the metadata-signing key. */
+  readonly ledger: LedgerClient;
+  /** Signs responses: the HSM `metadata-signing` key, which devices pin. */
+  readonly responseKey: EcSigningKey;
+  /** The device CA certificate (PEM); request certificates must be issued by it. */
+  readonly deviceCaCertificatePem: string;
+  /** Label of the HSM ECDH key the device master keys derive from; default `device-kex`. */
+  readonly deviceKeyExchangeLabel?: string;
+  /** How far a request's `iat` may be from now, either way; default 300 s. */
+  readonly maxClockSkewSeconds?: number;
+  readonly now?: () => Date;
+}
+
+/** What the route should answer: `{ response }`, plus facts for logs and metrics. */
+export interface RotationResult {
+  /** Compact JWS ({@link RotationResponseClaims}) by the response key. */
+  readonly response: string;
+  readonly deviceId: string;
+  readonly keyId: string;
+  readonly version: number;
+  readonly transactionId: string;
+  /** True when an already committed version was delivered again (the device was behind). */
+  readonly redelivered: boolean;
+}
+
+export interface AckResult {
+  readonly keyId: string;
+  readonly version: number;
+  readonly transactionId: string;
+  /** True when this version's acknowledgement had been recorded before. */
+  readonly alreadyRecorded: boolean;
+}
+
+export interface ProvisionRequest {
+  readonly deviceId: string;
+  readonly keyId: string;
+  readonly rotationPolicy?: RotationPolicy;
+}
+
+export interface ProvisionResult {
+  readonly keyId: string;
+  readonly version: 1;
+  readonly transactionId: string;
+}
+
+export interface ReconcileResult {
+  /** Labels of version keys destroyed because the ledger does not (or no longer) account for them. */
+  readonly destroyed: readonly string[];
+  /** Version keys the ledger accounts for. */
+  readonly kept: number;
+}
+
+/** When the route names a device and key, the signed claims must name the same. */
+export interface RouteBinding {
+  readonly deviceId?: string;
+  readonly keyId?: string;
+}
+
+export interface RotationService {
+  /**
+   * Registers a new device-owned AES-256 key: version 1 and (pre-rotation) version 2 are generated
+   * in the HSM, the ledger records version 1 active with a commitment to version 2. The device
+   * fetches version 1 with a request whose `current_version` is 0.
+   */
+  provisionDeviceKey(request: ProvisionRequest): Promise<ProvisionResult>;
+  /**
+   * Answers a device's signed rotation request (docs/protocol-rotation.md §4): verifies it, commits
+   * the new version on the ledger, and only then returns the wrapped key in a signed response.
+   */
+  rotateDeviceKey(requestJws: string, route?: RouteBinding): Promise<RotationResult>;
+  /** Records the device's signed acknowledgement that it holds `version` (idempotent). */
+  acknowledgeRotation(ackJws: string, route?: RouteBinding): Promise<AckResult>;
+  /**
+   * Crash recovery, run before serving: destroys version keys the ledger does not account for
+   * (generated, never committed, so never delivered). See docs/protocol-rotation.md §7.
+   */
+  reconcile(): Promise<ReconcileResult>;
+}
+
+const defaultRotationPolicy: RotationPolicy = {
+  IntervalSeconds: 30 * 86_400,
+  GraceSeconds: 7 * 86_400,
+  RetentionSeconds: 90 * 86_400,
+  Triggers: ['attestation-failure', 'compromise'],
+};
+
+interface VerifiedDeviceMessage {
+  readonly claims: unknown;
+  readonly certificate: X509Certificate;
+  readonly deviceId: string;
+}
+
+function fail(code: GatewayErrorCode, detail: RotationErrorDetail, message: string, cause?: unknown): never {
+  throw new GatewayError(code, message, detail, cause === undefined ? undefined : { cause });
+}
+
+function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function ledgerDetail(err: unknown): string | undefined {
+  return err instanceof GatewayError && err.code === GatewayErrorCode.LedgerRejected ? err.detail : undefined;
+}
+
+export function newRotationService(options: RotationServiceOptions): RotationService {
+  const { hsm, ledger, responseKey } = options;
+  const kexLabel = options.deviceKeyExchangeLabel ?? 'device-kex';
+  const now = options.now ?? (() => new Date());
+  const skewMs = (options.maxClockSkewSeconds ?? 300) * 1000;
+  const caCertificate = new X509Certificate(options.deviceCaCertificatePem);
+  const locks = new Map<string, Promise<unknown>>();
+
+  /** One rotation per key at a time in this process; across gateways the ledger's version check decides. */
+  async function exclusively<T>(keyId: string, task: () => Promise<T>): Promise<T> {
+    const previous = locks.get(keyId) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.catch(() => undefined);
+    locks.set(keyId, settled);
+    try {
+      return await run;
+    } finally {
+      if (locks.get(keyId) === settled) locks.delete(keyId);
+    }
+  }
+
+  async function verifyDeviceMessage(jws: string, typ: string): Promise<VerifiedDeviceMessage> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(jws);
+    } catch (err) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'not a compact JWS', err);
+    }
+    if (header.alg !== 'ES256' || header.typ !== typ) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, `the JWS must be ES256 with typ ${typ}`);
+    }
+    const leaf = Array.isArray(header.x5c) && header.x5c.length === 1 ? header.x5c[0] : undefined;
+    if (typeof leaf !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(leaf)) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'x5c must hold the device certificate');
+    }
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(Buffer.from(leaf, 'base64'));
+    } catch (err) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'x5c is not a certificate', err);
+    }
+    const at = now().getTime();
+    if (
+      !certificate.checkIssued(caCertificate) ||
+      !certificate.verify(caCertificate.publicKey) ||
+      at < Date.parse(certificate.validFrom) ||
+      at > Date.parse(certificate.validTo) ||
+      certificate.ca
+    ) {
+      fail(
+        GatewayErrorCode.Unauthenticated,
+        RotationErrorDetail.CertificateInvalid,
+        'the certificate is not a valid device certificate of this CA',
+      );
+    }
+    let payload: Uint8Array;
+    try {
+      ({ payload } = await compactVerify(jws, certificate.publicKey, { algorithms: ['ES256'] }));
+    } catch (err) {
+      fail(
+        GatewayErrorCode.Unauthenticated,
+        RotationErrorDetail.SignatureInvalid,
+        'the signature does not verify with the certificate',
+        err,
+      );
+    }
+    let claims: unknown;
+    try {
+      claims = JSON.parse(Buffer.from(payload).toString('utf8'));
+    } catch (err) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'the payload is not JSON', err);
+    }
+    const deviceId = /^CN=([^\n]+)$/m.exec(certificate.subject)?.[1];
+    if (deviceId === undefined) {
+      fail(GatewayErrorCode.Unauthenticated, RotationErrorDetail.CertificateInvalid, 'the certificate names no device');
+    }
+    return { claims, certificate, deviceId };
+  }
+
+  /** The claims' device is the certificate's, the route's, and an active enrolled device holding this certificate. */
+  async function assertDevice(
+    message: VerifiedDeviceMessage,
+    claims: { device_id: string; key_id: string; iat: number },
+    route: RouteBinding | undefined,
+  ): Promise<KeyRecord> {
+    if (claims.device_id !== message.deviceId) {
+      fail(
+        GatewayErrorCode.Unauthenticated,
+        RotationErrorDetail.DeviceMismatch,
+        `signed by device ${message.deviceId}, not ${claims.device_id}`,
+      );
+    }
+    if (
+      (route?.deviceId !== undefined && route.deviceId !== claims.device_id) ||
+      (route?.keyId !== undefined && route.keyId !== claims.key_id)
+    ) {
+      fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'the path and the signed claims differ');
+    }
+    if (Math.abs(claims.iat * 1000 - now().getTime()) > skewMs) {
+      fail(GatewayErrorCode.Unauthenticated, RotationErrorDetail.RequestStale, 'iat is too far from the current time');
+    }
+    let device: DeviceRecord;
+    try {
+      device = await ledger.read<DeviceRecord>('GetDevice', claims.device_id);
+    } catch (err) {
+      if (ledgerDetail(err) === 'DEVICE_NOT_FOUND') {
+        fail(
+          GatewayErrorCode.Forbidden,
+          RotationErrorDetail.DeviceNotFound,
+          `device ${claims.device_id} is not enrolled`,
+        );
+      }
+      throw err;
+    }
+    if (device.Status === 'revoked') {
+      fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${device.DeviceID} is revoked`);
+    }
+    if (device.Status !== 'active') {
+      fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceSuspended, `device ${device.DeviceID} is suspended`);
+    }
+    if (sha256Hex(message.certificate.raw) !== device.CertFingerprint) {
+      fail(
+        GatewayErrorCode.Unauthenticated,
+        RotationErrorDetail.CertificateNotEnrolled,
+        'the certificate is not the one the device was enrolled with',
+      );
+    }
+    let key: KeyRecord;
+    try {
+      key = await ledger.read<KeyRecord>('GetKey', claims.key_id);
+    } catch (err) {
+      if (ledgerDetail(err) === 'KEY_NOT_FOUND') {
+        fail(GatewayErrorCode.NotFound, RotationErrorDetail.KeyNotFound, `key ${claims.key_id} does not exist`);
+      }
+      throw err;
+    }
+    if (key.Owner.Type !== 'device' || key.Owner.ID !== claims.device_id || key.Algorithm !== 'AES-256') {
+      fail(
+        GatewayErrorCode.Forbidden,
+        RotationErrorDetail.KeyNotOwned,
+        `key ${key.KeyID} is not an AES-256 key of device ${claims.device_id}`,
+      );
+    }
+    return key;
+  }
+
+  async function assertNonceUnused(digest: string): Promise<void> {
+    try {
+      const used = await ledger.read<NonceRecord>('GetNonce', digest);
+      fail(
+        GatewayErrorCode.LedgerRejected,
+        RotationErrorDetail.NonceReplayed,
+        `nonce ${digest} was consumed in transaction ${used.TxID}`,
+      );
+    } catch (err) {
+      if (ledgerDetail(err) === 'NONCE_NOT_FOUND') return;
+      throw err;
+    }
+  }
+
+  async function destroyAll(keys: readonly VersionKey[]): Promise<void> {
+    for (const key of keys) {
+      try {
+        await hsm.destroyKey({ label: key.label }, ['secret']);
+      } catch {
+        // reconcile() removes what is left; the original error matters more.
+      }
+    }
+  }
+
+  async function generateOrConflict(keyId: string, version: number): Promise<VersionKey> {
+    try {
+      return await generateVersionKey(hsm, keyId, version);
+    } catch (err) {
+      if (isHsmError(err) && err.code === 'HSM_KEY_EXISTS') {
+        fail(
+          GatewayErrorCode.LedgerRejected,
+          RotationErrorDetail.RotationInProgress,
+          `version ${version} of key ${keyId} is already in the HSM: another rotation is running, or reconcile() is due`,
+          err,
+        );
+      }
+      throw hsmFailure(err);
+    }
+  }
+
+  function hsmFailure(err: unknown): unknown {
+    return isHsmError(err)
+      ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
+      : err;
+  }
+
+  async function wrapVersion(certificate: X509Certificate, deviceId: string, key: VersionKey): Promise<Uint8Array> {
+    try {
+      return await withDeviceMasterKey(hsm, kexLabel, certificate.publicKey, (dmk) =>
+        wrapForDevice(hsm, dmk, { deviceId, keyId: key.keyId, version: key.version }, { label: key.label }),
+      );
+    } catch (err) {
+      throw hsmFailure(err);
+    }
+  }
+
+  async function respond(
+    claims: RotationRequestClaims,
+    delivered: VersionKey,
+    wrapped: Uint8Array,
+    transactionId: string,
+    nonceDigest: string,
+    redelivered: boolean,
+  ): Promise<RotationResult> {
+    const payload: RotationResponseClaims = {
+      device_id: claims.device_id,
+      key_id: claims.key_id,
+      version: delivered.version,
+      previous_version: claims.current_version,
+      nonce_digest: nonceDigest,
+      wrapped_key: Buffer.from(wrapped).toString('base64url'),
+      kcv: delivered.kcv,
+      transaction_id: transactionId,
+      iat: Math.floor(now().getTime() / 1000),
+    };
+    const response = await signCompactJws(
+      responseKey,
+      { kid: responseKey.label, typ: RotationMessageType.Response },
+      Buffer.from(JSON.stringify(payload)),
+    );
+    return {
+      response,
+      deviceId: claims.device_id,
+      keyId: claims.key_id,
+      version: delivered.version,
+      transactionId,
+      redelivered,
+    };
+  }
+
+  /** current_version = latest: the HSM's pre-generated next version is committed, then delivered. */
+  async function rotate(
+    claims: RotationRequestClaims,
+    key: KeyRecord,
+    certificate: X509Certificate,
+    nonceDigest: string,
+  ): Promise<RotationResult> {
+    const next = key.LatestVersion + 1;
+    const created: VersionKey[] = [];
+    let committed = false;
+    try {
+      let delivered = await findVersionKey(hsm, key.KeyID, next, hsm.tokenLabel);
+      if (delivered === null) {
+        delivered = await generateOrConflict(key.KeyID, next);
+        created.push(delivered);
+      }
+      const following = await generateOrConflict(key.KeyID, next + 1);
+      created.push(following);
+      const wrapped = await wrapVersion(certificate, claims.device_id, delivered);
+      // Commit before delivery: a wrapped key that left the gateway is always on the ledger.
+      const { transactionId } = await ledger.write('RotateKey', {
+        KeyID: key.KeyID,
+        CurrentVersion: key.LatestVersion,
+        NewVersion: {
+          Fingerprint: delivered.kcv,
+          FingerprintType: 'kcv',
+          Pkcs11URI: delivered.uri,
+          WrappedKeyDigest: sha256Hex(wrapped),
+        },
+        NextKeyCommitment: nextKeyCommitment(following.kcv),
+        NonceDigest: nonceDigest,
+      });
+      committed = true;
+      return await respond(claims, delivered, wrapped, transactionId, nonceDigest, false);
+    } catch (err) {
+      if (!committed) await destroyUnlessAmbiguous(created, err);
+      throw err;
+    }
+  }
+
+  /**
+   * After a failure before the commit, destroys the keys this call generated: a definite refusal
+   * leaves nothing behind. An unknown ledger outcome (LEDGER_UNAVAILABLE: the write may yet have
+   * committed) leaves them to reconcile(), which asks the ledger what happened.
+   */
+  async function destroyUnlessAmbiguous(created: readonly VersionKey[], err: unknown): Promise<void> {
+    if (err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable) return;
+    await destroyAll(created);
+  }
+
+  /** current_version < latest: the device missed a delivery; the active version is wrapped again. */
+  async function redeliver(
+    claims: RotationRequestClaims,
+    key: KeyRecord,
+    certificate: X509Certificate,
+    nonceDigest: string,
+  ): Promise<RotationResult> {
+    const active = key.ActiveVersion;
+    const record = key.Versions.find((v) => v.Version === active);
+    if (active === null || active !== key.LatestVersion || record?.State !== 'active') {
+      fail(GatewayErrorCode.Forbidden, RotationErrorDetail.KeyNotUsable, `key ${key.KeyID} has no deliverable version`);
+    }
+    const stored = await findVersionKey(hsm, key.KeyID, active, hsm.tokenLabel);
+    if (stored === null || stored.kcv !== record.Fingerprint) {
+      fail(
+        GatewayErrorCode.HsmFailure,
+        RotationErrorDetail.KeyMaterialMissing,
+        `version ${active} of key ${key.KeyID} is not in the HSM`,
+      );
+    }
+    const wrapped = await wrapVersion(certificate, claims.device_id, stored);
+    if (record.WrappedKeyDigest !== null && record.WrappedKeyDigest !== sha256Hex(wrapped)) {
+      // RFC 5649 is deterministic: another digest means another key or KEK than the ledger's.
+      fail(GatewayErrorCode.HsmFailure, RotationErrorDetail.KeyMaterialMissing, 'the wrap differs from the ledger');
+    }
+    const { transactionId } = await ledger.write('ConsumeNonce', {
+      NonceDigest: nonceDigest,
+      Purpose: 'rotation',
+      Subject: key.KeyID,
+    });
+    return respond(claims, stored, wrapped, transactionId, nonceDigest, true);
+  }
+
+  return {
+    async provisionDeviceKey(request) {
+      const device = await ledger.read<DeviceRecord>('GetDevice', request.deviceId);
+      if (device.Status !== 'active') {
+        fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${device.DeviceID} is not active`);
+      }
+      return exclusively(request.keyId, async () => {
+        const created: VersionKey[] = [];
+        try {
+          const first = await generateOrConflict(request.keyId, 1);
+          created.push(first);
+          const second = await generateOrConflict(request.keyId, 2);
+          created.push(second);
+          const device = { MSPID: 'Org1MSP', Role: 'device', ID: request.deviceId };
+          const operator = { MSPID: 'Org1MSP', Role: 'operator', ID: null };
+          const { transactionId } = await ledger.write('RegisterKey', {
+            KeyID: request.keyId,
+            Owner: { Type: 'device', ID: request.deviceId },
+            Algorithm: 'AES-256',
+            Purpose: 'encrypt',
+            RotationPolicy: request.rotationPolicy ?? defaultRotationPolicy,
+            AccessPolicy: { Read: [device], Use: [device], Rotate: [operator], Administer: [operator] },
+            // The device's wrap is bound to its certificate, not known here: no WrappedKeyDigest yet.
+            InitialVersion: {
+              Fingerprint: first.kcv,
+              FingerprintType: 'kcv',
+              Pkcs11URI: first.uri,
+              WrappedKeyDigest: null,
+            },
+            InitialState: 'active',
+            NextKeyCommitment: nextKeyCommitment(second.kcv),
+          });
+          return { keyId: request.keyId, version: 1, transactionId };
+        } catch (err) {
+          await destroyUnlessAmbiguous(created, err);
+          throw err;
+        }
+      });
+    },
+
+    async rotateDeviceKey(requestJws, route) {
+      const message = await verifyDeviceMessage(requestJws, RotationMessageType.Request);
+      const problem = requestClaimsProblem(message.claims);
+      if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
+      const claims = message.claims as RotationRequestClaims;
+      await assertDevice(message, claims, route);
+      const nonceDigest = rotationNonceDigest(claims.nonce);
+      return exclusively(claims.key_id, async () => {
+        await assertNonceUnused(nonceDigest);
+        // Read again inside the lock: the version may have moved while we waited.
+        const key = await ledger.read<KeyRecord>('GetKey', claims.key_id);
+        if (claims.current_version > key.LatestVersion) {
+          fail(
+            GatewayErrorCode.LedgerRejected,
+            RotationErrorDetail.StaleVersion,
+            `key ${key.KeyID} is at version ${key.LatestVersion}, not ${claims.current_version}`,
+          );
+        }
+        return claims.current_version === key.LatestVersion
+          ? rotate(claims, key, message.certificate, nonceDigest)
+          : redeliver(claims, key, message.certificate, nonceDigest);
+      });
+    },
+
+    async acknowledgeRotation(ackJws, route) {
+      const message = await verifyDeviceMessage(ackJws, RotationMessageType.Ack);
+      const problem = ackClaimsProblem(message.claims);
+      if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
+      const claims = message.claims as RotationAckClaims;
+      const key = await assertDevice(message, claims, route);
+      const version = key.Versions.find((v) => v.Version === claims.version);
+      if (version === undefined || version.Fingerprint !== claims.kcv) {
+        fail(
+          GatewayErrorCode.BadRequest,
+          RotationErrorDetail.AckMismatch,
+          `key ${key.KeyID} has no version ${claims.version} with check value ${claims.kcv}`,
+        );
+      }
+      const digest = rotationAckDigest(key.KeyID, claims.version);
+      try {
+        const { transactionId } = await ledger.write('ConsumeNonce', {
+          NonceDigest: digest,
+          Purpose: 'rotation',
+          Subject: key.KeyID,
+        });
+        return { keyId: key.KeyID, version: claims.version, transactionId, alreadyRecorded: false };
+      } catch (err) {
+        if (ledgerDetail(err) !== 'NONCE_REPLAYED') throw err;
+        const recorded = await ledger.read<NonceRecord>('GetNonce', digest);
+        return { keyId: key.KeyID, version: claims.version, transactionId: recorded.TxID, alreadyRecorded: true };
+      }
+    },
+
+    async reconcile() {
+      const byKey = new Map<string, { label: string; version: number; id: Uint8Array }[]>();
+      for (const found of await hsm.findKeys({ kind: 'secret' })) {
+        const parsed = parseVersionLabel(found.label);
+        if (parsed === null || !found.token) continue;
+        const list = byKey.get(parsed.keyId) ?? [];
+        list.push({ label: found.label, version: parsed.version, id: found.id });
+        byKey.set(parsed.keyId, list);
+      }
+      const destroyed: string[] = [];
+      let kept = 0;
+      for (const [keyId, versions] of byKey) {
+        let key: KeyRecord | null;
+        try {
+          key = await ledger.read<KeyRecord>('GetKey', keyId);
+        } catch (err) {
+          if (ledgerDetail(err) !== 'KEY_NOT_FOUND') throw err;
+          key = null;
+        }
+        for (const { label, version } of versions) {
+          if (keepVersion(key, version, await findVersionKey(hsm, keyId, version, hsm.tokenLabel))) {
+            kept++;
+            continue;
+          }
+          await hsm.destroyKey({ label }, ['secret']);
+          destroyed.push(label);
+        }
+      }
+      return { destroyed, kept };
+    },
+  };
+}
+
+/**
+ * Whether a version key on the token is accounted for by the ledger: a committed version that is not
+ * destroyed, or the next version the ledger holds a matching commitment to.
+ */
+function keepVersion(key: KeyRecord | null, version: number, stored: VersionKey | null): boolean {
+  if (key === null || stored === null) return false;
+  if (version <= key.LatestVersion) {
+    const record = key.Versions.find((v) => v.Version === version);
+    return record !== undefined && record.State !== 'destroyed' && record.Fingerprint === stored.kcv;
+  }
+  return (
+    version === key.LatestVersion + 1 &&
+    key.NextKeyCommitment !== null &&
+    nextKeyCommitment(stored.kcv) === key.NextKeyCommitment
+  );
+}

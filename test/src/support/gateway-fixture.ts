@@ -1,0 +1,127 @@
+import { createHash, webcrypto } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { LocalLedger } from '@keyfleet/chaincode';
+import { openGateway, loadConfig, ApiRole, issueBearerToken, type Gateway } from '@keyfleet/gateway';
+import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+
+export const AUDIENCE = 'keyfleet-gateway';
+
+export interface Caller {
+  readonly subject: string;
+  readonly role: ApiRole;
+  readonly kid: string;
+  readonly key: KeyLike;
+}
+
+/** A gateway on a fresh SoftHSM token (no key files anywhere) and an in-process ledger, on 127.0.0.1. */
+export interface GatewayFixture {
+  readonly gateway: Gateway;
+  readonly ledger: LocalLedger;
+  readonly store: SoftHsmStore;
+  readonly dataDir: string;
+  readonly url: string;
+  readonly callers: { operator: Caller; auditor: Caller; application: Caller; stranger: Caller };
+  bearer(caller: Caller, options?: { audience?: string; ttlSeconds?: number }): Promise<string>;
+  /** Closes the gateway and opens it again on the same token, ledger and data directory. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk: object }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const kid = `${subject}-key`;
+  return { subject, role, kid, key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } };
+}
+
+export async function startGatewayFixture(): Promise<GatewayFixture> {
+  const store = createSoftHsmStore('keyfleet-it');
+  const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
+  const operator = await newCaller('alice', ApiRole.Operator);
+  const auditor = await newCaller('audrey', ApiRole.Auditor);
+  const application = await newCaller('billing', ApiRole.Application);
+  // Holds a valid key pair, but its public key is not in the gateway's JWKS.
+  const stranger = await newCaller('mallory', ApiRole.Operator);
+  const jwksFile = join(dataDir, 'auth', 'jwks.json');
+  mkdirSync(join(dataDir, 'auth'));
+  writeFileSync(jwksFile, JSON.stringify({ keys: [operator.jwk, auditor.jwk, application.jwk] }));
+
+  const config = loadConfig({
+    KEYFLEET_HSM_MODULE: softHsmModule,
+    KEYFLEET_HSM_URI: store.uri,
+    KEYFLEET_HSM_PIN: store.pin,
+    KEYFLEET_DATA_DIR: dataDir,
+    KEYFLEET_AUTH_JWKS: jwksFile,
+    KEYFLEET_LOG_LEVEL: 'silent',
+    KEYFLEET_LEDGER: 'local',
+  });
+  const ledger = new LocalLedger();
+  let gateway = await openGateway(config, { localLedger: ledger });
+  let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
+
+  return {
+    get gateway() {
+      return gateway;
+    },
+    ledger,
+    store,
+    dataDir,
+    get url() {
+      return url;
+    },
+    callers: { operator, auditor, application, stranger },
+    async bearer(caller, options = {}) {
+      const token = await issueBearerToken(caller.key, {
+        subject: caller.subject,
+        role: caller.role,
+        audience: options.audience ?? AUDIENCE,
+        kid: caller.kid,
+        ttlSeconds: options.ttlSeconds ?? 120,
+      });
+      return `Bearer ${token}`;
+    },
+    async restart() {
+      await gateway.close();
+      gateway = await openGateway(config, { localLedger: ledger });
+      url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
+    },
+    async close() {
+      await gateway.close();
+      store.remove();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A device's key pair and its PKCS#10 request, made the way the agent makes them. */
+export async function newDeviceCsr(
+  commonName: string,
+  algorithm: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' },
+): Promise<{ csr: string; keys: webcrypto.CryptoKeyPair }> {
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']));
+  const signingAlgorithm = algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : algorithm;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm });
+  return { csr: csr.toString('pem'), keys };
+}
+
+/** A JWT that looks like a bearer token but is not signed (alg "none"). */
+export function unsignedToken(claims: object): string {
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${encode({ alg: 'none' })}.${encode(claims)}.`;
+}
+
+/** A bearer token with any claims, signed by `caller`'s key. */
+export async function customToken(caller: Caller, claims: Record<string, unknown>, iat: number, exp: number) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: caller.kid })
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(caller.key);
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
