@@ -5,6 +5,7 @@ import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, 
 import * as x509 from '@peculiar/x509';
 import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
 
+import { collectEvidence, type MeasuredFile } from './attestation/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
 import { newFileKeystore, KeystoreFormat, type Keystore, type KeystoreData, type StoredKey } from './keystore.js';
 import {
@@ -79,6 +80,27 @@ export interface Agent {
   checkIn(): Promise<CheckInResult>;
   /** The stored version of a data key, or null. */
   dataKey(keyId: string): Promise<DataKey | null>;
+  /**
+   * Proves the device's state (docs/protocol-attestation.md): asks for a challenge, measures the
+   * configured files into an EAT signed with the certified key, and returns the verifier's verdict.
+   */
+  attest(options: AttestOptions): Promise<AttestationOutcome>;
+}
+
+/** What the device measures and says about itself in its evidence. */
+export interface AttestOptions {
+  readonly measuredFiles: readonly MeasuredFile[];
+  readonly hwmodel: string;
+  readonly swname: string;
+  readonly swversion: string;
+}
+
+export interface AttestationOutcome {
+  /** `affirming`, `warning` or `contraindicated`. */
+  readonly status: string;
+  /** The EAR: a JWT signed by the verifier's HSM key. */
+  readonly ear: string;
+  readonly recorded: unknown;
 }
 
 interface GatewayErrorBody {
@@ -326,6 +348,23 @@ export function newAgent(options: AgentOptions): Agent {
       }
       // TODO(check-in): report attestation evidence and learn which keys are due (docs/protocol-rotation.md §9).
       return { acknowledged, pending };
+    },
+
+    async attest(attestOptions) {
+      const data = await enrolled();
+      const base = data.gatewayUrl.replace(/\/+$/, '');
+      const { challenge } = (await post(`${base}/v1/attestation/challenges`, { deviceId: data.deviceId })) as {
+        challenge: string;
+      };
+      const evidence = await collectEvidence({
+        ...attestOptions,
+        deviceKey: createPrivateKey(data.privateKey),
+        certificateChainPem: data.certificate,
+        nonce: challenge,
+        now,
+      });
+      const answer = (await post(`${base}/v1/attestation/evidence`, { evidence })) as AttestationOutcome;
+      return { status: answer.status, ear: answer.ear, recorded: answer.recorded };
     },
 
     async dataKey(keyId) {

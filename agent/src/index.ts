@@ -6,7 +6,17 @@
  * @packageDocumentation
  */
 export { newAgent } from './agent.js';
-export type { Agent, AgentOptions, CheckInResult, DataKey, EnrolmentResult, RotationOutcome } from './agent.js';
+export type {
+  Agent,
+  AgentOptions,
+  AttestOptions,
+  AttestationOutcome,
+  CheckInResult,
+  DataKey,
+  EnrolmentResult,
+  RotationOutcome,
+} from './agent.js';
+export * from './attestation/index.js';
 export { AgentError, AgentErrorCode, isAgentError } from './errors.js';
 export { KeystoreFormat, newFileKeystore } from './keystore.js';
 export type { Keystore, KeystoreData, StoredKey } from './keystore.js';

@@ -3,7 +3,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { JSONWebKeySet } from 'jose';
-import { LocalLedger, Msp, Role } from '@keyfleet/chaincode';
+import { LocalLedger, Msp, Role, type ReferenceValuesRecord } from '@keyfleet/chaincode';
+import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { newBearerAuthenticator } from './auth/bearer';
 import { newDeviceCa } from './ca/device-ca';
 import { newSelfSignedIdentity } from './ca/identity-certificate';
@@ -11,7 +12,11 @@ import type { Config } from './config';
 import { hsmSigningKey } from './crypto/hsm-key';
 import { newDeviceService } from './domain/devices';
 import { newKeyService } from './domain/keys';
-import type { Services } from './domain/services';
+import { notFoundAs } from './domain/records';
+import type { AttestationApi, Services } from './domain/services';
+import type { EcSigningKey } from './crypto/ec-key';
+import { newLedgerClient, type LedgerClient } from './ledger/ledger-client';
+import { newRotationService } from './rotation';
 import { ensureTrustAnchors } from './domain/trust-anchors';
 import { GatewayError, GatewayErrorCode } from './errors';
 import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
@@ -75,6 +80,23 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
     const ca = await newDeviceCa({ key: caKey, ...(await readCaCertificate(config.dataDir)) });
     await saveCaCertificate(config.dataDir, ca.certificatePem);
 
+    const rotation = newRotationService({
+      hsm,
+      ledger,
+      responseKey: metadataKey,
+      deviceCaCertificatePem: ca.certificatePem,
+    });
+    // Before serving: what a crash left half done in the HSM is settled against the ledger.
+    await rotation.reconcile();
+
+    const attestation = await openAttestation(config, options, hsm, {
+      ledger,
+      verifierKey,
+      verifierId: ids.verifier ?? '',
+      caCertificatePem: ca.certificatePem,
+    });
+    closers.push(() => attestation.close());
+
     const services: Services = {
       devices: newDeviceService({
         ledger,
@@ -85,6 +107,8 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
         metadataSigningPublicKeyPem: metadataKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       }),
       keys: newKeyService({ hsm, ledger }),
+      rotation,
+      attestation: attestation.api,
       async health() {
         const [hsmOk, ledgerOk] = await Promise.all([
           hsm.getPublicKey({ label: 'metadata-signing' }).then(
@@ -115,30 +139,134 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
   }
 }
 
+/** HMAC key of the attestation challenges; secret, so not in the P-256 inventory. */
+const CHALLENGE_KEY = 'attestation-challenge';
+
+/**
+ * The attestation verifier inside the gateway. It writes as a verifier (Org2 role) with the
+ * HSM verifier key as its anchor; in local mode its identity is self-signed by that key.
+ */
+async function openAttestation(
+  config: Config,
+  options: OpenGatewayOptions,
+  hsm: Hsm,
+  parts: { ledger: LedgerClient; verifierKey: EcSigningKey; verifierId: string; caCertificatePem: string },
+): Promise<{ api: AttestationApi; close(): Promise<void> }> {
+  if ((await hsm.findKeys({ label: CHALLENGE_KEY })).length === 0) {
+    await hsm.generateSecretKey({ label: CHALLENGE_KEY, type: 'hmac-sha256', usage: ['sign', 'verify'] });
+  }
+  const challenges = newChallengeIssuer({
+    key: hsmChallengeKey(hsm, CHALLENGE_KEY),
+    ttlSeconds: config.attestation.challengeTtlSeconds,
+  });
+  const verifierTransport = await openTransport(config, options, hsm, parts.verifierKey, {
+    label: 'verifier',
+    mspId: Msp.Verifier,
+    role: Role.Verifier,
+    commonName: 'keyfleet-verifier',
+    organization: 'org2.keyfleet.local',
+  });
+  const verifierLedger = newLedgerClient({
+    transport: verifierTransport,
+    signingKey: parts.verifierKey,
+    anchorId: parts.verifierId,
+  });
+  const batcher =
+    config.attestation.batchSize > 1
+      ? newAttestationBatcher({
+          ledger: verifierLedger,
+          verifierId: parts.verifierId,
+          maxSize: config.attestation.batchSize,
+          maxDelayMs: config.attestation.batchDelayMs,
+        })
+      : undefined;
+  const verifier = newVerifier({
+    deviceCaCertificatePem: parts.caCertificatePem,
+    ledger: verifierLedger,
+    resultKey: parts.verifierKey,
+    verifierId: parts.verifierId,
+    policyId: 'keyfleet-appraisal-v1',
+    challenges,
+    ...(batcher === undefined ? {} : { batcher }),
+    actions: { reinstateWith: parts.ledger },
+  });
+  const api: AttestationApi = {
+    async challenge(deviceId) {
+      const { nonce, expiresAt } = await challenges.issue(deviceId);
+      return { challenge: nonce, expiresAt: expiresAt.toISOString() };
+    },
+    appraise: (evidence) => verifier.appraise(evidence),
+    setReferenceValues: (_by, group, request) =>
+      parts.ledger.write<ReferenceValuesRecord>('SetReferenceValues', {
+        Group: group,
+        PolicyID: request.policyId,
+        Measurements: request.measurements.map((m) => ({ Name: m.name, Algorithm: m.algorithm, Digest: m.digest })),
+      }),
+    getReferenceValues: (group) =>
+      notFoundAs(parts.ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
+  };
+  return {
+    api,
+    async close() {
+      await batcher?.close();
+      await verifierTransport.close();
+    },
+  };
+}
+
+/** Who a transport writes as: the gateway (Org1 operator) unless told otherwise. */
+interface LedgerIdentity {
+  readonly label: string;
+  readonly mspId: string;
+  readonly role: string;
+  readonly commonName: string;
+  readonly organization: string;
+}
+
+const gatewayIdentity: LedgerIdentity = {
+  label: 'fabric-identity',
+  mspId: Msp.Operator,
+  role: Role.Operator,
+  commonName: 'keyfleet-gateway',
+  organization: 'org1.keyfleet.local',
+};
+
 async function openTransport(
   config: Config,
   options: OpenGatewayOptions,
   hsm: Hsm,
-  identityKey: Awaited<ReturnType<typeof hsmSigningKey>>,
+  identityKey: EcSigningKey,
+  identity: LedgerIdentity = gatewayIdentity,
 ): Promise<LedgerTransport> {
   if (config.ledger.kind === 'fabric') {
+    if (identity !== gatewayIdentity) {
+      // The second organisation's verifier runs as its own process with its own identity.
+      throw new GatewayError(GatewayErrorCode.ConfigInvalid, 'the in-gateway verifier needs KEYFLEET_LEDGER=local');
+    }
     const certificateFile = options.fabricCertificateFile ?? join(config.dataDir, 'fabric-identity.pem');
     return newFabricTransport({
       profilePath: config.ledger.connectionProfile,
       org: config.ledger.org,
       certificatePem: readFileSync(certificateFile, 'utf8'),
-      signer: hsm.newSigner({ label: 'fabric-identity' }),
+      signer: hsm.newSigner({ label: identity.label }),
     });
   }
   // No MSP checks an issuer in-process: the identity is self-signed by its own HSM key, shaped
   // as Org1's CA would issue it, with the operator role the chaincode reads.
-  const certificatePem = await newSelfSignedIdentity(identityKey, {
-    commonName: 'keyfleet-gateway',
-    organization: 'org1.keyfleet.local',
-    role: Role.Operator,
-  });
-  const ledger = options.localLedger ?? new LocalLedger({ file: config.ledger.stateFile });
-  return newLocalTransport(ledger, { mspId: Msp.Operator, certificatePem });
+  const certificatePem = await newSelfSignedIdentity(identityKey, identity);
+  return newLocalTransport(localLedgerOf(config.ledger.stateFile, options), { mspId: identity.mspId, certificatePem });
+}
+
+/** One in-process ledger per state file, shared by every identity of this process. */
+const localLedgers = new Map<string, LocalLedger>();
+function localLedgerOf(stateFile: string, options: OpenGatewayOptions): LocalLedger {
+  if (options.localLedger) return options.localLedger;
+  let ledger = localLedgers.get(stateFile);
+  if (!ledger) {
+    ledger = new LocalLedger({ file: stateFile });
+    localLedgers.set(stateFile, ledger);
+  }
+  return ledger;
 }
 
 function readJwks(file: string): JSONWebKeySet {

@@ -31,6 +31,13 @@ export interface Config {
     readonly audience: string;
   };
   readonly enrolmentTokenTtlSeconds: number;
+  readonly attestation: {
+    readonly challengeTtlSeconds: number;
+    /** Results per Merkle batch; 1 records each result in its own transaction. */
+    readonly batchSize: number;
+    /** Longest a result waits for its batch. */
+    readonly batchDelayMs: number;
+  };
   readonly dataDir: string;
   readonly logLevel: string;
 }
@@ -99,6 +106,11 @@ export function loadConfig(env: Env): Config {
       audience: str('KEYFLEET_AUTH_AUDIENCE', 'keyfleet-gateway'),
     },
     enrolmentTokenTtlSeconds: int('KEYFLEET_ENROLMENT_TOKEN_TTL', 3600, 60, 7 * 24 * 3600),
+    attestation: {
+      challengeTtlSeconds: int('KEYFLEET_CHALLENGE_TTL', 120, 1, 3600),
+      batchSize: int('KEYFLEET_ATTESTATION_BATCH_SIZE', 1, 1, 10_000),
+      batchDelayMs: int('KEYFLEET_ATTESTATION_BATCH_DELAY_MS', 2000, 1, 60_000),
+    },
     dataDir,
     logLevel: str('KEYFLEET_LOG_LEVEL', 'info'),
   };

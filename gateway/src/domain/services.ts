@@ -1,4 +1,7 @@
+import type { ReferenceValuesRecord } from '@keyfleet/chaincode';
+import type { AppraisalOutcome } from '../attestation';
 import type { Principal } from '../auth/bearer';
+import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -100,8 +103,34 @@ export interface Health {
   readonly ledger: boolean;
 }
 
+/** Device-key rotation (docs/protocol-rotation.md). */
+export interface RotationApi {
+  provisionDeviceKey(request: { deviceId: string; keyId: string }): Promise<ProvisionResult>;
+  rotateDeviceKey(requestJws: string, route: RouteBinding): Promise<RotationResult>;
+  acknowledgeRotation(ackJws: string, route: RouteBinding): Promise<AckResult>;
+}
+
+export interface ReferenceValuesRequest {
+  readonly policyId: string;
+  readonly measurements: readonly { readonly name: string; readonly algorithm: string; readonly digest: string }[];
+}
+
+/** Device attestation (docs/protocol-attestation.md). */
+export interface AttestationApi {
+  challenge(deviceId: string): Promise<{ challenge: string; expiresAt: string }>;
+  appraise(evidence: string): Promise<AppraisalOutcome>;
+  setReferenceValues(
+    by: Principal,
+    group: string,
+    request: ReferenceValuesRequest,
+  ): Promise<{ transactionId: string; record: ReferenceValuesRecord }>;
+  getReferenceValues(group: string): Promise<ReferenceValuesRecord>;
+}
+
 export interface Services {
   readonly devices: DeviceService;
   readonly keys: KeyService;
+  readonly rotation: RotationApi;
+  readonly attestation: AttestationApi;
   health(): Promise<Health>;
 }

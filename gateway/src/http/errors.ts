@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { attestationHttpStatus, isAttestationError } from '../attestation';
 import { GatewayErrorCode, isGatewayError } from '../errors';
 
 /** The body of every error answer. */
@@ -50,6 +51,9 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
       return send(reply, status, err.code, 'the gateway could not complete the request');
     }
     return send(reply, status, err.code, err.message, err.detail);
+  }
+  if (isAttestationError(err)) {
+    return send(reply, attestationHttpStatus[err.code], err.code, err.message);
   }
   if (err.validation) {
     return send(reply, 400, GatewayErrorCode.BadRequest, `${err.validationContext ?? 'request'}${message(err)}`);

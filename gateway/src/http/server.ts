@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { DeviceAction, type Services } from '../domain/services';
+import { registerDeviceRoutes } from './device-routes';
 import { handleError } from './errors';
 import * as schema from './schemas';
 
@@ -187,6 +188,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
           async (request) => ({ entries: await history(principalOf(request), request.params.id) }),
         );
       }
+      registerDeviceRoutes(v1, services);
       done();
     },
     { prefix: '/v1' },

@@ -1,0 +1,124 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiRole, type Principal } from '../auth/bearer';
+import type { Services } from '../domain/services';
+import { GatewayError, GatewayErrorCode } from '../errors';
+
+const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+const jws = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 16_384,
+  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+};
+const closed = (required: string[], properties: Record<string, unknown>) =>
+  ({ type: 'object', additionalProperties: false, required, properties }) as const;
+const open = { type: 'object', additionalProperties: true } as const;
+const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
+
+function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new GatewayError(GatewayErrorCode.Unauthenticated, 'not authenticated');
+  return request.principal;
+}
+
+/**
+ * Routes devices call (they prove possession of their certified key inside the signed bodies,
+ * so they carry no bearer token) and the operator routes that prepare them: device keys,
+ * rotation, attestation and reference values.
+ */
+export function registerDeviceRoutes(v1: FastifyInstance, services: Services): void {
+  const operators = { roles: [ApiRole.Operator] };
+  const readers = { roles: [ApiRole.Operator, ApiRole.Auditor] };
+  const secured = { security: [{ bearer: [] }] };
+
+  v1.post<{ Params: { id: string }; Body: { keyId: string } }>(
+    '/devices/:id/keys',
+    {
+      config: operators,
+      schema: {
+        ...secured,
+        params: closed(['id'], { id }),
+        body: closed(['keyId'], { keyId: id }),
+        response: { 201: open },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send(await services.rotation.provisionDeviceKey({ deviceId: request.params.id, keyId: request.body.keyId })),
+  );
+
+  v1.post<{ Params: { id: string; keyId: string }; Body: { request: string } }>(
+    '/devices/:id/keys/:keyId/rotate',
+    { schema: { params: deviceKeyParams, body: closed(['request'], { request: jws }), response: { 200: open } } },
+    async (request) => {
+      const { response, version, transactionId, redelivered } = await services.rotation.rotateDeviceKey(
+        request.body.request,
+        { deviceId: request.params.id, keyId: request.params.keyId },
+      );
+      return { response, version, transactionId, redelivered };
+    },
+  );
+
+  v1.post<{ Params: { id: string; keyId: string }; Body: { ack: string } }>(
+    '/devices/:id/keys/:keyId/rotate/ack',
+    { schema: { params: deviceKeyParams, body: closed(['ack'], { ack: jws }), response: { 200: open } } },
+    async (request) =>
+      services.rotation.acknowledgeRotation(request.body.ack, {
+        deviceId: request.params.id,
+        keyId: request.params.keyId,
+      }),
+  );
+
+  v1.post<{ Body: { deviceId: string } }>(
+    '/attestation/challenges',
+    { schema: { body: closed(['deviceId'], { deviceId: id }), response: { 201: open } } },
+    async (request, reply) => reply.status(201).send(await services.attestation.challenge(request.body.deviceId)),
+  );
+
+  v1.post<{ Body: { evidence: string } }>(
+    '/attestation/evidence',
+    { schema: { body: closed(['evidence'], { evidence: jws }), response: { 200: open } } },
+    async (request) => {
+      const { ear, status, deviceId, recorded, actions, findings } = await services.attestation.appraise(
+        request.body.evidence,
+      );
+      return { ear, status, deviceId, recorded, actions, findings };
+    },
+  );
+
+  v1.put<{
+    Params: { group: string };
+    Body: { policyId: string; measurements: { name: string; algorithm: string; digest: string }[] };
+  }>(
+    '/reference-values/:group',
+    {
+      config: operators,
+      schema: {
+        ...secured,
+        params: closed(['group'], { group: id }),
+        body: closed(['policyId', 'measurements'], {
+          policyId: id,
+          measurements: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 256,
+            items: closed(['name', 'algorithm', 'digest'], {
+              name: { type: 'string', minLength: 1, maxLength: 128 },
+              algorithm: { enum: ['sha-256', 'sha-384', 'sha-512'] },
+              digest: { type: 'string', pattern: '^(?:[0-9a-f]{2}){32,64}$' },
+            }),
+          },
+        }),
+        response: { 200: open },
+      },
+    },
+    async (request) =>
+      services.attestation.setReferenceValues(principalOf(request), request.params.group, request.body),
+  );
+
+  v1.get<{ Params: { group: string } }>(
+    '/reference-values/:group',
+    { config: readers, schema: { ...secured, params: closed(['group'], { group: id }), response: { 200: open } } },
+    async (request) => services.attestation.getReferenceValues(request.params.group),
+  );
+}

@@ -1,0 +1,131 @@
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { newAgent, type Agent } from '@keyfleet/agent';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
+
+/**
+ * A device's whole life over real HTTP: the real agent against the real gateway on SoftHSM,
+ * with keyfleet's contract as the ledger. Enrol, fetch and rotate a key three times, attest
+ * healthy, get caught after a measured file changes.
+ */
+describe('device end to end: agent → gateway → HSM → ledger → agent', function () {
+  this.timeout(120_000);
+  let f: GatewayFixture;
+  let dir: string;
+  let agent: Agent;
+  let firmware: string;
+  let config: string;
+
+  const operator = async (method: 'POST' | 'PUT' | 'GET', path: string, body?: unknown) => {
+    const response = await fetch(`${f.url}${path}`, {
+      method,
+      headers: {
+        authorization: await f.bearer(f.callers.operator),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const answer = (await response.json()) as Record<string, unknown>;
+    expect(response.status, JSON.stringify(answer)).to.be.below(300);
+    return answer;
+  };
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+  const attestOptions = () => ({
+    measuredFiles: [
+      { name: 'firmware', path: firmware },
+      { name: 'config', path: config },
+    ],
+    hwmodel: 'kf-sensor-v1',
+    swname: 'keyfleet-agent',
+    swversion: '0.1.0',
+  });
+
+  before(async () => {
+    f = await startGatewayFixture();
+    dir = mkdtempSync(join(tmpdir(), 'keyfleet-device-'));
+    firmware = join(dir, 'firmware.bin');
+    config = join(dir, 'agent.json');
+    writeFileSync(firmware, 'firmware image 1.0');
+    writeFileSync(config, '{"interval": 60}');
+    const { token } = await operator('POST', '/v1/enrolment-tokens', {
+      deviceId: 'edge-001',
+      group: 'thermo',
+      location: 'hall 2',
+      function: 'thermometer',
+    });
+    agent = newAgent({ keystorePath: join(dir, 'keystore.json'), gatewayUrl: f.url, deviceId: 'edge-001' });
+    await agent.enrol(token as string);
+  });
+  after(async () => {
+    await f.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fetches a provisioned key and rotates it three times; the ledger keeps every version', async () => {
+    await operator('POST', '/v1/devices/edge-001/keys', { keyId: 'edge-001-data' });
+    const versions: number[] = [];
+    const kcvs: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const outcome = await agent.rotate('edge-001-data');
+      versions.push(outcome.version);
+      kcvs.push(outcome.kcv);
+      expect(outcome.acknowledged).to.be.true;
+    }
+    expect(versions).to.deep.equal([1, 2, 3, 4]);
+    expect(new Set(kcvs).size).to.equal(4);
+
+    const { record } = (await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord };
+    expect(record.ActiveVersion).to.equal(4);
+    expect(record.Versions.map((v) => v.State)).to.deep.equal(['deactivated', 'deactivated', 'deactivated', 'active']);
+    expect(record.Versions.map((v) => v.Fingerprint)).to.deep.equal(kcvs);
+
+    // The device holds exactly the HSM's version 4: a key check value computed from the bytes it stored.
+    const stored = await agent.dataKey('edge-001-data');
+    expect(stored?.version).to.equal(4);
+    const cipher = createCipheriv('aes-256-ecb', stored?.key ?? Buffer.alloc(32), null).setAutoPadding(false);
+    const kcv = Buffer.concat([cipher.update(Buffer.alloc(16)), cipher.final()])
+      .subarray(0, 3)
+      .toString('hex');
+    expect(kcv).to.equal(record.Versions[3]?.Fingerprint);
+  });
+
+  it('affirms a healthy device', async () => {
+    await operator('PUT', '/v1/reference-values/thermo', {
+      policyId: 'thermo-2026-11',
+      measurements: [
+        { name: 'firmware', algorithm: 'sha-256', digest: sha256('firmware image 1.0') },
+        { name: 'config', algorithm: 'sha-256', digest: sha256('{"interval": 60}') },
+      ],
+    });
+    const outcome = await agent.attest(attestOptions());
+    expect(outcome.status).to.equal('affirming');
+    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    expect(record.Status).to.equal('active');
+    expect(record.LastAttestation?.Status).to.equal('affirming');
+  });
+
+  it('catches a modified measured file: contraindicated, device suspended on the ledger', async () => {
+    writeFileSync(firmware, 'firmware image 1.0 + implant');
+    const outcome = await agent.attest(attestOptions());
+    expect(outcome.status).to.equal('contraindicated');
+    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    expect(record.Status).to.equal('suspended');
+    // A suspended device's rotations are refused, and nothing is written.
+    const before = f.ledger.snapshot();
+    let refused: unknown;
+    await agent.rotate('edge-001-data').catch((err: unknown) => (refused = err));
+    expect(refused).to.have.property('code');
+    expect(f.ledger.snapshot()).to.equal(before);
+  });
+
+  it('reinstates the device once it attests healthy again', async () => {
+    writeFileSync(firmware, 'firmware image 1.0');
+    expect((await agent.attest(attestOptions())).status).to.equal('affirming');
+    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    expect(record.Status).to.equal('active');
+  });
+});
