@@ -100,6 +100,9 @@ export interface AttestationOutcome {
   readonly status: string;
   /** The EAR: a JWT signed by the verifier's HSM key. */
   readonly ear: string;
+  /** The attestation result as the ledger holds it (a Merkle leaf when batched). */
+  readonly result: unknown;
+  /** `{transactionId, resultId}`, or `{batchId, proof}` when batched. */
   readonly recorded: unknown;
 }
 
@@ -364,7 +367,7 @@ export function newAgent(options: AgentOptions): Agent {
         now,
       });
       const answer = (await post(`${base}/v1/attestation/evidence`, { evidence })) as AttestationOutcome;
-      return { status: answer.status, ear: answer.ear, recorded: answer.recorded };
+      return { status: answer.status, ear: answer.ear, result: answer.result, recorded: answer.recorded };
     },
 
     async dataKey(keyId) {

@@ -1,4 +1,4 @@
-import './testing/quiet-logs.js';
+import './logging.js';
 
 import { expect } from 'chai';
 

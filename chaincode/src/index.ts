@@ -3,6 +3,7 @@
  * helpers (canonical JSON, Merkle proofs, key state machine, access-policy checks) that the gateway and
  * the auditor CLI share with it.
  */
+import './logging.js';
 import { KeyfleetContract } from './contract.js';
 
 /** What fabric-contract-api loads from the package main: one contract, named `keyfleet`, the default. */

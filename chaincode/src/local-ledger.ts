@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+import './logging.js';
 import 'reflect-metadata';
 import { Context } from 'fabric-contract-api';
 import { ClientIdentity } from 'fabric-shim';

@@ -3,7 +3,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { JSONWebKeySet } from 'jose';
-import { LocalLedger, Msp, Role, type ReferenceValuesRecord } from '@keyfleet/chaincode';
+import {
+  LocalLedger,
+  Msp,
+  Role,
+  type AttestationBatchRecord,
+  type ReferenceValuesRecord,
+  type TrustAnchorRecord,
+} from '@keyfleet/chaincode';
 import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { newBearerAuthenticator } from './auth/bearer';
 import { newDeviceCa } from './ca/device-ca';
@@ -204,6 +211,9 @@ async function openAttestation(
       }),
     getReferenceValues: (group) =>
       notFoundAs(parts.ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
+    getBatch: (batchId) =>
+      notFoundAs(parts.ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
+    trustAnchors: () => parts.ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
   };
   return {
     api,

@@ -1,6 +1,6 @@
 /** A small client of the gateway's REST API, used by the `keyfleet` CLI and the tests. */
 export interface ApiClient {
-  request<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T>;
+  request<T = unknown>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T>;
 }
 
 /** An error answer from the gateway, with its coded body. */
@@ -27,7 +27,7 @@ export interface ApiClientOptions {
 export function newApiClient(options: ApiClientOptions): ApiClient {
   const base = options.baseUrl.replace(/\/+$/, '');
   return {
-    async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
       const headers: Record<string, string> = {};
       const authorization = await options.authorization?.();
       if (authorization !== undefined) headers.authorization = authorization;

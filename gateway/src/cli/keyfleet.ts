@@ -1,6 +1,9 @@
 #!/usr/bin/env node
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { AttestationBatchRecord, PublicJwk, TrustAnchorRecord } from '@keyfleet/chaincode';
+import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
 import { ApiRole } from '../auth/bearer';
 import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
@@ -26,9 +29,20 @@ Keys:
   keys get <key-id>
   keys history <key-id>
 
+  devices provision-key <device-id> --key KEY-ID     (a device-owned AES-256 key, made in the HSM)
+
+Attestation:
+  reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
+  reference-values get <group>
+
 Audit:
   audit device <device-id>
   audit key <key-id>
+  audit anchors
+  audit verify-proof --result FILE --proof FILE [--anchor FILE]
+        checks an attestation result's inclusion proof against its batch on the ledger, and the
+        batch's signature against the verifier's public key (--anchor: a pinned PEM; without it,
+        the anchor the gateway reports)
 
 Environment:
   KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
@@ -68,6 +82,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       'rotate-every': { type: 'string' },
       retention: { type: 'string' },
       policy: { type: 'string' },
+      key: { type: 'string' },
+      'policy-id': { type: 'string' },
+      file: { type: 'string' },
+      result: { type: 'string' },
+      proof: { type: 'string' },
+      anchor: { type: 'string' },
     },
   });
   const [noun, verb, target] = positionals;
@@ -197,6 +217,49 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     case 'audit key':
       out.print(await api.request('GET', `/v1/audit/keys/${id()}`), historyText);
       return 0;
+    case 'devices provision-key': {
+      const provisioned = await api.request('POST', `/v1/devices/${id()}/keys`, {
+        keyId: required('--key', values.key),
+      });
+      out.print(
+        provisioned,
+        (p: { keyId: string; transactionId: string }) => `provisioned ${p.keyId} (transaction ${p.transactionId})`,
+      );
+      return 0;
+    }
+    case 'reference-values set': {
+      const measurements: unknown = JSON.parse(readFileSync(required('--file', values.file), 'utf8'));
+      const written = await api.request('PUT', `/v1/reference-values/${id()}`, {
+        policyId: required('--policy-id', values['policy-id']),
+        measurements,
+      });
+      out.print(written, (w: { transactionId: string }) => `reference values set (transaction ${w.transactionId})`);
+      return 0;
+    }
+    case 'reference-values get':
+      out.print(await api.request('GET', `/v1/reference-values/${id()}`));
+      return 0;
+    case 'audit anchors':
+      out.print(
+        await api.request('GET', '/v1/audit/trust-anchors'),
+        (anchors: { AnchorID: string; Kind: string; Status: string }[]) =>
+          anchors.map((a) => `${a.AnchorID.padEnd(36)} ${a.Kind.padEnd(18)} ${a.Status}`).join('\n'),
+      );
+      return 0;
+    case 'audit verify-proof': {
+      const verdict = await verifyProof(
+        api,
+        readJson(required('--result', values.result)),
+        readJson(required('--proof', values.proof)),
+        values.anchor,
+      );
+      out.print(verdict, (v: { ok: boolean; reason?: string; batchId: string; anchor: string }) =>
+        v.ok
+          ? `VALID: the result is in batch ${v.batchId}, signed by verifier anchor ${v.anchor}`
+          : `INVALID: ${v.reason ?? 'unknown'}`,
+      );
+      return verdict.ok ? 0 : 1;
+    }
     case 'audit device':
       out.print(await api.request('GET', `/v1/audit/devices/${id()}`), historyText);
       return 0;
@@ -206,6 +269,38 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+function readJson(file: string): unknown {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+/**
+ * The auditor's check: the batch record from the ledger, its signature by the verifier anchor,
+ * and the result's Merkle path to the batch root. Only the batch record is fetched; with a
+ * pinned anchor key, the gateway is trusted for nothing.
+ */
+async function verifyProof(api: ApiClient, result: unknown, proof: unknown, anchorFile: string | undefined) {
+  const batchId = (proof as { BatchID?: unknown } | null)?.BatchID;
+  if (typeof batchId !== 'string') throw new UsageError('the proof names no BatchID');
+  const batch = await api.request<AttestationBatchRecord>(
+    'GET',
+    `/v1/audit/attestation-batches/${encodeURIComponent(batchId)}`,
+  );
+  let anchorJwk: PublicJwk;
+  if (anchorFile === undefined) {
+    const anchors = await api.request<TrustAnchorRecord[]>('GET', '/v1/audit/trust-anchors');
+    const anchor = anchors.find((a) => a.AnchorID === batch.VerifierID);
+    if (!anchor) return { ok: false, reason: 'UNKNOWN_VERIFIER', batchId, anchor: batch.VerifierID };
+    anchorJwk = anchor.PublicKey;
+  } else {
+    anchorJwk = createPublicKey(readFileSync(anchorFile, 'utf8')).export({ format: 'jwk' }) as PublicJwk;
+  }
+  if (!(await verifyBatchRecordSignature(batch, anchorJwk))) {
+    return { ok: false, reason: 'BATCH_SIGNATURE_INVALID', batchId, anchor: batch.VerifierID };
+  }
+  const check = verifyProofAgainstLedger(result, proof, batch);
+  return { ...check, batchId, anchor: batch.VerifierID };
+}
 
 /** Operators rotate and administer; an owning application may read and use its key. */
 function defaultPolicy(ownerType: string | undefined, ownerId: string | undefined) {

@@ -1,4 +1,4 @@
-import type { ReferenceValuesRecord } from '@keyfleet/chaincode';
+import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
 import type { AppraisalOutcome } from '../attestation';
 import type { Principal } from '../auth/bearer';
 import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';
@@ -125,6 +125,10 @@ export interface AttestationApi {
     request: ReferenceValuesRequest,
   ): Promise<{ transactionId: string; record: ReferenceValuesRecord }>;
   getReferenceValues(group: string): Promise<ReferenceValuesRecord>;
+  /** A Merkle batch record, for auditors checking inclusion proofs. */
+  getBatch(batchId: string): Promise<AttestationBatchRecord>;
+  /** The ledger's trust anchors: the HSM public keys clients pin. */
+  trustAnchors(): Promise<readonly TrustAnchorRecord[]>;
 }
 
 export interface Services {

@@ -79,10 +79,12 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     '/attestation/evidence',
     { schema: { body: closed(['evidence'], { evidence: jws }), response: { 200: open } } },
     async (request) => {
-      const { ear, status, deviceId, recorded, actions, findings } = await services.attestation.appraise(
+      const { ear, status, deviceId, result, recorded, actions, findings } = await services.attestation.appraise(
         request.body.evidence,
       );
-      return { ear, status, deviceId, recorded, actions, findings };
+      // `result` is the ledger record (a batch's Merkle leaf): with `recorded.proof` it lets anyone
+      // check the device's verdict against the ledger later (keyfleet audit verify-proof).
+      return { ear, status, deviceId, result, recorded, actions, findings };
     },
   );
 
@@ -120,5 +122,17 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     '/reference-values/:group',
     { config: readers, schema: { ...secured, params: closed(['group'], { group: id }), response: { 200: open } } },
     async (request) => services.attestation.getReferenceValues(request.params.group),
+  );
+
+  v1.get<{ Params: { id: string } }>(
+    '/audit/attestation-batches/:id',
+    { config: readers, schema: { ...secured, params: closed(['id'], { id }), response: { 200: open } } },
+    async (request) => services.attestation.getBatch(request.params.id),
+  );
+
+  v1.get(
+    '/audit/trust-anchors',
+    { config: readers, schema: { ...secured, response: { 200: { type: 'array', items: open } } } },
+    async () => services.attestation.trustAnchors(),
   );
 }

@@ -26,18 +26,21 @@ export interface GatewayFixture {
   readonly url: string;
   readonly callers: { operator: Caller; auditor: Caller; application: Caller; stranger: Caller };
   bearer(caller: Caller, options?: { audience?: string; ttlSeconds?: number }): Promise<string>;
+  /** Writes `caller`'s credentials file, as `keyfleet credentials create` would, and returns its path. */
+  credentialsFile(caller: Caller): Promise<string>;
   /** Closes the gateway and opens it again on the same token, ledger and data directory. */
   restart(): Promise<void>;
   close(): Promise<void>;
 }
 
 async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk: object }> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  // Extractable so a test can write the caller's credentials file for the CLI.
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const kid = `${subject}-key`;
   return { subject, role, kid, key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } };
 }
 
-export async function startGatewayFixture(): Promise<GatewayFixture> {
+export async function startGatewayFixture(env: Record<string, string> = {}): Promise<GatewayFixture> {
   const store = createSoftHsmStore('keyfleet-it');
   const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
   const operator = await newCaller('alice', ApiRole.Operator);
@@ -57,6 +60,7 @@ export async function startGatewayFixture(): Promise<GatewayFixture> {
     KEYFLEET_AUTH_JWKS: jwksFile,
     KEYFLEET_LOG_LEVEL: 'silent',
     KEYFLEET_LEDGER: 'local',
+    ...env,
   });
   const ledger = new LocalLedger();
   let gateway = await openGateway(config, { localLedger: ledger });
@@ -83,6 +87,14 @@ export async function startGatewayFixture(): Promise<GatewayFixture> {
       });
       return `Bearer ${token}`;
     },
+    async credentialsFile(caller) {
+      const file = join(dataDir, `${caller.subject}.json`);
+      const privateJwk = { ...(await exportJWK(caller.key)), kid: caller.kid };
+      writeFileSync(file, JSON.stringify({ subject: caller.subject, role: caller.role, kid: caller.kid, privateJwk }), {
+        mode: 0o600,
+      });
+      return file;
+    },
     async restart() {
       await gateway.close();
       gateway = await openGateway(config, { localLedger: ledger });
@@ -101,7 +113,7 @@ export async function newDeviceCsr(
   commonName: string,
   algorithm: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' },
 ): Promise<{ csr: string; keys: webcrypto.CryptoKeyPair }> {
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']));
+  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const signingAlgorithm = algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : algorithm;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm });
   return { csr: csr.toString('pem'), keys };

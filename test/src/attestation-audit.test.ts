@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { newAgent } from '@keyfleet/agent';
+import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
+
+const run = promisify(execFile);
+const cli = resolve(__dirname, '../../gateway/dist/cli/keyfleet.js');
+
+/**
+ * Batched attestation and the auditor's check: results anchored by a Merkle root on the ledger,
+ * each device's inclusion proof verified by the `keyfleet` CLI against the ledger's batch record
+ * and the verifier's pinned public key.
+ */
+describe('batched attestation and `keyfleet audit verify-proof`', function () {
+  this.timeout(120_000);
+  let f: GatewayFixture;
+  let dir: string;
+  const outcomes: { result: unknown; recorded: { batchId: string; proof: Record<string, unknown> } }[] = [];
+
+  const operator = async (method: string, path: string, body: unknown) => {
+    const response = await fetch(`${f.url}${path}`, {
+      method,
+      headers: { authorization: await f.bearer(f.callers.operator), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).to.be.below(300);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const verify = async (result: unknown, proof: unknown, anchor?: string) => {
+    const resultFile = join(dir, 'result.json');
+    const proofFile = join(dir, 'proof.json');
+    writeFileSync(resultFile, JSON.stringify(result));
+    writeFileSync(proofFile, JSON.stringify(proof));
+    const args = [cli, 'audit', 'verify-proof', '--result', resultFile, '--proof', proofFile, '--json'];
+    if (anchor !== undefined) args.push('--anchor', anchor);
+    const env = {
+      ...process.env,
+      KEYFLEET_URL: f.url,
+      KEYFLEET_CREDENTIALS: await f.credentialsFile(f.callers.auditor),
+    };
+    try {
+      const { stdout } = await run(process.execPath, args, { env });
+      return { code: 0, verdict: JSON.parse(stdout) as { ok: boolean; reason?: string } };
+    } catch (err) {
+      const failed = err as { code: number; stdout: string };
+      return { code: failed.code, verdict: JSON.parse(failed.stdout) as { ok: boolean; reason?: string } };
+    }
+  };
+
+  before(async () => {
+    f = await startGatewayFixture({
+      KEYFLEET_ATTESTATION_BATCH_SIZE: '3',
+      KEYFLEET_ATTESTATION_BATCH_DELAY_MS: '5000',
+    });
+    dir = mkdtempSync(join(tmpdir(), 'keyfleet-audit-'));
+    const firmware = join(dir, 'firmware.bin');
+    writeFileSync(firmware, 'firmware 2.1');
+    await operator('PUT', '/v1/reference-values/meters', {
+      policyId: 'meters-v2',
+      measurements: [
+        { name: 'firmware', algorithm: 'sha-256', digest: createHash('sha256').update('firmware 2.1').digest('hex') },
+      ],
+    });
+    const agents = await Promise.all(
+      ['meter-1', 'meter-2', 'meter-3'].map(async (deviceId) => {
+        const { token } = await operator('POST', '/v1/enrolment-tokens', {
+          deviceId,
+          group: 'meters',
+          location: 'substation',
+          function: 'meter',
+        });
+        const agent = newAgent({ keystorePath: join(dir, `${deviceId}.json`), gatewayUrl: f.url, deviceId });
+        await agent.enrol(token as string);
+        return agent;
+      }),
+    );
+    // Three attestations at once fill one batch of three.
+    const attested = await Promise.all(
+      agents.map((agent) =>
+        agent.attest({
+          measuredFiles: [{ name: 'firmware', path: firmware }],
+          hwmodel: 'kf-meter',
+          swname: 'keyfleet-agent',
+          swversion: '0.1.0',
+        }),
+      ),
+    );
+    for (const outcome of attested) {
+      expect(outcome.status).to.equal('affirming');
+      outcomes.push(outcome as (typeof outcomes)[number]);
+    }
+  });
+  after(async () => {
+    await f.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('anchors the three results in one batch on the ledger', () => {
+    const batches = new Set(outcomes.map((o) => o.recorded.batchId));
+    expect(batches.size).to.equal(1);
+    expect(f.ledger.transactions().filter((t) => t.method === 'RecordAttestationBatch')).to.have.length(1);
+  });
+
+  it('verifies every device’s proof, with the gateway-reported and with a pinned anchor', async () => {
+    const pinned = join(dir, 'verifier.pem');
+    writeFileSync(pinned, (await f.gateway.hsm.getPublicKey({ label: 'verifier' })).pem);
+    for (const { result, recorded } of outcomes) {
+      expect(await verify(result, recorded.proof)).to.deep.include({ code: 0 });
+      const pinnedRun = await verify(result, recorded.proof, pinned);
+      expect(pinnedRun.code).to.equal(0);
+      expect(pinnedRun.verdict.ok).to.be.true;
+    }
+  });
+
+  it('refuses a proof with one byte changed, a result with one field changed, and a wrong anchor', async () => {
+    const [{ result, recorded }] = outcomes as [(typeof outcomes)[number]];
+    const path = recorded.proof.AuditPath as string[];
+    const flipped = `${path[0]?.[0] === 'a' ? 'b' : 'a'}${path[0]?.slice(1) ?? ''}`;
+    const tamperedProof = { ...recorded.proof, AuditPath: [flipped, ...path.slice(1)] };
+    expect(await verify(result, tamperedProof)).to.deep.include({ code: 1 });
+    const tamperedResult = { ...(result as Record<string, unknown>), Status: 'warning' };
+    expect((await verify(tamperedResult, recorded.proof)).code).to.equal(1);
+    const wrongAnchor = join(dir, 'other.pem');
+    writeFileSync(wrongAnchor, (await f.gateway.hsm.getPublicKey({ label: 'metadata-signing' })).pem);
+    const wrong = await verify(result, recorded.proof, wrongAnchor);
+    expect(wrong.code).to.equal(1);
+    expect(wrong.verdict.reason).to.equal('BATCH_SIGNATURE_INVALID');
+  });
+});
