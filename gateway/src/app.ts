@@ -20,7 +20,8 @@ import { hsmSigningKey } from './crypto/hsm-key';
 import { newDeviceService } from './domain/devices';
 import { newKeyService } from './domain/keys';
 import { notFoundAs } from './domain/records';
-import type { AttestationApi, Services } from './domain/services';
+import type { AttestationApi, ReferenceValuesRequest, Services } from './domain/services';
+import type { Principal } from './auth/bearer';
 import type { EcSigningKey } from './crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from './ledger/ledger-client';
 import { newRotationService } from './rotation';
@@ -166,6 +167,35 @@ async function openAttestation(
     key: hsmChallengeKey(hsm, CHALLENGE_KEY),
     ttlSeconds: config.attestation.challengeTtlSeconds,
   });
+  const readOnly = {
+    setReferenceValues: (_by: Principal, group: string, request: ReferenceValuesRequest) =>
+      parts.ledger.write<ReferenceValuesRecord>('SetReferenceValues', {
+        Group: group,
+        PolicyID: request.policyId,
+        Measurements: request.measurements.map((m) => ({ Name: m.name, Algorithm: m.algorithm, Digest: m.digest })),
+      }),
+    getReferenceValues: (group: string) =>
+      notFoundAs(parts.ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
+    getBatch: (batchId: string) =>
+      notFoundAs(parts.ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
+    trustAnchors: () => parts.ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
+  };
+  const challenge = async (deviceId: string) => {
+    const { nonce, expiresAt } = await challenges.issue(deviceId);
+    return { challenge: nonce, expiresAt: expiresAt.toISOString() };
+  };
+  if (config.ledger.kind === 'fabric') {
+    // On Fabric the verifier writes with an Org2 identity of its own, as a separate process; that
+    // process is not built yet, so this gateway answers evidence with a clear refusal.
+    const appraise = () =>
+      Promise.reject(
+        new GatewayError(
+          GatewayErrorCode.LedgerUnavailable,
+          'attestation is appraised by the verifier organisation, which is not wired for Fabric yet',
+        ),
+      );
+    return { api: { challenge, appraise, ...readOnly }, close: () => Promise.resolve() };
+  }
   const verifierTransport = await openTransport(config, options, hsm, parts.verifierKey, {
     label: 'verifier',
     mspId: Msp.Verifier,
@@ -197,24 +227,7 @@ async function openAttestation(
     ...(batcher === undefined ? {} : { batcher }),
     actions: { reinstateWith: parts.ledger },
   });
-  const api: AttestationApi = {
-    async challenge(deviceId) {
-      const { nonce, expiresAt } = await challenges.issue(deviceId);
-      return { challenge: nonce, expiresAt: expiresAt.toISOString() };
-    },
-    appraise: (evidence) => verifier.appraise(evidence),
-    setReferenceValues: (_by, group, request) =>
-      parts.ledger.write<ReferenceValuesRecord>('SetReferenceValues', {
-        Group: group,
-        PolicyID: request.policyId,
-        Measurements: request.measurements.map((m) => ({ Name: m.name, Algorithm: m.algorithm, Digest: m.digest })),
-      }),
-    getReferenceValues: (group) =>
-      notFoundAs(parts.ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
-    getBatch: (batchId) =>
-      notFoundAs(parts.ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
-    trustAnchors: () => parts.ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
-  };
+  const api: AttestationApi = { challenge, appraise: (evidence) => verifier.appraise(evidence), ...readOnly };
   return {
     api,
     async close() {
@@ -249,10 +262,6 @@ async function openTransport(
   identity: LedgerIdentity = gatewayIdentity,
 ): Promise<LedgerTransport> {
   if (config.ledger.kind === 'fabric') {
-    if (identity !== gatewayIdentity) {
-      // The second organisation's verifier runs as its own process with its own identity.
-      throw new GatewayError(GatewayErrorCode.ConfigInvalid, 'the in-gateway verifier needs KEYFLEET_LEDGER=local');
-    }
     const certificateFile = options.fabricCertificateFile ?? join(config.dataDir, 'fabric-identity.pem');
     return newFabricTransport({
       profilePath: config.ledger.connectionProfile,
