@@ -4,6 +4,7 @@ import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { GatewayError, GatewayErrorCode } from '../errors';
+import { failpoint } from '../failpoint';
 import { isHsmError, type Hsm } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { findVersionKey, generateVersionKey, withDeviceMasterKey, wrapForDevice, type VersionKey } from './hsm-steps';
@@ -408,6 +409,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       const following = await generateOrConflict(key.KeyID, next + 1);
       created.push(following);
       const wrapped = await wrapVersion(certificate, claims.device_id, delivered);
+      failpoint('rotation-before-commit');
       // Commit before delivery: a wrapped key that left the gateway is always on the ledger.
       const { transactionId } = await ledger.write('RotateKey', {
         KeyID: key.KeyID,
@@ -422,6 +424,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
         NonceDigest: nonceDigest,
       });
       committed = true;
+      failpoint('rotation-after-commit');
       return await respond(claims, delivered, wrapped, transactionId, nonceDigest, false);
     } catch (err) {
       if (!committed) await destroyUnlessAmbiguous(created, err);

@@ -1,0 +1,171 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { expect } from 'chai';
+import { exportJWK, generateKeyPair, type KeyLike } from 'jose';
+import { newAgent, type Agent } from '@keyfleet/agent';
+import type { KeyRecord } from '@keyfleet/chaincode';
+import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+
+const main = resolve(__dirname, '../../gateway/dist/main.js');
+
+/**
+ * The gateway process killed (SIGKILL) in the middle of a rotation, at the two points that
+ * matter: after the HSM made the new key and before the ledger commit, and after the commit
+ * before the device got its answer. After a restart the device retries and finishes, and the
+ * HSM holds exactly the versions the ledger accounts for.
+ */
+describe('crash recovery: the gateway killed mid-rotation', function () {
+  this.timeout(120_000);
+  let store: SoftHsmStore;
+  let dir: string;
+  let port: number;
+  let operatorKey: KeyLike;
+  let gateway: ChildProcess | undefined;
+  let agent: Agent;
+  const url = () => `http://127.0.0.1:${port}`;
+
+  const start = async (failpoint?: string) => {
+    const child = spawn(process.execPath, [main], {
+      env: {
+        ...process.env,
+        SOFTHSM2_CONF: store.conf,
+        KEYFLEET_HSM_MODULE: softHsmModule,
+        KEYFLEET_HSM_URI: store.uri,
+        KEYFLEET_HSM_PIN: store.pin,
+        KEYFLEET_DATA_DIR: join(dir, 'gateway'),
+        KEYFLEET_AUTH_JWKS: join(dir, 'jwks.json'),
+        KEYFLEET_HTTP_PORT: String(port),
+        KEYFLEET_LOG_LEVEL: 'warn',
+        KEYFLEET_FAILPOINT: failpoint ?? '',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    gateway = child;
+    // Ready when /healthz answers; a gateway that exits first fails the test with its stderr.
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
+      const healthy = await fetch(`${url()}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (healthy) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the gateway did not become healthy');
+  };
+  const stop = async () => {
+    if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
+      gateway.kill('SIGTERM');
+      await once(gateway, 'exit');
+    }
+    gateway = undefined;
+  };
+  const operator = async (method: string, path: string, body?: unknown) => {
+    const token = await issueBearerToken(operatorKey, {
+      subject: 'alice',
+      role: 'operator',
+      audience: 'keyfleet-gateway',
+      kid: 'alice',
+    });
+    const response = await fetch(`${url()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    expect(response.status, path).to.be.below(300);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  /** Version objects of `keyId` in the HSM, read with a session of our own. */
+  const hsmVersions = async (keyId: string): Promise<number[]> => {
+    const hsm: Hsm = await newHsm({ uri: store.uri, modulePath: softHsmModule, pin: store.pin, sessions: 1 });
+    try {
+      const prefix = `key:${keyId}:v`;
+      return (await hsm.findKeys({ kind: 'secret' }))
+        .filter((k) => k.label.startsWith(prefix))
+        .map((k) => Number(k.label.slice(prefix.length)))
+        .sort((a, b) => a - b);
+    } finally {
+      await hsm.close();
+    }
+  };
+  const ledgerKey = async () => ((await operator('GET', '/v1/keys/edge-9-data')) as { record: KeyRecord }).record;
+
+  before(async () => {
+    store = createSoftHsmStore('keyfleet-crash');
+    dir = mkdtempSync(join(tmpdir(), 'keyfleet-crash-'));
+    mkdirSync(join(dir, 'gateway'));
+    const pair = await generateKeyPair('ES256');
+    operatorKey = pair.privateKey;
+    writeFileSync(
+      join(dir, 'jwks.json'),
+      JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'alice', alg: 'ES256' }] }),
+    );
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    port = (probe.address() as { port: number }).port;
+    probe.close();
+
+    await start();
+    const { token } = await operator('POST', '/v1/enrolment-tokens', {
+      deviceId: 'edge-9',
+      group: 'lab',
+      location: 'rack 1',
+      function: 'gateway',
+    });
+    agent = newAgent({ keystorePath: join(dir, 'device.json'), gatewayUrl: url(), deviceId: 'edge-9' });
+    await agent.enrol(token as string);
+    await operator('POST', '/v1/devices/edge-9/keys', { keyId: 'edge-9-data' });
+    expect((await agent.rotate('edge-9-data')).version).to.equal(1);
+    await stop();
+  });
+  after(async () => {
+    await stop();
+    store.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [failpoint, committed] of [
+    ['rotation-before-commit', false],
+    ['rotation-after-commit', true],
+  ] as const) {
+    it(`dies at ${failpoint}; after a restart the device finishes and nothing is orphaned`, async () => {
+      await start();
+      const before = await ledgerKey();
+      const held = (await agent.dataKey('edge-9-data'))?.version ?? 0;
+      await stop();
+
+      await start(failpoint);
+      const crashed = await agent.rotate('edge-9-data').then(
+        () => 'answered',
+        (err: unknown) => err,
+      );
+      expect(crashed, 'the device got no answer').to.have.property('code', 'AGENT_GATEWAY_UNAVAILABLE');
+      await once(gateway as ChildProcess, 'exit');
+      expect((await agent.dataKey('edge-9-data'))?.version, 'the device keeps its key').to.equal(held);
+
+      await start();
+      const afterCrash = await ledgerKey();
+      expect(afterCrash.LatestVersion, 'what the ledger committed').to.equal(
+        before.LatestVersion + (committed ? 1 : 0),
+      );
+
+      const retried = await agent.rotate('edge-9-data');
+      expect(retried.version).to.equal(before.LatestVersion + 1);
+      const key = await ledgerKey();
+      expect(key.ActiveVersion).to.equal(retried.version);
+      expect(key.Versions.find((v) => v.Version === retried.version)?.Fingerprint).to.equal(retried.kcv);
+      await stop();
+
+      // The HSM holds every committed version and the one pre-generated next version: no orphans.
+      const versions = Array.from({ length: key.LatestVersion + 1 }, (_, i) => i + 1);
+      expect(await hsmVersions('edge-9-data')).to.deep.equal(versions);
+    });
+  }
+});
