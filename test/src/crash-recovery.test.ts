@@ -48,7 +48,7 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
     gateway = child;
     // Ready when /healthz answers; a gateway that exits first fails the test with its stderr.
     let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     for (let attempt = 0; attempt < 200; attempt++) {
       if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
       const healthy = await fetch(`${url()}/healthz`).then(
