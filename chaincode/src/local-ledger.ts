@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import './logging.js';
@@ -9,7 +9,7 @@ import { ClientIdentity } from 'fabric-shim';
 import type { ChaincodeStub } from 'fabric-shim-api';
 
 import { KeyfleetContract } from './contract.js';
-import { MapStub, type StubHistoryEntry } from './testing/map-stub.js';
+import { MapStub } from './testing/map-stub.js';
 
 /** The methods fabric-contract-api's `@Transaction` decorator declared: only these are callable. */
 const transactionNames: ReadonlySet<string> = new Set(
@@ -40,7 +40,7 @@ export interface LocalTransaction {
 }
 
 export interface LocalLedgerOptions {
-  /** A JSON file the committed state and history are kept in; in memory only when absent. */
+  /** A journal file (JSON lines) the committed transactions are kept in; in memory only when absent. */
   readonly file?: string;
   readonly now?: () => number;
 }
@@ -60,6 +60,7 @@ export class LocalLedger {
   private readonly now: () => number;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly committed: LocalTransaction[] = [];
+  private journal: number | undefined;
 
   constructor(options: LocalLedgerOptions = {}) {
     this.file = options.file;
@@ -126,9 +127,9 @@ export class LocalLedger {
       ]);
       const event = this.stub.pendingEvent;
       if (commit) {
+        if (this.file !== undefined) this.append(this.file, transactionId, timeMs);
         this.stub.commit();
         this.committed.push({ transactionId, method, creator, timeMs });
-        if (this.file !== undefined) this.save(this.file);
       } else {
         this.stub.rollback();
       }
@@ -139,6 +140,10 @@ export class LocalLedger {
     }
   }
 
+  /**
+   * Replays the journal: one JSON line per committed transaction. A last line cut short by a
+   * crash was never acknowledged (the answer follows the write), so it is dropped.
+   */
   private load(file: string): void {
     let text: string;
     try {
@@ -147,48 +152,57 @@ export class LocalLedger {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const saved = JSON.parse(text) as SavedLedger;
-    for (const [key, value] of saved.state) this.stub.state.set(key, Buffer.from(value, 'base64'));
-    for (const [key, entries] of saved.history) {
-      this.stub.history.set(
-        key,
-        entries.map((e) => ({
-          txId: e.txId,
-          timeMs: e.timeMs,
-          isDelete: e.isDelete,
-          value: Buffer.from(e.value, 'base64'),
-        })),
+    const lines = text.split('\n').filter((line) => line !== '');
+    lines.forEach((line, index) => {
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch (err) {
+        if (index === lines.length - 1) return;
+        throw new Error(`${file}: line ${index + 1} is not a journal entry`, { cause: err });
+      }
+      this.stub.replay(
+        entry.txId,
+        entry.timeMs,
+        entry.writes.map(([key, value]) => [key, value === null ? null : Buffer.from(value, 'base64')] as const),
+        entry.event === null ? null : { name: entry.event.name, payload: Buffer.from(entry.event.payload, 'base64') },
       );
-    }
-    for (const e of saved.events)
-      this.stub.events.push({ txId: e.txId, name: e.name, payload: Buffer.from(e.payload, 'base64') });
+    });
   }
 
-  /** Written to a temporary file and renamed, so a crash leaves the previous state, never half of one. */
-  private save(file: string): void {
+  /**
+   * Appends the open transaction's writes to the journal and syncs it to disk, before the
+   * transaction is applied in memory: what is acknowledged is durable, and a commit costs one
+   * line whatever the size of the ledger.
+   */
+  private append(file: string, txId: string, timeMs: number): void {
+    if (this.journal === undefined) {
+      mkdirSync(dirname(file), { recursive: true });
+      this.journal = openSync(file, 'a', 0o600);
+    }
     const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-    const saved: SavedLedger = {
-      state: [...this.stub.state].map(([key, value]) => [key, b64(value)]),
-      history: [...this.stub.history].map(([key, entries]) => [
-        key,
-        entries.map((e: StubHistoryEntry) => ({
-          txId: e.txId,
-          timeMs: e.timeMs,
-          isDelete: e.isDelete,
-          value: b64(e.value),
-        })),
-      ]),
-      events: this.stub.events.map((e) => ({ txId: e.txId, name: e.name, payload: b64(e.payload) })),
+    const event = this.stub.pendingEvent;
+    const entry: JournalEntry = {
+      txId,
+      timeMs,
+      writes: [...this.stub.pendingWriteSet].map(([key, value]) => [key, value === null ? null : b64(value)]),
+      event: event === null ? null : { name: event.name, payload: b64(event.payload) },
     };
-    mkdirSync(dirname(file), { recursive: true });
-    const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(saved), { mode: 0o600 });
-    renameSync(temporary, file);
+    writeSync(this.journal, JSON.stringify(entry) + '\n');
+    fdatasyncSync(this.journal);
+  }
+
+  /** Closes the journal file; the ledger must not be used afterwards. */
+  close(): void {
+    if (this.journal !== undefined) closeSync(this.journal);
+    this.journal = undefined;
   }
 }
 
-interface SavedLedger {
-  state: [string, string][];
-  history: [string, { txId: string; timeMs: number; isDelete: boolean; value: string }[]][];
-  events: { txId: string; name: string; payload: string }[];
+/** One committed transaction in the journal file. */
+interface JournalEntry {
+  txId: string;
+  timeMs: number;
+  writes: [string, string | null][];
+  event: { name: string; payload: string } | null;
 }

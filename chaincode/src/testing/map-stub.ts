@@ -87,17 +87,42 @@ export class MapStub {
     return this.event;
   }
 
+  /** The open transaction's write set in write order; `null` deletes the key. */
+  get pendingWriteSet(): ReadonlyMap<string, Uint8Array | null> {
+    return this.writes;
+  }
+
   commit(): void {
     const tx = this.current();
-    for (const [key, value] of this.writes) {
+    this.apply(tx.txId, tx.timeMs, this.writes, this.event);
+    this.end();
+  }
+
+  /** Applies a transaction committed earlier, e.g. read back from a journal. */
+  replay(
+    txId: string,
+    timeMs: number,
+    writes: Iterable<readonly [string, Uint8Array | null]>,
+    event: { name: string; payload: Uint8Array } | null,
+  ): void {
+    if (this.tx !== null) throw new Error('a transaction is open');
+    this.apply(txId, timeMs, writes, event);
+  }
+
+  private apply(
+    txId: string,
+    timeMs: number,
+    writes: Iterable<readonly [string, Uint8Array | null]>,
+    event: { name: string; payload: Uint8Array } | null,
+  ): void {
+    for (const [key, value] of writes) {
       if (value === null) this.state.delete(key);
       else this.state.set(key, value);
       const entries = this.history.get(key) ?? [];
-      entries.push({ txId: tx.txId, timeMs: tx.timeMs, isDelete: value === null, value: value ?? new Uint8Array() });
+      entries.push({ txId, timeMs, isDelete: value === null, value: value ?? new Uint8Array() });
       this.history.set(key, entries);
     }
-    if (this.event !== null) this.events.push({ txId: tx.txId, ...this.event });
-    this.end();
+    if (event !== null) this.events.push({ txId, ...event });
   }
 
   rollback(): void {
