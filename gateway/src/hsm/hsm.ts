@@ -109,6 +109,11 @@ export interface KeyAttributes {
   readonly usage: readonly SecretKeyUsage[];
   /** Secret keys: CKA_VALUE_LEN in bytes. */
   readonly valueLength?: number;
+  /**
+   * Secret keys: CKA_CHECK_VALUE (PKCS#11 v2.40 §4.10), when the token keeps one. SoftHSM's is
+   * right for generated keys and wrong for derived ones, so trust it for generated keys only.
+   */
+  readonly checkValue?: Uint8Array;
 }
 
 /** AES-GCM output: a fresh 96-bit IV and the ciphertext with its 128-bit tag appended. */

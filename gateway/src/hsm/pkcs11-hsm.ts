@@ -61,6 +61,8 @@ interface OpContext {
   what: string;
   /** Authenticated decryption or unwrap: SoftHSM reports a bad tag as CKR_GENERAL_ERROR. */
   integrity?: boolean;
+  /** Creates or destroys objects: runs alone (LoadedModule.objects). */
+  exclusive?: boolean;
 }
 
 function resolvePin(source: PinSource | undefined, uri: Pkcs11Uri, env: HsmOptions['env']): string {
@@ -294,6 +296,13 @@ class Pkcs11Hsm implements Hsm {
    * Everything else is mapped to an {@link HsmError} and reported; a wrong PIN is never retried.
    */
   async #run<T>(ctx: OpContext, op: (session: Handle) => Promise<T>): Promise<T> {
+    const objects = this.#module.objects;
+    return ctx.exclusive === true
+      ? objects.exclusive(() => this.#runLocked(ctx, op))
+      : objects.shared(() => this.#runLocked(ctx, op));
+  }
+
+  async #runLocked<T>(ctx: OpContext, op: (session: Handle) => Promise<T>): Promise<T> {
     if (this.#closed) throw new HsmError(HsmErrorCode.Closed, 'the HSM is closed');
     this.#inflight++;
     try {
@@ -513,7 +522,7 @@ class Pkcs11Hsm implements Hsm {
     const template = this.#secretTemplate(t, id, how !== 'unwrap');
     const done = await this.#reserveLabel(t.label, ['secret']);
     try {
-      return await this.#run({ what, integrity: how === 'unwrap' }, async (session) => {
+      return await this.#run({ what, integrity: how === 'unwrap', exclusive: true }, async (session) => {
         const handle = await create(session, template);
         return this.#secretInfo(session, handle, t, id, how);
       });
@@ -530,7 +539,7 @@ class Pkcs11Hsm implements Hsm {
     const token = t.token ?? true;
     const done = await this.#reserveLabel(t.label, ['private', 'public']);
     try {
-      return await this.#run({ what: `C_GenerateKeyPair "${t.label}"` }, async (session) => {
+      return await this.#run({ what: `C_GenerateKeyPair "${t.label}"`, exclusive: true }, async (session) => {
         // Generate under a throw-away CKA_ID, then set Fabric's SHA-256(point) once the point
         // is known (bccsp/pkcs11 does the same).
         const tempId = Buffer.from(this.#random(32));
@@ -700,6 +709,15 @@ class Pkcs11Hsm implements Hsm {
     }
     const valueLen = values.get(js.CKA_VALUE_LEN);
     if (valueLen !== undefined) attrs.valueLength = valueLen.readUIntLE(0, Math.min(valueLen.length, 6));
+    if (kind === 'secret') {
+      try {
+        // Asked alone: a token without it fails the whole template (CKR_ATTRIBUTE_TYPE_INVALID).
+        const [cv] = lib.C_GetAttributeValue(session, handle, [{ type: js.CKA_CHECK_VALUE }]);
+        if (cv !== undefined && cv.value.length > 0) attrs.checkValue = new Uint8Array(cv.value);
+      } catch {
+        // CKA_CHECK_VALUE is optional (PKCS#11 v2.40 §4.10).
+      }
+    }
     return attrs;
   }
 
@@ -735,7 +753,7 @@ class Pkcs11Hsm implements Hsm {
   async destroyKey(ref: KeyRef, kinds: readonly KeyKind[] = ['private', 'public', 'secret']): Promise<number> {
     assertKeyRef(ref);
     const lib = this.#module.lib;
-    return await this.#run({ what: `C_DestroyObject ${describe(ref)}` }, (session) => {
+    return await this.#run({ what: `C_DestroyObject ${describe(ref)}`, exclusive: true }, (session) => {
       // Handles may be cached under the label and the id; forget them all.
       this.#handles.clear();
       let count = 0;

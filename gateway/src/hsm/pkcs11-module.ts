@@ -4,11 +4,53 @@ import { HsmError, HsmErrorCode } from './hsm-error.js';
 /** The pkcs11js module namespace (constants, PKCS11 class, error classes). */
 export type Pkcs11Js = typeof Pkcs11js;
 
+/** Many shared holders at once, or one exclusive holder; waiters are served in arrival order. */
+export interface SharedExclusiveLock {
+  shared<T>(task: () => Promise<T>): Promise<T>;
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+}
+
+function newSharedExclusiveLock(): SharedExclusiveLock {
+  let holders = 0; // > 0: that many shared holders; -1: one exclusive holder
+  const waiting: { exclusive: boolean; wake: () => void }[] = [];
+  const admit = (): void => {
+    while (waiting.length > 0) {
+      const next = waiting[0];
+      if (next === undefined) return;
+      if (next.exclusive ? holders !== 0 : holders < 0) return;
+      waiting.shift();
+      holders = next.exclusive ? -1 : holders + 1;
+      next.wake();
+      if (next.exclusive) return;
+    }
+  };
+  const hold = async <T>(exclusive: boolean, task: () => Promise<T>): Promise<T> => {
+    await new Promise<void>((wake) => {
+      waiting.push({ exclusive, wake });
+      admit();
+    });
+    try {
+      return await task();
+    } finally {
+      holders = exclusive ? 0 : holders - 1;
+      admit();
+    }
+  };
+  return { shared: (task) => hold(false, task), exclusive: (task) => hold(true, task) };
+}
+
 /** One loaded, initialised PKCS#11 library shared by every Hsm in the process. */
 export interface LoadedModule {
   readonly js: Pkcs11Js;
   readonly lib: Pkcs11js.PKCS11;
   readonly path: string;
+  /**
+   * Calls that create or destroy objects hold it exclusively, every other call shared. SoftHSM
+   * 2.6.1's file object store fails token-object creation now and then (CKR_GENERAL_ERROR,
+   * CKR_TEMPLATE_INCONSISTENT from C_GenerateKey, C_UnwrapKey) when other calls run at the same
+   * time on worker threads, even with OS locking; signing and reads still run in parallel.
+   */
+  readonly objects: SharedExclusiveLock;
 }
 
 interface Entry {
@@ -73,7 +115,7 @@ export function acquireModule(path: string): LoadedModule {
     }
     ownsInit = false;
   }
-  const module: LoadedModule = { js, lib, path };
+  const module: LoadedModule = { js, lib, path, objects: newSharedExclusiveLock() };
   modules.set(path, { module, users: 1, ownsInit });
   return module;
 }

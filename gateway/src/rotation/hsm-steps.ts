@@ -2,7 +2,7 @@
  * The rotation protocol's HSM side (docs/protocol-rotation.md §3). Every key stays in the token:
  * the gateway holds labels, the RFC 5649 wrap and a 3-byte check value, never key bytes.
  */
-import { randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import { formatPkcs11Uri, type Hsm, type KeyRef } from '../hsm';
 import { KekIv, kekDerivationData, versionLabel } from './protocol';
 
@@ -17,58 +17,35 @@ export interface VersionKey {
 }
 
 /**
- * CKA_ID of a version key: "KCV" ‖ check value (3 bytes) ‖ 10 random bytes. The check value is
- * kept on the object because the Hsm interface reads CKA_CHECK_VALUE only at generation, and
- * the pre-generated next version's value is needed again when it is delivered.
+ * Generates version `version` of a key as a token object labelled `key:<KeyID>:v<n>`: AES-256,
+ * sensitive, usable for encrypt/decrypt. Device keys are extractable only so they can leave
+ * wrapped (RFC 5649); application keys never leave. Its key check value (CKA_CHECK_VALUE, read
+ * again by {@link findVersionKey}) is the ledger fingerprint. Fails with HSM_KEY_EXISTS if the
+ * label is taken.
  */
-const kcvIdPrefix = Buffer.from('KCV', 'ascii');
-
-function kcvFromId(id: Uint8Array): string | null {
-  const bytes = Buffer.from(id);
-  if (bytes.length !== 16 || !bytes.subarray(0, 3).equals(kcvIdPrefix)) return null;
-  return bytes.subarray(3, 6).toString('hex');
-}
-
-const sessionLabel = (what: string): string => `${what}:${randomUUID()}`;
-
-/**
- * Generates version `version` of a device key: AES-256, sensitive, extractable only so it can
- * leave wrapped, usable for encrypt/decrypt. It is made as a session key, then moved under a
- * session transport key into its token object so its CKA_ID can carry the check value; the
- * transport key and the session copy are destroyed. Fails with HSM_KEY_EXISTS if the label is taken.
- */
-export async function generateVersionKey(hsm: Hsm, keyId: string, version: number): Promise<VersionKey> {
+export async function generateVersionKey(
+  hsm: Hsm,
+  keyId: string,
+  version: number,
+  options: { readonly extractable?: boolean } = {},
+): Promise<VersionKey> {
   const label = versionLabel(keyId, version);
-  const fresh = sessionLabel(`new:${label}`);
-  const transport = sessionLabel('transport');
-  try {
-    const generated = await hsm.generateSecretKey({
-      label: fresh,
-      type: 'aes-256',
-      usage: ['encrypt', 'decrypt'],
-      extractable: true,
-      token: false,
-    });
-    if (generated.checkValue?.length !== 3) {
-      throw new Error('the token gives no CKA_CHECK_VALUE for AES keys; rotation needs one');
-    }
-    await hsm.generateSecretKey({ label: transport, type: 'aes-256', usage: ['wrap', 'unwrap'], token: false });
-    const wrapped = await hsm.wrapKey({ label: transport }, { label: fresh });
-    const id = Buffer.concat([kcvIdPrefix, Buffer.from(generated.checkValue), randomBytes(10)]);
-    const stored = await hsm.unwrapKey({ label: transport }, wrapped, {
-      label,
-      id,
-      type: 'aes-256',
-      usage: ['encrypt', 'decrypt'],
-      extractable: true,
-      token: true,
-    });
-    return { keyId, version, label, kcv: Buffer.from(generated.checkValue).toString('hex'), uri: stored.uri };
-  } finally {
-    await destroyQuietly(hsm, { label: fresh });
-    await destroyQuietly(hsm, { label: transport });
+  const generated = await hsm.generateSecretKey({
+    label,
+    type: 'aes-256',
+    usage: ['encrypt', 'decrypt'],
+    extractable: options.extractable ?? true,
+    token: true,
+  });
+  if (generated.checkValue?.length !== 3) {
+    await hsm.destroyKey({ id: generated.id }, ['secret']);
+    throw new Error('the token gives no CKA_CHECK_VALUE for AES keys; rotation needs one');
   }
+  return { keyId, version, label, kcv: Buffer.from(generated.checkValue).toString('hex'), uri: generated.uri };
 }
+
+/** A unique label for a session object that lives only for one operation. */
+const sessionLabel = (what: string): string => `${what}:${randomUUID()}`;
 
 /** The token object of a version, or null if there is none (or it was not made by {@link generateVersionKey}). */
 export async function findVersionKey(
@@ -79,9 +56,8 @@ export async function findVersionKey(
 ): Promise<VersionKey | null> {
   const label = versionLabel(keyId, version);
   const [found, ...more] = await hsm.findKeys({ label, kind: 'secret' });
-  if (found === undefined || more.length > 0) return null;
-  const kcv = kcvFromId(found.id);
-  if (kcv === null) return null;
+  if (found === undefined || more.length > 0 || found.checkValue?.length !== 3) return null;
+  const kcv = Buffer.from(found.checkValue).toString('hex');
   return {
     keyId,
     version,
