@@ -18,6 +18,7 @@ export type {
 } from './agent.js';
 export * from './attestation/index.js';
 export { AgentError, AgentErrorCode, isAgentError } from './errors.js';
+export * from './key-client.js';
 export { KeystoreFormat, newFileKeystore } from './keystore.js';
 export type { Keystore, KeystoreData, StoredKey } from './keystore.js';
 export {

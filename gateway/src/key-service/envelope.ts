@@ -30,7 +30,7 @@ export interface Envelope {
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const b64url = /^[A-Za-z0-9_-]*$/;
-const headerMembers = ['alg', 'enc', 'kid', 'kfv', 'ver'];
+const headerMembers = ['alg', 'enc', 'kfv', 'kid', 'ver']; // sorted
 /** Longest accepted envelope: 1 MiB of ciphertext in base64url plus the header. */
 export const MaxEnvelopeLength = 1_400_000;
 

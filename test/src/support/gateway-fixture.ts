@@ -58,7 +58,7 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     KEYFLEET_HSM_PIN: store.pin,
     KEYFLEET_DATA_DIR: dataDir,
     KEYFLEET_AUTH_JWKS: jwksFile,
-    KEYFLEET_LOG_LEVEL: 'silent',
+    KEYFLEET_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
     KEYFLEET_LEDGER: 'local',
     ...env,
   });

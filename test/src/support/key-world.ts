@@ -6,7 +6,14 @@
  */
 import { LocalLedger } from '@keyfleet/chaincode';
 import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
-import { hsmSigningKey, newHsm, newLedgerClient, newLocalTransport, type Hsm, type LedgerClient } from '@keyfleet/gateway';
+import {
+  hsmSigningKey,
+  newHsm,
+  newLedgerClient,
+  newLocalTransport,
+  type Hsm,
+  type LedgerClient,
+} from '@keyfleet/gateway';
 import { newDeviceCa, type DeviceCa } from '@keyfleet/gateway/dist/ca/device-ca';
 import type { EcSigningKey } from '@keyfleet/gateway/dist/crypto/ec-key';
 import { newKeyService } from '@keyfleet/gateway/dist/domain/keys';
@@ -23,8 +30,8 @@ export const MetadataAnchorId = 'hsm-metadata-1';
 export const Operator = { subject: 'alice', role: 'operator' } as const;
 
 export interface TestClock {
-  now(): Date;
-  advance(seconds: number): void;
+  now: () => Date;
+  advance: (seconds: number) => void;
 }
 
 export interface KeyGateway {
@@ -50,7 +57,11 @@ export interface KeyWorld {
   close(): Promise<void>;
 }
 
-export function applicationKey(keyId: string, application: string, overrides: Partial<KeyRegistration> = {}): KeyRegistration {
+export function applicationKey(
+  keyId: string,
+  application: string,
+  overrides: Partial<KeyRegistration> = {},
+): KeyRegistration {
   const app = { mspId: 'Org1MSP', role: 'application' as const, id: application };
   const operators = { mspId: 'Org1MSP', role: 'operator' as const };
   return {

@@ -1,0 +1,331 @@
+/**
+ * Server-side rotation of application keys (docs/key-service.md §4), consistent with the device
+ * design's pre-rotation (docs/protocol-rotation.md §8): version n+1 already sits in the HSM and the
+ * ledger holds a commitment to its fingerprint; rotating commits it with `RotateKey {CurrentVersion:
+ * n}` and pre-generates n+2. Of several gateways racing, the ledger's CurrentVersion check lets one
+ * win; every loser destroys exactly the objects it generated (by CKA_ID, never by label).
+ */
+import { createHash } from 'node:crypto';
+import { KeyState, type KeyRecord } from '@keyfleet/chaincode';
+import { GatewayError, GatewayErrorCode } from '../errors';
+import { formatPkcs11Uri, isHsmError, parsePkcs11Uri, type Hsm, type KeyKind, type KeyRef } from '../hsm';
+import type { LedgerClient } from '../ledger/ledger-client';
+import { generateVersionKey } from '../rotation/hsm-steps';
+import { nextKeyCommitment, parseVersionLabel, versionLabel } from '../rotation/protocol';
+import { fail, KeyServiceErrorDetail, ledgerDetail } from './errors';
+
+export interface ApplicationKeyRotationOptions {
+  readonly hsm: Hsm;
+  /** Writes as the gateway's operator identity; the key's policy must give it Rotate (and Administer to destroy). */
+  readonly ledger: LedgerClient;
+  readonly now?: () => Date;
+}
+
+export interface RotateOptions {
+  /** Rotate only if the ledger still says the key is due by this time (the scheduler's case). */
+  readonly ifDueBy?: Date;
+}
+
+export type ApplicationRotationResult =
+  | {
+      readonly outcome: 'rotated';
+      readonly keyId: string;
+      readonly version: number;
+      readonly previousVersion: number;
+      readonly transactionId: string;
+    }
+  | { readonly outcome: 'not-due'; readonly keyId: string };
+
+export interface DestroyedVersion {
+  readonly keyId: string;
+  readonly version: number;
+  /** Empty when only the HSM object was left over from an earlier crash. */
+  readonly transactionId: string;
+}
+
+export interface DestroyExpiredResult {
+  readonly destroyed: readonly DestroyedVersion[];
+  /** Versions past retention the ledger refused to destroy (e.g. no Administer), with its code. */
+  readonly refused: readonly { readonly keyId: string; readonly version: number; readonly detail: string }[];
+}
+
+export interface ApplicationKeyRotation {
+  /**
+   * Rotates an application-owned key now: commits the pre-generated next version (or generates
+   * one for a key that has no commitment yet) and pre-generates the one after.
+   * @throws GatewayError LEDGER_REJECTED/STALE_VERSION or ROTATION_IN_PROGRESS when another rotation
+   *   won; FORBIDDEN/KEY_DEVICE_OWNED; NOT_FOUND/KEY_NOT_FOUND; HSM_FAILURE/KEY_MATERIAL_MISSING
+   */
+  rotateApplicationKey(keyId: string, options?: RotateOptions): Promise<ApplicationRotationResult>;
+  /**
+   * For every `key:<KeyID>:v<n>` object in the HSM: a version past retention is destroyed on the
+   * ledger first (DestroyKeyVersion), then in the HSM; a version the ledger already records as
+   * destroyed (a crash between the two) is destroyed in the HSM.
+   */
+  destroyExpiredVersions(): Promise<DestroyExpiredResult>;
+}
+
+/** A generated or found version object: what RotateKey records and how to destroy it again. */
+interface Material {
+  readonly version: number;
+  readonly fingerprint: string;
+  readonly fingerprintType: 'kcv' | 'spki-sha256';
+  readonly uri: string;
+  readonly ref: KeyRef;
+  readonly kinds: readonly KeyKind[];
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions): ApplicationKeyRotation {
+  const { hsm, ledger } = options;
+  const now = options.now ?? (() => new Date());
+  const locks = new Map<string, Promise<unknown>>();
+
+  /** One rotation per key at a time in this process; across processes the ledger decides. */
+  async function exclusively<T>(keyId: string, task: () => Promise<T>): Promise<T> {
+    const previous = locks.get(keyId) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.catch(() => undefined);
+    locks.set(keyId, settled);
+    try {
+      return await run;
+    } finally {
+      if (locks.get(keyId) === settled) locks.delete(keyId);
+    }
+  }
+
+  async function readKey(keyId: string): Promise<KeyRecord> {
+    try {
+      return await ledger.read<KeyRecord>('GetKey', keyId);
+    } catch (err) {
+      if (ledgerDetail(err) === 'KEY_NOT_FOUND') {
+        fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `key ${keyId} does not exist`, err);
+      }
+      throw err;
+    }
+  }
+
+  function hsmError(err: unknown): unknown {
+    if (isHsmError(err) && err.code === 'HSM_KEY_EXISTS') {
+      return new GatewayError(
+        GatewayErrorCode.LedgerRejected,
+        'another rotation of this key holds the next version in the HSM',
+        KeyServiceErrorDetail.RotationInProgress,
+        { cause: err },
+      );
+    }
+    return isHsmError(err)
+      ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
+      : err;
+  }
+
+  async function generate(key: KeyRecord, version: number): Promise<Material> {
+    try {
+      if (key.Algorithm === 'AES-256') {
+        // The device design's helper: AES-256, encrypt/decrypt, its check value the fingerprint.
+        const made = await generateVersionKey(hsm, key.KeyID, version, { extractable: false });
+        const id = parsePkcs11Uri(made.uri).id;
+        if (id === undefined) throw new Error('the generated key has no CKA_ID');
+        return {
+          version,
+          fingerprint: made.kcv,
+          fingerprintType: 'kcv',
+          uri: made.uri,
+          ref: { id },
+          kinds: ['secret'],
+        };
+      }
+      const made = await hsm.generateEcKeyPair({ label: versionLabel(key.KeyID, version), sign: true });
+      return {
+        version,
+        fingerprint: sha256Hex(made.spki),
+        fingerprintType: 'spki-sha256',
+        uri: made.uri,
+        ref: { id: made.id },
+        kinds: ['private', 'public'],
+      };
+    } catch (err) {
+      throw hsmError(err);
+    }
+  }
+
+  /** The pre-generated object of `version` whose fingerprint hashes to the ledger's commitment. */
+  async function findCommitted(key: KeyRecord, version: number, commitment: string): Promise<Material | null> {
+    const label = versionLabel(key.KeyID, version);
+    if (key.Algorithm === 'AES-256') {
+      for (const found of await hsm.findKeys({ label, kind: 'secret' })) {
+        if (found.checkValue?.length !== 3) continue;
+        const id = Buffer.from(found.id);
+        const kcv = Buffer.from(found.checkValue).toString('hex');
+        if (nextKeyCommitment(kcv) !== commitment) continue;
+        const uri = formatPkcs11Uri({ token: hsm.tokenLabel, object: label, id, type: 'secret-key' });
+        return { version, fingerprint: kcv, fingerprintType: 'kcv', uri, ref: { id }, kinds: ['secret'] };
+      }
+      return null;
+    }
+    for (const found of await hsm.findKeys({ label, kind: 'public' })) {
+      const pub = await hsm.getPublicKey({ id: found.id });
+      const fingerprint = sha256Hex(pub.spki);
+      if (nextKeyCommitment(fingerprint) !== commitment) continue;
+      return {
+        version,
+        fingerprint,
+        fingerprintType: 'spki-sha256',
+        uri: pub.uri,
+        ref: { id: pub.id },
+        kinds: ['private', 'public'],
+      };
+    }
+    return null;
+  }
+
+  async function destroyAll(made: readonly Material[]): Promise<void> {
+    for (const m of made) await hsm.destroyKey(m.ref, m.kinds).catch(() => 0);
+  }
+
+  async function rotate(keyId: string, options: RotateOptions): Promise<ApplicationRotationResult> {
+    const key = await readKey(keyId);
+    if (key.Owner.Type !== 'application') {
+      fail(
+        GatewayErrorCode.Forbidden,
+        KeyServiceErrorDetail.KeyDeviceOwned,
+        `key ${keyId} belongs to device ${key.Owner.ID}: the device rotates it`,
+      );
+    }
+    if (key.Algorithm !== 'AES-256' && key.Algorithm !== 'EC-P256') {
+      fail(
+        GatewayErrorCode.Forbidden,
+        KeyServiceErrorDetail.AlgorithmUnsupported,
+        `${key.Algorithm} keys are not rotated here`,
+      );
+    }
+    if (key.Algorithm === 'AES-256' && key.Purpose !== 'encrypt') {
+      fail(
+        GatewayErrorCode.Forbidden,
+        KeyServiceErrorDetail.AlgorithmUnsupported,
+        `AES-256 ${key.Purpose} keys are not rotated here`,
+      );
+    }
+    if (
+      options.ifDueBy !== undefined &&
+      (key.NextRotationDue === null || Date.parse(key.NextRotationDue) > options.ifDueBy.getTime())
+    ) {
+      return { outcome: 'not-due', keyId };
+    }
+    const n = key.LatestVersion;
+    const made: Material[] = [];
+    let committed = false;
+    try {
+      // n+2 first: on a shared token its label is taken by whoever got here first, so a second
+      // rotation of the same version usually stops here having made nothing.
+      const following = await generate(key, n + 2);
+      made.push(following);
+      let next: Material | null;
+      if (key.NextKeyCommitment === null) {
+        next = await generate(key, n + 1);
+        made.push(next);
+      } else {
+        next = await findCommitted(key, n + 1, key.NextKeyCommitment);
+        if (next === null) {
+          fail(
+            GatewayErrorCode.HsmFailure,
+            KeyServiceErrorDetail.KeyMaterialMissing,
+            `the committed next version ${n + 1} of key ${keyId} is not in the HSM`,
+          );
+        }
+      }
+      const { transactionId } = await ledger.write('RotateKey', {
+        KeyID: keyId,
+        CurrentVersion: n,
+        NewVersion: {
+          Fingerprint: next.fingerprint,
+          FingerprintType: next.fingerprintType,
+          Pkcs11URI: next.uri,
+          WrappedKeyDigest: null,
+        },
+        NextKeyCommitment: nextKeyCommitment(following.fingerprint),
+        NonceDigest: null,
+      });
+      committed = true;
+      return { outcome: 'rotated', keyId, version: n + 1, previousVersion: n, transactionId };
+    } catch (err) {
+      // A definite refusal (STALE_VERSION: another gateway won) leaves nothing behind; an unknown
+      // outcome (LEDGER_UNAVAILABLE) leaves the objects to reconcile, which asks the ledger.
+      const ambiguous = err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable;
+      if (!committed && !ambiguous) await destroyAll(made);
+      throw err;
+    }
+  }
+
+  return {
+    rotateApplicationKey(keyId, rotateOptions = {}) {
+      return exclusively(keyId, () => rotate(keyId, rotateOptions));
+    },
+
+    async destroyExpiredVersions() {
+      const byKey = new Map<string, Map<number, KeyRef[]>>();
+      for (const found of await hsm.findKeys()) {
+        if (found.kind === 'public' || !found.token) continue;
+        const parsed = parseVersionLabel(found.label);
+        if (parsed === null) continue;
+        const versions = byKey.get(parsed.keyId) ?? new Map<number, KeyRef[]>();
+        versions.set(parsed.version, [...(versions.get(parsed.version) ?? []), { id: found.id }]);
+        byKey.set(parsed.keyId, versions);
+      }
+      const destroyed: DestroyedVersion[] = [];
+      const refused: { keyId: string; version: number; detail: string }[] = [];
+      const at = now().getTime();
+      for (const [keyId, versions] of byKey) {
+        let key: KeyRecord;
+        try {
+          key = await ledger.read<KeyRecord>('GetKey', keyId);
+        } catch (err) {
+          if (ledgerDetail(err) === 'KEY_NOT_FOUND') continue; // uncommitted: the rotation reconcile's case
+          throw err;
+        }
+        for (const record of key.Versions) {
+          const objects = versions.get(record.Version);
+          if (objects === undefined) continue;
+          const ledgerId = idOf(record.Pkcs11URI);
+          let transactionId = '';
+          if (record.State === KeyState.Deactivated || record.State === KeyState.Compromised) {
+            const stoppedAt = record.DeactivatedAt ?? record.CompromisedAt;
+            const retentionEnds =
+              stoppedAt === null ? -Infinity : Date.parse(stoppedAt) + key.RotationPolicy.RetentionSeconds * 1000;
+            if (at < retentionEnds) continue;
+            try {
+              // Ledger first: once it says destroyed, no call uses the version, whatever the HSM still holds.
+              ({ transactionId } = await ledger.write('DestroyKeyVersion', { KeyID: keyId, Version: record.Version }));
+            } catch (err) {
+              const detail = ledgerDetail(err);
+              if (detail === undefined) throw err;
+              refused.push({ keyId, version: record.Version, detail });
+              continue;
+            }
+          } else if (record.State !== KeyState.Destroyed) {
+            continue;
+          }
+          // Only the object the ledger names; a label lookalike is not ours to judge here.
+          for (const ref of objects) {
+            if (ledgerId !== undefined && 'id' in ref && Buffer.from(ref.id).equals(Buffer.from(ledgerId))) {
+              await hsm.destroyKey(ref);
+            }
+          }
+          destroyed.push({ keyId, version: record.Version, transactionId });
+        }
+      }
+      return { destroyed, refused };
+    },
+  };
+}
+
+function idOf(uri: string): Uint8Array | undefined {
+  try {
+    return parsePkcs11Uri(uri).id;
+  } catch {
+    return undefined;
+  }
+}
