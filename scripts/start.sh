@@ -13,6 +13,7 @@ starts the gateway in the background (log: .keyfleet/gateway.log, stop: npm stop
 Environment:
   KEYFLEET_HTTP_PORT   gateway port (default 8080)
   KEYFLEET_LEDGER      local (default; Fabric cannot be built on this machine) or fabric
+  KEYFLEET_DEMO=0      skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
 EOF_USAGE
 }
 case "${1:-}" in
@@ -64,6 +65,7 @@ keyfleet gateway ready at $url  (ledger: ${KEYFLEET_LEDGER:-local})
   node gateway/dist/cli/keyfleet.js devices token sensor-1 --group lab --location bench --function demo
 Stop it with: npm stop
 EOF_READY
+    if [[ ${KEYFLEET_DEMO:-1} != 0 ]]; then bash scripts/demo.sh; fi
     exit 0
   fi
   if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
