@@ -59,6 +59,8 @@ export interface CheckInResult {
   readonly acknowledged: readonly string[];
   /** Key ids whose acknowledgement is still pending. */
   readonly pending: readonly string[];
+  /** Keys the gateway said were due, rotated now. */
+  readonly rotated: readonly RotationOutcome[];
 }
 
 export interface DataKey {
@@ -349,8 +351,17 @@ export function newAgent(options: AgentOptions): Agent {
           pending.push(keyId);
         }
       }
-      // TODO(check-in): report attestation evidence and learn which keys are due (docs/protocol-rotation.md §9).
-      return { acknowledged, pending };
+      // The gateway answers a signed check-in with this device's keys that are due; rotate them.
+      const checkIn = await deviceJws(data, RotationMessageType.CheckIn, {
+        device_id: data.deviceId,
+        iat: Math.floor(now().getTime() / 1000),
+      });
+      const { dueKeys } = (await post(`${gatewayOf(data)}/v1/devices/${encodeURIComponent(data.deviceId)}/check-in`, {
+        checkIn,
+      })) as { dueKeys: { keyId: string }[] };
+      const rotated: RotationOutcome[] = [];
+      for (const { keyId } of dueKeys) rotated.push(await this.rotate(keyId));
+      return { acknowledged, pending, rotated };
     },
 
     async attest(attestOptions) {

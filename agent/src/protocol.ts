@@ -10,6 +10,8 @@ export const RotationMessageType = {
   Request: 'keyfleet-rotation-request+jwt',
   Response: 'keyfleet-rotation-response+jwt',
   Ack: 'keyfleet-rotation-ack+jwt',
+  /** A signed check-in (claims `device_id`, `iat`); the gateway answers with the device's due keys. */
+  CheckIn: 'keyfleet-check-in+jwt',
 } as const;
 
 export const RotationLabel = {

@@ -25,6 +25,8 @@ import type { Principal } from './auth/bearer';
 import type { EcSigningKey } from './crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from './ledger/ledger-client';
 import { newRotationService } from './rotation';
+import { newApplicationKeyRotation, newKeyOperations } from './key-service';
+import { newRotationScheduler, type SchedulerLog } from './scheduler';
 import { ensureTrustAnchors } from './domain/trust-anchors';
 import { GatewayError, GatewayErrorCode } from './errors';
 import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
@@ -105,6 +107,27 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
     });
     closers.push(() => attestation.close());
 
+    // The scheduler logs through the HTTP server's logger, which is made further down.
+    const schedulerLog: SchedulerLog & { target?: SchedulerLog } = {
+      info(fields, message) {
+        this.target?.info(fields, message);
+      },
+      warn(fields, message) {
+        this.target?.warn(fields, message);
+      },
+    };
+    const keyRotation = newApplicationKeyRotation({ hsm, ledger });
+    // Due server-side keys are rotated here; due device keys are told to devices at check-in.
+    // With several gateways, the ledger's CurrentVersion check lets exactly one rotation win.
+    const scheduler = newRotationScheduler({
+      ledger,
+      rotateApplicationKey: (keyId, o) => keyRotation.rotateApplicationKey(keyId, o),
+      afterRun: () => keyRotation.destroyExpiredVersions(),
+      intervalMs: Math.max(config.schedulerIntervalMs, 1),
+      batchSize: 50,
+      log: schedulerLog,
+    });
+
     const services: Services = {
       devices: newDeviceService({
         ledger,
@@ -115,8 +138,18 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
         metadataSigningPublicKeyPem: metadataKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       }),
       keys: newKeyService({ hsm, ledger }),
-      rotation,
+      rotation: {
+        provisionDeviceKey: (request) => rotation.provisionDeviceKey(request),
+        rotateDeviceKey: (request, route) => rotation.rotateDeviceKey(request, route),
+        acknowledgeRotation: (ack, route) => rotation.acknowledgeRotation(ack, route),
+        async checkIn(checkInJws, route) {
+          const { deviceId } = await rotation.verifyCheckIn(checkInJws, route);
+          return { dueKeys: scheduler.dueForDevice(deviceId) };
+        },
+      },
       attestation: attestation.api,
+      keyOperations: newKeyOperations({ hsm, ledger }),
+      keyRotation,
       async health() {
         const [hsmOk, ledgerOk] = await Promise.all([
           hsm.getPublicKey({ label: 'metadata-signing' }).then(
@@ -139,6 +172,11 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
       logger: { level: config.logLevel },
     });
     closers.push(() => server.close());
+    schedulerLog.target = server.log;
+    if (config.schedulerIntervalMs > 0) {
+      scheduler.start();
+      closers.push(() => scheduler.stop());
+    }
 
     return { server, hsm, anchors: ids, close };
   } catch (err) {

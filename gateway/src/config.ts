@@ -38,6 +38,8 @@ export interface Config {
     /** Longest a result waits for its batch. */
     readonly batchDelayMs: number;
   };
+  /** How often the rotation scheduler asks the ledger which keys are due; 0 turns it off. */
+  readonly schedulerIntervalMs: number;
   readonly dataDir: string;
   readonly logLevel: string;
 }
@@ -111,6 +113,7 @@ export function loadConfig(env: Env): Config {
       batchSize: int('KEYFLEET_ATTESTATION_BATCH_SIZE', 1, 1, 10_000),
       batchDelayMs: int('KEYFLEET_ATTESTATION_BATCH_DELAY_MS', 2000, 1, 60_000),
     },
+    schedulerIntervalMs: int('KEYFLEET_SCHEDULER_INTERVAL_MS', 60_000, 0, 24 * 3600 * 1000),
     dataDir,
     logLevel: str('KEYFLEET_LOG_LEVEL', 'info'),
   };

@@ -45,7 +45,8 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
   });
 
   before(async () => {
-    f = await startGatewayFixture();
+    // A scheduler pass every 100 ms, so a key made due is reported at the next check-in.
+    f = await startGatewayFixture({ KEYFLEET_SCHEDULER_INTERVAL_MS: '100' });
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-device-'));
     firmware = join(dir, 'firmware.bin');
     config = join(dir, 'agent.json');
@@ -127,5 +128,21 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     expect((await agent.attest(attestOptions())).status).to.equal('affirming');
     const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
     expect(record.Status).to.equal('active');
+  });
+
+  it('learns at check-in that its key is due after the failed attestation, and rotates it', async () => {
+    const before = ((await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
+    expect(Date.parse(before.NextRotationDue ?? ''), 'the contraindicated result made the key due').to.be.at.most(
+      Date.now(),
+    );
+    let rotated: readonly { version: number }[] = [];
+    // Each try is a real check-in; the scheduler reports due keys after its next pass.
+    for (let attempt = 0; attempt < 50 && rotated.length === 0; attempt++) {
+      ({ rotated } = await agent.checkIn());
+      if (rotated.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(rotated.map((r) => r.version)).to.deep.equal([before.LatestVersion + 1]);
+    const after = ((await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
+    expect(after.ActiveVersion).to.equal(before.LatestVersion + 1);
   });
 });

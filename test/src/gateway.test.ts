@@ -214,6 +214,35 @@ describe('gateway on SoftHSM', function () {
     expect(JSON.parse(Buffer.from(payload).toString())).to.include({ Action: 'RegisterKey', KeyID: 'billing-data' });
   });
 
+  it('encrypts and decrypts by Key ID over HTTP; an operator rotation keeps old ciphertexts readable', async () => {
+    const app = await as(f.callers.application);
+    const plaintext = Buffer.from('meter reading 42').toString('base64url');
+    const sealed = await call('POST', '/v1/keys/billing-data/encrypt', { auth: app, body: { plaintext } });
+    expect(sealed.status, JSON.stringify(sealed.body)).to.equal(200);
+    expect(sealed.body).to.include({ keyId: 'billing-data', version: 1 });
+
+    const rotated = await call('POST', '/v1/keys/billing-data/rotate', { auth: await as(f.callers.operator) });
+    expect(rotated.status, JSON.stringify(rotated.body)).to.equal(200);
+    const resealed = await call('POST', '/v1/keys/billing-data/encrypt', { auth: app, body: { plaintext } });
+    expect(resealed.body.version).to.equal(2);
+
+    for (const ciphertext of [sealed.body.ciphertext, resealed.body.ciphertext]) {
+      const opened = await call('POST', '/v1/keys/decrypt', { auth: app, body: { ciphertext } });
+      expect(opened.status, JSON.stringify(opened.body)).to.equal(200);
+      expect(opened.body.plaintext).to.equal(plaintext);
+    }
+    // The ciphertext is bound to its key and version: one changed byte and it is refused.
+    const parts = (sealed.body.ciphertext as string).split('.');
+    const body = parts[3] ?? '';
+    parts[3] = (body.startsWith('A') ? 'B' : 'A') + body.slice(1);
+    const tampered = await call('POST', '/v1/keys/decrypt', { auth: app, body: { ciphertext: parts.join('.') } });
+    expect(tampered.status).to.be.within(400, 499);
+    // Another application is refused by the key's policy.
+    const stranger = await f.bearer({ ...f.callers.application, subject: 'payroll' });
+    const refused = await call('POST', '/v1/keys/billing-data/encrypt', { auth: stranger, body: { plaintext } });
+    expect(refused.status).to.equal(403);
+  });
+
   describe('refuses hostile requests with a coded error and writes nothing', () => {
     interface Case {
       name: string;

@@ -2,6 +2,8 @@ import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord }
 import type { AppraisalOutcome } from '../attestation';
 import type { Principal } from '../auth/bearer';
 import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';
+import type { DeviceKeyDue } from '../scheduler';
+import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -108,6 +110,8 @@ export interface RotationApi {
   provisionDeviceKey(request: { deviceId: string; keyId: string }): Promise<ProvisionResult>;
   rotateDeviceKey(requestJws: string, route: RouteBinding): Promise<RotationResult>;
   acknowledgeRotation(ackJws: string, route: RouteBinding): Promise<AckResult>;
+  /** A device's signed check-in, answered with its keys that are due for rotation. */
+  checkIn(checkInJws: string, route: RouteBinding): Promise<{ dueKeys: readonly DeviceKeyDue[] }>;
 }
 
 export interface ReferenceValuesRequest {
@@ -136,5 +140,7 @@ export interface Services {
   readonly keys: KeyService;
   readonly rotation: RotationApi;
   readonly attestation: AttestationApi;
+  readonly keyOperations: KeyOperations;
+  readonly keyRotation: ApplicationKeyRotation;
   health(): Promise<Health>;
 }

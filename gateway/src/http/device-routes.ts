@@ -69,6 +69,14 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
       }),
   );
 
+  v1.post<{ Params: { id: string }; Body: { checkIn: string } }>(
+    '/devices/:id/check-in',
+    {
+      schema: { params: closed(['id'], { id }), body: closed(['checkIn'], { checkIn: jws }), response: { 200: open } },
+    },
+    async (request) => services.rotation.checkIn(request.body.checkIn, { deviceId: request.params.id }),
+  );
+
   v1.post<{ Body: { deviceId: string } }>(
     '/attestation/challenges',
     { schema: { body: closed(['deviceId'], { deviceId: id }), response: { 201: open } } },

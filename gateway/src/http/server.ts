@@ -5,6 +5,7 @@ import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { DeviceAction, type Services } from '../domain/services';
 import { registerDeviceRoutes } from './device-routes';
+import { registerKeyRoutes } from './key-routes';
 import { handleError } from './errors';
 import * as schema from './schemas';
 
@@ -189,6 +190,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
         );
       }
       registerDeviceRoutes(v1, services);
+      registerKeyRoutes(v1, { operations: services.keyOperations, rotation: services.keyRotation });
       done();
     },
     { prefix: '/v1' },

@@ -9,6 +9,8 @@ export const RotationMessageType = {
   Request: 'keyfleet-rotation-request+jwt',
   Response: 'keyfleet-rotation-response+jwt',
   Ack: 'keyfleet-rotation-ack+jwt',
+  /** A device's signed "here I am" (claims `device_id`, `iat`): answered with its due keys. */
+  CheckIn: 'keyfleet-check-in+jwt',
 } as const;
 
 /** Domain labels: every digest and derivation input starts with one, so no two can coincide. */

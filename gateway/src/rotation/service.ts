@@ -123,6 +123,11 @@ export interface RotationService {
   /** Records the device's signed acknowledgement that it holds `version` (idempotent). */
   acknowledgeRotation(ackJws: string, route?: RouteBinding): Promise<AckResult>;
   /**
+   * Checks a device's signed check-in (typ `keyfleet-check-in+jwt`, claims `device_id`, `iat`):
+   * a certificate of this CA, the one the device was enrolled with, an active device.
+   */
+  verifyCheckIn(checkInJws: string, route?: RouteBinding): Promise<{ readonly deviceId: string }>;
+  /**
    * Crash recovery, run before serving: destroys version keys the ledger does not account for
    * (generated, never committed, so never delivered). See docs/protocol-rotation.md §7.
    */
@@ -234,11 +239,11 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   }
 
   /** The claims' device is the certificate's, the route's, and an active enrolled device holding this certificate. */
-  async function assertDevice(
+  async function assertEnrolledDevice(
     message: VerifiedDeviceMessage,
-    claims: { device_id: string; key_id: string; iat: number },
+    claims: { device_id: string; iat: number; key_id?: string },
     route: RouteBinding | undefined,
-  ): Promise<KeyRecord> {
+  ): Promise<DeviceRecord> {
     if (claims.device_id !== message.deviceId) {
       fail(
         GatewayErrorCode.Unauthenticated,
@@ -281,6 +286,16 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
         'the certificate is not the one the device was enrolled with',
       );
     }
+    return device;
+  }
+
+  /** As {@link assertEnrolledDevice}, and the key exists and belongs to the device. */
+  async function assertDevice(
+    message: VerifiedDeviceMessage,
+    claims: { device_id: string; key_id: string; iat: number },
+    route: RouteBinding | undefined,
+  ): Promise<KeyRecord> {
+    await assertEnrolledDevice(message, claims, route);
     let key: KeyRecord;
     try {
       key = await ledger.read<KeyRecord>('GetKey', claims.key_id);
@@ -513,6 +528,22 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
           throw err;
         }
       });
+    },
+
+    async verifyCheckIn(checkInJws, route) {
+      const message = await verifyDeviceMessage(checkInJws, RotationMessageType.CheckIn);
+      const claims = message.claims as { device_id?: unknown; iat?: unknown } | null;
+      if (
+        claims === null ||
+        typeof claims !== 'object' ||
+        typeof claims.device_id !== 'string' ||
+        typeof claims.iat !== 'number' ||
+        Object.keys(claims).length !== 2
+      ) {
+        fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, 'a check-in carries device_id and iat');
+      }
+      const device = await assertEnrolledDevice(message, { device_id: claims.device_id, iat: claims.iat }, route);
+      return { deviceId: device.DeviceID };
     },
 
     async rotateDeviceKey(requestJws, route) {
