@@ -41,6 +41,11 @@ export KEYFLEET_HSM_PIN_FILE="$repo_root/.softhsm/user-pin"
 mkdir -p "$KEYFLEET_DATA_DIR"
 export KEYFLEET_AUTH_JWKS="$KEYFLEET_DATA_DIR/auth/jwks.json"
 operator="$KEYFLEET_DATA_DIR/operator.json"
+if [[ -f $KEYFLEET_AUTH_JWKS ]] && ! grep -q '"role"' "$KEYFLEET_AUTH_JWKS"; then
+  # Keys listed before each key named its subject and role are no longer accepted: make new ones.
+  log "replacing credentials made by an earlier version (their keys name no role)"
+  rm -f "$operator" "$KEYFLEET_AUTH_JWKS"
+fi
 if [[ ! -f $operator ]]; then
   log "operator credentials in $operator"
   node gateway/dist/cli/keyfleet.js credentials create operator --role operator --out "$operator" >/dev/null

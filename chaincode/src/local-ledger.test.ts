@@ -1,6 +1,6 @@
 import './logging.js';
 
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,16 +74,28 @@ describe('LocalLedger', () => {
     expect(readFileSync(file, 'utf8').trimEnd().split('\n')).to.have.length(2);
   });
 
-  it('drops a last line cut short by a crash, and refuses a journal damaged anywhere else', async () => {
+  it('drops a last line cut short by a crash, and the next entry starts on a line of its own', async () => {
     const ledger = open();
     await bootstrap(ledger);
     ledger.close();
     const intact = open().snapshot();
 
     appendFileSync(file, '{"txId":"half-writ');
-    expect(open().snapshot()).to.equal(intact);
+    const reopened = open();
+    expect(reopened.snapshot()).to.equal(intact);
+    await write(reopened, h.enrolRequest('dev-1'));
+    const withDevice = reopened.snapshot();
+    reopened.close();
+    expect(open().snapshot()).to.equal(withDevice);
+  });
 
-    appendFileSync(file, '\n{"txId":"x","timeMs":1,"writes":[],"event":null}\n');
+  it('refuses a journal damaged before its last line', async () => {
+    const ledger = open();
+    await bootstrap(ledger);
+    await write(ledger, h.enrolRequest('dev-1'));
+    ledger.close();
+    const [first, second] = readFileSync(file, 'utf8').split('\n');
+    writeFileSync(file, `${first ?? ''}\n{"txId":\n${second ?? ''}\n`);
     expect(() => open()).to.throw(/line 2 is not a journal entry/);
   });
 

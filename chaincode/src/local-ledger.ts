@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import './logging.js';
@@ -152,22 +152,27 @@ export class LocalLedger {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const lines = text.split('\n').filter((line) => line !== '');
-    lines.forEach((line, index) => {
-      let entry: JournalEntry;
-      try {
-        entry = JSON.parse(line) as JournalEntry;
-      } catch (err) {
-        if (index === lines.length - 1) return;
-        throw new Error(`${file}: line ${index + 1} is not a journal entry`, { cause: err });
-      }
-      this.stub.replay(
-        entry.txId,
-        entry.timeMs,
-        entry.writes.map(([key, value]) => [key, value === null ? null : Buffer.from(value, 'base64')] as const),
-        entry.event === null ? null : { name: entry.event.name, payload: Buffer.from(entry.event.payload, 'base64') },
-      );
-    });
+    // Everything after the last newline is a line a crash cut short: never acknowledged, dropped.
+    const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+    complete
+      .split('\n')
+      .slice(0, -1)
+      .forEach((line, index) => {
+        let entry: JournalEntry;
+        try {
+          entry = JSON.parse(line) as JournalEntry;
+        } catch (err) {
+          throw new Error(`${file}: line ${index + 1} is not a journal entry`, { cause: err });
+        }
+        this.stub.replay(
+          entry.txId,
+          entry.timeMs,
+          entry.writes.map(([key, value]) => [key, value === null ? null : Buffer.from(value, 'base64')] as const),
+          entry.event === null ? null : { name: entry.event.name, payload: Buffer.from(entry.event.payload, 'base64') },
+        );
+      });
+    // Cut the torn tail off, so the next entry starts on a line of its own.
+    if (complete.length !== text.length) truncateSync(file, Buffer.byteLength(complete));
   }
 
   /**

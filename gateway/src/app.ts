@@ -58,7 +58,7 @@ export interface OpenGatewayOptions {
 export async function openGateway(config: Config, options: OpenGatewayOptions = {}): Promise<Gateway> {
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+    for (const closer of [...closers].reverse()) await closer().catch(() => undefined);
   };
   try {
     const hsm = await newHsm({

@@ -105,7 +105,9 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
     operatorKey = pair.privateKey;
     writeFileSync(
       join(dir, 'jwks.json'),
-      JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'alice', alg: 'ES256' }] }),
+      JSON.stringify({
+        keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'alice', alg: 'ES256', sub: 'alice', role: 'operator' }],
+      }),
     );
     const probe = createServer().listen(0, '127.0.0.1');
     await once(probe, 'listening');

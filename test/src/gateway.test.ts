@@ -238,7 +238,7 @@ describe('gateway on SoftHSM', function () {
     const tampered = await call('POST', '/v1/keys/decrypt', { auth: app, body: { ciphertext: parts.join('.') } });
     expect(tampered.status).to.be.within(400, 499);
     // Another application is refused by the key's policy.
-    const stranger = await f.bearer({ ...f.callers.application, subject: 'payroll' });
+    const stranger = await f.bearer(f.callers.payroll);
     const refused = await call('POST', '/v1/keys/billing-data/encrypt', { auth: stranger, body: { plaintext } });
     expect(refused.status).to.equal(403);
   });
@@ -353,6 +353,42 @@ describe('gateway on SoftHSM', function () {
       {
         name: 'lifetime over an hour',
         send: postWith(() => f.bearer(op(), { ttlSeconds: 7200 })),
+        status: 401,
+        code: 'UNAUTHENTICATED',
+      },
+      {
+        name: "an application's key claiming the operator role",
+        send: postWith(
+          async () =>
+            `Bearer ${await customToken(f.callers.application, { sub: 'billing', role: 'operator', aud: AUDIENCE }, now(), now() + 60)}`,
+        ),
+        status: 401,
+        code: 'UNAUTHENTICATED',
+      },
+      {
+        name: "an operator's key claiming another operator",
+        send: postWith(
+          async () =>
+            `Bearer ${await customToken(op(), { sub: 'bob', role: 'operator', aud: AUDIENCE }, now(), now() + 60)}`,
+        ),
+        status: 401,
+        code: 'UNAUTHENTICATED',
+      },
+      {
+        name: 'issued an hour in the future (a lifetime that never starts)',
+        send: postWith(
+          async () =>
+            `Bearer ${await customToken(op(), { sub: 'alice', role: 'operator', aud: AUDIENCE }, now() + 3600, now() + 7000)}`,
+        ),
+        status: 401,
+        code: 'UNAUTHENTICATED',
+      },
+      {
+        name: 'no kid in the header',
+        send: postWith(
+          async () =>
+            `Bearer ${await customToken(op(), { sub: 'alice', role: 'operator', aud: AUDIENCE }, now(), now() + 60, {})}`,
+        ),
         status: 401,
         code: 'UNAUTHENTICATED',
       },

@@ -4,6 +4,7 @@ import {
   jwtVerify,
   SignJWT,
   type JSONWebKeySet,
+  type JWK,
   type JWTPayload,
   type KeyLike,
 } from 'jose';
@@ -39,11 +40,29 @@ export interface BearerAuthenticatorOptions {
 const roles = new Set<string>(Object.values(ApiRole));
 
 /**
+ * A JWKS entry names whose key it is: a key signs tokens for its own `sub` and `role` only, so
+ * holding one credential never lets anyone claim another identity or role.
+ */
+export interface CredentialJwk extends JWK {
+  readonly kid: string;
+  readonly sub: string;
+  readonly role: ApiRole;
+}
+
+/** Seconds a token's `iat` may lie ahead of the gateway's clock. */
+const CLOCK_SKEW_SECONDS = 60;
+
+/**
  * Bearer tokens are JWTs (RFC 7519) signed ES256 or EdDSA by a key in the configured JWKS,
- * with `sub`, `role`, `aud`, `iat` and `exp`.
+ * with `sub`, `role`, `aud`, `iat` and `exp`; the header's `kid` names the key, and the token's
+ * `sub` and `role` must be the ones that key was issued for.
  */
 export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Authenticator {
   const keys = createLocalJWKSet(options.jwks);
+  const owners = new Map<string, { sub: unknown; role: unknown }>();
+  for (const jwk of options.jwks.keys as (JWK & { sub?: unknown; role?: unknown })[]) {
+    if (typeof jwk.kid === 'string') owners.set(jwk.kid, { sub: jwk.sub, role: jwk.role });
+  }
   const maxLifetime = options.maxLifetimeSeconds ?? 3600;
   const now = options.now ?? (() => new Date());
 
@@ -52,11 +71,18 @@ export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Aut
       const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization ?? '');
       if (!match?.[1]) throw unauthenticated('missing or malformed bearer token');
       let payload: JWTPayload;
+      let kid: string | undefined;
       try {
-        ({ payload } = await jwtVerify(match[1], keys, {
+        ({
+          payload,
+          protectedHeader: { kid },
+        } = await jwtVerify(match[1], keys, {
           algorithms: ['ES256', 'EdDSA'],
           audience: options.audience,
           currentDate: now(),
+          // jose checks that iat is not in the future only when maxTokenAge is set.
+          maxTokenAge: maxLifetime,
+          clockTolerance: CLOCK_SKEW_SECONDS,
           requiredClaims: ['sub', 'iat', 'exp'],
         }));
       } catch (err) {
@@ -68,6 +94,10 @@ export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Aut
       if (typeof role !== 'string' || !roles.has(role)) throw unauthenticated('token has no valid role');
       if (iat === undefined || exp === undefined || exp - iat > maxLifetime) {
         throw unauthenticated(`token lifetime exceeds ${maxLifetime} s`);
+      }
+      const owner = kid === undefined ? undefined : owners.get(kid);
+      if (owner?.sub !== sub || owner.role !== role) {
+        throw unauthenticated('the token claims another identity or role than its key was issued for');
       }
       return { subject: sub, role: role as ApiRole };
     },

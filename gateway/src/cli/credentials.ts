@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK } from 'jose';
-import { ApiRole, issueBearerToken } from '../auth/bearer';
+import { ApiRole, issueBearerToken, type CredentialJwk } from '../auth/bearer';
 
 /**
  * An operator's, auditor's or application's own signing key for bearer tokens. The private
@@ -34,7 +34,9 @@ export async function createCredentials(
   const jwks: JSONWebKeySet = existsSync(jwksFile)
     ? (JSON.parse(readFileSync(jwksFile, 'utf8')) as JSONWebKeySet)
     : { keys: [] };
-  jwks.keys.push({ ...publicJwk, kid, alg: 'ES256', use: 'sig' });
+  // The entry names its owner: the gateway accepts this key's tokens for this subject and role only.
+  const entry: CredentialJwk = { ...publicJwk, kid, alg: 'ES256', use: 'sig', sub: subject, role };
+  jwks.keys.push(entry);
   mkdirSync(dirname(jwksFile), { recursive: true });
   writeFileSync(jwksFile, JSON.stringify(jwks, null, 2) + '\n');
   return credentials;

@@ -9,19 +9,15 @@ import {
 } from '@keyfleet/chaincode';
 import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { Hsm } from '../hsm';
+import { HsmErrorCode, isHsmError, type Hsm, type KeyKind } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { versionLabel } from '../rotation/protocol';
 import { notFoundAs, signed, toHistory } from './records';
 import type { KeyRegistration, KeyService } from './services';
 
 export interface KeyServiceOptions {
   readonly hsm: Hsm;
   readonly ledger: LedgerClient;
-}
-
-/** The HSM label of a key version: one convention, so recovery can find what a crash left. */
-export function keyVersionLabel(keyId: string, version: number): string {
-  return `key:${keyId}:v${version}`;
 }
 
 export function newKeyService(options: KeyServiceOptions): KeyService {
@@ -31,25 +27,9 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
 
   return {
     async register(_by, request) {
-      const label = keyVersionLabel(request.keyId, 1);
-      // A version-1 object with no ledger record is what a crash between the HSM and the ledger
-      // leaves behind: the ledger is the record of what exists, so the orphan goes.
-      const known = await readKey(request.keyId).then(
-        () => true,
-        (err: unknown) => {
-          if (err instanceof GatewayError && err.code === GatewayErrorCode.NotFound) return false;
-          throw err;
-        },
-      );
-      if (known) {
-        throw new GatewayError(
-          GatewayErrorCode.LedgerRejected,
-          `key ${request.keyId} is already registered`,
-          'KEY_EXISTS',
-        );
-      }
-      await hsm.destroyKey({ label });
-
+      const label = versionLabel(request.keyId, 1);
+      // A version-1 object left by a crash before the ledger write makes the HSM refuse the label
+      // (HSM_KEY_EXISTS): rotation's reconcile() at start-up removes such orphans.
       const version = await generate(hsm, label, request);
       try {
         return await ledger.write<KeyRecord>('RegisterKey', {
@@ -64,12 +44,16 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
             Triggers: ['compromise'],
           },
           AccessPolicy: toLedgerPolicy(request.accessPolicy),
-          InitialVersion: { ...version, WrappedKeyDigest: null },
+          InitialVersion: { ...version.ledger, WrappedKeyDigest: null },
           InitialState: 'active',
           NextKeyCommitment: null,
         });
       } catch (err) {
-        await hsm.destroyKey({ label }).catch(() => undefined);
+        // A definite refusal leaves nothing behind; an unknown outcome (the write may have
+        // committed) leaves the key for reconcile(), which asks the ledger.
+        if (!(err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable)) {
+          await hsm.destroyKey({ id: version.id }, version.kinds).catch(() => undefined);
+        }
         throw err;
       }
     },
@@ -88,25 +72,49 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
   };
 }
 
-async function generate(
-  hsm: Hsm,
-  label: string,
-  request: KeyRegistration,
-): Promise<{ Fingerprint: string; FingerprintType: 'kcv' | 'spki-sha256'; Pkcs11URI: string }> {
-  if (request.algorithm === 'EC-P256') {
-    const key = await hsm.generateEcKeyPair({ label, sign: true });
+async function generate(hsm: Hsm, label: string, request: KeyRegistration): Promise<GeneratedVersion> {
+  try {
+    if (request.algorithm === 'EC-P256') {
+      const key = await hsm.generateEcKeyPair({ label, sign: true });
+      return {
+        ledger: {
+          Fingerprint: createHash('sha256').update(key.spki).digest('hex'),
+          FingerprintType: 'spki-sha256',
+          Pkcs11URI: key.uri,
+        },
+        id: key.id,
+        kinds: ['private', 'public'],
+      };
+    }
+    const usage = request.purpose === 'wrap' ? (['wrap', 'unwrap'] as const) : (['encrypt', 'decrypt'] as const);
+    const key = await hsm.generateSecretKey({ label, type: 'aes-256', usage });
+    if (key.checkValue === undefined) {
+      await hsm.destroyKey({ id: key.id }, ['secret']);
+      throw new GatewayError(GatewayErrorCode.HsmFailure, 'the token gave no key check value');
+    }
     return {
-      Fingerprint: createHash('sha256').update(key.spki).digest('hex'),
-      FingerprintType: 'spki-sha256',
-      Pkcs11URI: key.uri,
+      ledger: { Fingerprint: Buffer.from(key.checkValue).toString('hex'), FingerprintType: 'kcv', Pkcs11URI: key.uri },
+      id: key.id,
+      kinds: ['secret'],
     };
+  } catch (err) {
+    if (isHsmError(err) && err.code === HsmErrorCode.KeyExists) {
+      throw new GatewayError(
+        GatewayErrorCode.LedgerRejected,
+        `the HSM holds ${label} from an interrupted registration; a gateway restart reconciles it`,
+        err.code,
+        { cause: err },
+      );
+    }
+    throw err;
   }
-  const usage = request.purpose === 'wrap' ? (['wrap', 'unwrap'] as const) : (['encrypt', 'decrypt'] as const);
-  const key = await hsm.generateSecretKey({ label, type: 'aes-256', usage });
-  if (key.checkValue === undefined) {
-    throw new GatewayError(GatewayErrorCode.HsmFailure, 'the token gave no key check value');
-  }
-  return { Fingerprint: Buffer.from(key.checkValue).toString('hex'), FingerprintType: 'kcv', Pkcs11URI: key.uri };
+}
+
+/** A new key version: what the ledger records, and how to find the HSM objects again. */
+interface GeneratedVersion {
+  readonly ledger: { Fingerprint: string; FingerprintType: 'kcv' | 'spki-sha256'; Pkcs11URI: string };
+  readonly id: Uint8Array;
+  readonly kinds: readonly KeyKind[];
 }
 
 /**

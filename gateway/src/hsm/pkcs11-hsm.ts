@@ -445,6 +445,16 @@ class Pkcs11Hsm implements Hsm {
     return () => this.#creating.delete(label);
   }
 
+  /**
+   * Checked again inside the exclusive section that creates the object: with every creation in
+   * the process serialised, two Hsm instances cannot both take a label between check and create.
+   */
+  #assertLabelFree(session: Handle, label: string, kinds: readonly KeyKind[]): void {
+    if (kinds.some((kind) => this.#findAll(session, { label }, kind, 1).length > 0)) {
+      throw new HsmError(HsmErrorCode.KeyExists, `a key labelled "${label}" already exists`);
+    }
+  }
+
   #bool(value: Buffer | undefined): boolean {
     return value !== undefined && value.length > 0 && value[0] !== 0;
   }
@@ -523,6 +533,7 @@ class Pkcs11Hsm implements Hsm {
     const done = await this.#reserveLabel(t.label, ['secret']);
     try {
       return await this.#run({ what, integrity: how === 'unwrap', exclusive: true }, async (session) => {
+        this.#assertLabelFree(session, t.label, ['secret']);
         const handle = await create(session, template);
         return this.#secretInfo(session, handle, t, id, how);
       });
@@ -540,6 +551,7 @@ class Pkcs11Hsm implements Hsm {
     const done = await this.#reserveLabel(t.label, ['private', 'public']);
     try {
       return await this.#run({ what: `C_GenerateKeyPair "${t.label}"`, exclusive: true }, async (session) => {
+        this.#assertLabelFree(session, t.label, ['private', 'public']);
         // Generate under a throw-away CKA_ID, then set Fabric's SHA-256(point) once the point
         // is known (bccsp/pkcs11 does the same).
         const tempId = Buffer.from(this.#random(32));

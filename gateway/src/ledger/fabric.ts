@@ -117,12 +117,12 @@ export function newFabricTransport(options: FabricTransportOptions): LedgerTrans
 }
 
 function isRetriable(err: unknown): boolean {
+  // A transaction that failed validation never committed: a new one may be tried.
   if (err instanceof CommitError) return retriableCommitCodes.has(err.code);
-  return (
-    err instanceof FabricGatewayError &&
-    err.code === (grpc.status.UNAVAILABLE as number) &&
-    !(err instanceof EndorseError)
-  );
+  // Only an endorsement that never reached a peer is safe to repeat. After a submit or a commit
+  // status wait fails, the transaction may have committed: the caller gets LEDGER_UNAVAILABLE
+  // and reconciles, rather than a retry answered REQUEST_REPLAYED and taken for a refusal.
+  return err instanceof EndorseError && err.code === (grpc.status.UNAVAILABLE as number);
 }
 
 /** Fabric forwards only the chaincode's message; keyfleet's messages start with their code. */

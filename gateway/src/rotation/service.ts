@@ -418,6 +418,15 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     try {
       let delivered = await findVersionKey(hsm, key.KeyID, next, hsm.tokenLabel);
       if (delivered === null) {
+        // The ledger committed to a pre-generated next key: any other would be refused
+        // (NEXT_KEY_MISMATCH), so its absence is a fault to report, not a gap to fill.
+        if (key.NextKeyCommitment !== null) {
+          fail(
+            GatewayErrorCode.HsmFailure,
+            RotationErrorDetail.KeyMaterialMissing,
+            `the committed next version ${next} of key ${key.KeyID} is not in the HSM`,
+          );
+        }
         delivered = await generateOrConflict(key.KeyID, next);
         created.push(delivered);
       }
@@ -551,9 +560,10 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       const problem = requestClaimsProblem(message.claims);
       if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
       const claims = message.claims as RotationRequestClaims;
-      await assertDevice(message, claims, route);
       const nonceDigest = rotationNonceDigest(claims.nonce);
       return exclusively(claims.key_id, async () => {
+        // Inside the lock: a device suspended or revoked while this request waited is refused.
+        await assertDevice(message, claims, route);
         await assertNonceUnused(nonceDigest);
         // Read again inside the lock: the version may have moved while we waited.
         const key = await ledger.read<KeyRecord>('GetKey', claims.key_id);

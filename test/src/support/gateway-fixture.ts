@@ -24,7 +24,7 @@ export interface GatewayFixture {
   readonly store: SoftHsmStore;
   readonly dataDir: string;
   readonly url: string;
-  readonly callers: { operator: Caller; auditor: Caller; application: Caller; stranger: Caller };
+  readonly callers: { operator: Caller; auditor: Caller; application: Caller; payroll: Caller; stranger: Caller };
   bearer(caller: Caller, options?: { audience?: string; ttlSeconds?: number }): Promise<string>;
   /** Writes `caller`'s credentials file, as `keyfleet credentials create` would, and returns its path. */
   credentialsFile(caller: Caller): Promise<string>;
@@ -37,7 +37,13 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
   // Extractable so a test can write the caller's credentials file for the CLI.
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const kid = `${subject}-key`;
-  return { subject, role, kid, key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } };
+  return {
+    subject,
+    role,
+    kid,
+    key: privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', sub: subject, role },
+  };
 }
 
 export async function startGatewayFixture(env: Record<string, string> = {}): Promise<GatewayFixture> {
@@ -46,11 +52,12 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
   const operator = await newCaller('alice', ApiRole.Operator);
   const auditor = await newCaller('audrey', ApiRole.Auditor);
   const application = await newCaller('billing', ApiRole.Application);
+  const payroll = await newCaller('payroll', ApiRole.Application);
   // Holds a valid key pair, but its public key is not in the gateway's JWKS.
   const stranger = await newCaller('mallory', ApiRole.Operator);
   const jwksFile = join(dataDir, 'auth', 'jwks.json');
   mkdirSync(join(dataDir, 'auth'));
-  writeFileSync(jwksFile, JSON.stringify({ keys: [operator.jwk, auditor.jwk, application.jwk] }));
+  writeFileSync(jwksFile, JSON.stringify({ keys: [operator.jwk, auditor.jwk, application.jwk, payroll.jwk] }));
 
   const config = loadConfig({
     KEYFLEET_HSM_MODULE: softHsmModule,
@@ -76,7 +83,7 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     get url() {
       return url;
     },
-    callers: { operator, auditor, application, stranger },
+    callers: { operator, auditor, application, payroll, stranger },
     async bearer(caller, options = {}) {
       const token = await issueBearerToken(caller.key, {
         subject: caller.subject,
@@ -126,9 +133,15 @@ export function unsignedToken(claims: object): string {
 }
 
 /** A bearer token with any claims, signed by `caller`'s key. */
-export async function customToken(caller: Caller, claims: Record<string, unknown>, iat: number, exp: number) {
+export async function customToken(
+  caller: Caller,
+  claims: Record<string, unknown>,
+  iat: number,
+  exp: number,
+  header: { kid?: string } = { kid: caller.kid },
+) {
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES256', kid: caller.kid })
+    .setProtectedHeader({ alg: 'ES256', ...header })
     .setIssuedAt(iat)
     .setExpirationTime(exp)
     .sign(caller.key);
