@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KeyState, type KeyRecord } from '@keyfleet/chaincode';
+import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { formatPkcs11Uri, isHsmError, parsePkcs11Uri, type Hsm, type KeyKind, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
@@ -82,20 +83,9 @@ function sha256Hex(data: Uint8Array): string {
 export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions): ApplicationKeyRotation {
   const { hsm, ledger } = options;
   const now = options.now ?? (() => new Date());
-  const locks = new Map<string, Promise<unknown>>();
 
   /** One rotation per key at a time in this process; across processes the ledger decides. */
-  async function exclusively<T>(keyId: string, task: () => Promise<T>): Promise<T> {
-    const previous = locks.get(keyId) ?? Promise.resolve();
-    const run = previous.then(task, task);
-    const settled = run.catch(() => undefined);
-    locks.set(keyId, settled);
-    try {
-      return await run;
-    } finally {
-      if (locks.get(keyId) === settled) locks.delete(keyId);
-    }
-  }
+  const exclusively = newKeyedLock();
 
   async function readKey(keyId: string): Promise<KeyRecord> {
     try {

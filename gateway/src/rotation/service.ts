@@ -3,6 +3,7 @@ import type { DeviceRecord, KeyRecord, NonceRecord, RotationPolicy } from '@keyf
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
+import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { failpoint } from '../failpoint';
 import { isHsmError, type Hsm } from '../hsm';
@@ -165,20 +166,9 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   const now = options.now ?? (() => new Date());
   const skewMs = (options.maxClockSkewSeconds ?? 300) * 1000;
   const caCertificate = new X509Certificate(options.deviceCaCertificatePem);
-  const locks = new Map<string, Promise<unknown>>();
 
   /** One rotation per key at a time in this process; across gateways the ledger's version check decides. */
-  async function exclusively<T>(keyId: string, task: () => Promise<T>): Promise<T> {
-    const previous = locks.get(keyId) ?? Promise.resolve();
-    const run = previous.then(task, task);
-    const settled = run.catch(() => undefined);
-    locks.set(keyId, settled);
-    try {
-      return await run;
-    } finally {
-      if (locks.get(keyId) === settled) locks.delete(keyId);
-    }
-  }
+  const exclusively = newKeyedLock();
 
   async function verifyDeviceMessage(jws: string, typ: string): Promise<VerifiedDeviceMessage> {
     let header: ReturnType<typeof decodeProtectedHeader>;
