@@ -13,8 +13,8 @@ export interface BaselineLedger {
 /**
  * The in-process ledger transport exactly as the gateway builds it in local mode: the same
  * HSM token and metadata-signing key (each write is a JWS signed in the HSM), the same
- * self-signed Org1 operator identity, the same file-backed LocalLedger — opened on a copy of the
- * gateway's ledger file, so the state (and the file the ledger rewrites per commit) is the same size.
+ * self-signed Org1 operator identity, the same journalled LocalLedger — opened on a copy of the
+ * gateway's ledger file, so the state it validates against is the same size.
  */
 export async function openBaselineLedger(options: {
   store: { readonly uri: string; readonly pin: string };
@@ -52,7 +52,10 @@ export async function openBaselineLedger(options: {
           Subject: options.keyId,
         });
       },
-      close: () => hsm.close(),
+      async close() {
+        ledger.close();
+        await hsm.close();
+      },
     };
   } catch (err) {
     await hsm.close();

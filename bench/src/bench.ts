@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const credentialsFile = join(dataDir, 'operator.json');
   await createCredentials('bench-operator', ApiRole.Operator, credentialsFile, join(dataDir, 'auth', 'jwks.json'));
   const gatewayOptions = { store, module: softHsmModule, dataDir };
-  const ledgerFile = join(dataDir, 'local-ledger.json');
+  const ledgerFile = join(dataDir, 'local-ledger.jsonl');
   const peaks: Record<string, number> = {};
   const ledgerBytes: Record<string, number> = {};
   const stopGateway = async (name: string, gateway: GatewayProcess) => {

@@ -18,6 +18,14 @@ describe('LocalLedger', () => {
   let clock: number;
 
   const open = () => new LocalLedger({ file, now: () => clock });
+  const snapshotOf = () => {
+    const ledger = open();
+    try {
+      return ledger.snapshot();
+    } finally {
+      ledger.close();
+    }
+  };
   const write = async (ledger: LocalLedger, request: Record<string, unknown>) =>
     ledger.submit(operator, request.Action as string, [
       JSON.stringify(request),
@@ -78,7 +86,7 @@ describe('LocalLedger', () => {
     const ledger = open();
     await bootstrap(ledger);
     ledger.close();
-    const intact = open().snapshot();
+    const intact = snapshotOf();
 
     appendFileSync(file, '{"txId":"half-writ');
     const reopened = open();
@@ -86,7 +94,7 @@ describe('LocalLedger', () => {
     await write(reopened, h.enrolRequest('dev-1'));
     const withDevice = reopened.snapshot();
     reopened.close();
-    expect(open().snapshot()).to.equal(withDevice);
+    expect(snapshotOf()).to.equal(withDevice);
   });
 
   it('refuses a journal damaged before its last line', async () => {
@@ -97,6 +105,20 @@ describe('LocalLedger', () => {
     const [first, second] = readFileSync(file, 'utf8').split('\n');
     writeFileSync(file, `${first ?? ''}\n{"txId":\n${second ?? ''}\n`);
     expect(() => open()).to.throw(/line 2 is not a journal entry/);
+  });
+
+  it('is opened by one owner at a time, and takes over the lock of a process that is gone', () => {
+    const first = open();
+    expect(() => open()).to.throw(/already open in this process/);
+    first.close();
+    // A lock held by a live process (our parent) is refused.
+    writeFileSync(`${file}.lock`, String(process.ppid));
+    expect(() => open()).to.throw(`in use by process ${process.ppid}`);
+    // A lock left by a process that died (pid 2^22 + 1 is above Linux's pid_max default).
+    writeFileSync(`${file}.lock`, String(4_194_305));
+    const second = open();
+    second.close();
+    expect(() => readFileSync(`${file}.lock`)).to.throw(/ENOENT/);
   });
 
   it('runs only the contract’s declared transactions', async () => {

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 
 import './logging.js';
@@ -61,11 +71,20 @@ export class LocalLedger {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly committed: LocalTransaction[] = [];
   private journal: number | undefined;
+  private lockFile: string | undefined;
 
   constructor(options: LocalLedgerOptions = {}) {
     this.file = options.file;
     this.now = options.now ?? Date.now;
-    if (this.file !== undefined) this.load(this.file);
+    if (this.file !== undefined) {
+      this.lockFile = lock(this.file);
+      try {
+        this.load(this.file);
+      } catch (err) {
+        this.close();
+        throw err;
+      }
+    }
   }
 
   /** Runs a transaction and commits its writes when it succeeds. */
@@ -201,6 +220,41 @@ export class LocalLedger {
   close(): void {
     if (this.journal !== undefined) closeSync(this.journal);
     this.journal = undefined;
+    if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });
+    this.lockFile = undefined;
+  }
+}
+
+/**
+ * One process at a time per journal: two would each replay the file and append their own
+ * history to it. The lock file holds the owner's pid; a lock whose process is gone is stale.
+ */
+function lock(file: string): string {
+  const lockFile = `${file}.lock`;
+  mkdirSync(dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return lockFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new Error(`${file} is in use by process ${owner} (${lockFile})`);
+      }
+      if (owner === process.pid) throw new Error(`${file} is already open in this process`);
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new Error(`cannot lock ${file}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

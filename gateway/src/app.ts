@@ -75,6 +75,15 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
     );
     if (!identityKey || !metadataKey || !caKey || !verifierKey) throw new Error('unreachable: four keys asked for');
 
+    if (config.ledger.kind === 'local' && !options.localLedger) {
+      const stateFile = config.ledger.stateFile;
+      // Closed last, after every transport onto it: releases the journal and its lock.
+      closers.push(() => {
+        localLedgers.get(stateFile)?.close();
+        localLedgers.delete(stateFile);
+        return Promise.resolve();
+      });
+    }
     const transport = await openTransport(config, options, hsm, identityKey);
     closers.push(() => transport.close());
 

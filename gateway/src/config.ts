@@ -84,7 +84,7 @@ export function loadConfig(env: Env): Config {
       org: str('KEYFLEET_FABRIC_ORG', 'Org1'),
     };
   } else if (kind === LedgerKind.Local) {
-    ledger = { kind, stateFile: str('KEYFLEET_LOCAL_LEDGER_FILE', `${dataDir}/local-ledger.json`) };
+    ledger = { kind, stateFile: str('KEYFLEET_LOCAL_LEDGER_FILE', `${dataDir}/local-ledger.jsonl`) };
   } else {
     problems.push(`KEYFLEET_LEDGER must be "fabric" or "local", got "${kind}"`);
     ledger = { kind: LedgerKind.Local, stateFile: '' };
