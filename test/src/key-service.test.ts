@@ -8,16 +8,23 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import { expect } from 'chai';
+import fastify, { type FastifyInstance } from 'fastify';
 import type { KeyRecord } from '@keyfleet/chaincode';
 import { newKeyClient, KeyClientErrorCode } from '@keyfleet/agent';
 import { isGatewayError, type Principal } from '@keyfleet/gateway';
 import { exportKekDerivationData, parseEnvelope } from '@keyfleet/gateway/dist/key-service';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
+import { handleError } from '@keyfleet/gateway/dist/http/errors';
+import { registerKeyRoutes } from '@keyfleet/gateway/dist/http/key-routes';
+import { generateVersionKey } from '@keyfleet/gateway/dist/rotation/hsm-steps';
+import { nextKeyCommitment } from '@keyfleet/gateway/dist/rotation';
 import { newKeyWorld, type KeyWorld } from './support/key-world';
 
 const billing: Principal = { subject: 'billing', role: 'application' };
 const mallory: Principal = { subject: 'mallory', role: 'application' };
 const audrey: Principal = { subject: 'audrey', role: 'auditor' };
+const alice: Principal = { subject: 'alice', role: 'operator' };
+const bob: Principal = { subject: 'bob', role: 'operator' };
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 
 /** The refusal's code and detail, or a failure if the call succeeded. */
@@ -348,5 +355,81 @@ describe('application key service on SoftHSM', function () {
     } catch (err) {
       expect((err as { code: string }).code).to.equal(KeyClientErrorCode.RecordMismatch);
     }
+  });
+
+  it('adopts an uncommitted version n+2 left on the token, so the key keeps rotating', async () => {
+    await w.register('orphaned');
+    expect(await rotate('orphaned')).to.include({ version: 2 }); // v3 pre-generated, committed as next
+    // An ambiguous failure of the next rotation (LEDGER_UNAVAILABLE, not committed) left its v4.
+    const leftover = await generateVersionKey(w.gateway.hsm, 'orphaned', 4, { extractable: false });
+    expect(await rotate('orphaned')).to.include({ outcome: 'rotated', version: 3 });
+    expect((await getKey('orphaned')).NextKeyCommitment).to.equal(nextKeyCommitment(leftover.kcv));
+    expect(await rotate('orphaned')).to.include({ outcome: 'rotated', version: 4 });
+    const key = await getKey('orphaned');
+    expect(key.Versions.find((v) => v.Version === 4)?.Fingerprint).to.equal(leftover.kcv);
+    // The HSM holds the ledger's versions 1-4 and the pre-generated 5, one object each, nothing more.
+    const labels = (await w.gateway.hsm.findKeys({ kind: 'secret' }))
+      .map((k) => k.label)
+      .filter((l) => l.startsWith('key:orphaned:'))
+      .sort();
+    expect(labels).to.deep.equal([1, 2, 3, 4, 5].map((v) => `key:orphaned:v${v}`));
+    expect((await ops().encrypt(billing, 'orphaned', bytes('x'))).version).to.equal(4);
+  });
+
+  describe('POST /v1/keys/:id/rotate follows the key’s Rotate policy', () => {
+    let app: FastifyInstance;
+    before(async () => {
+      // The real route and error mapping; the bearer check is replaced by a header naming the operator.
+      app = fastify({ logger: false });
+      app.setErrorHandler(handleError);
+      app.addHook('preHandler', (request, _reply, done) => {
+        request.principal = { subject: String(request.headers['x-test-operator']), role: 'operator' };
+        done();
+      });
+      await app.register(
+        (v1, _opts, done) => {
+          registerKeyRoutes(v1, w.gateway);
+          done();
+        },
+        { prefix: '/v1' },
+      );
+      const named = (id: string) => ({ mspId: 'Org1MSP', role: 'operator' as const, id });
+      await w.register('guarded', {
+        accessPolicy: {
+          read: [],
+          use: [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }],
+          // bob, and the gateway itself, which writes RotateKey under its own identity.
+          rotate: [named('bob'), named('gateway-1')],
+          administer: [{ mspId: 'Org1MSP', role: 'operator' }],
+        },
+      });
+    });
+    after(async () => {
+      await app.close();
+    });
+    const rotateAs = (by: Principal) =>
+      app.inject({ method: 'POST', url: '/v1/keys/guarded/rotate', headers: { 'x-test-operator': by.subject } });
+
+    it('refuses an operator the policy does not name with 403, writing nothing', async () => {
+      const ledgerBefore = w.local.snapshot();
+      const hsmBefore = (await w.gateway.hsm.findKeys()).map((k) => `${k.kind}:${k.label}`).sort();
+      const answer = await rotateAs(alice);
+      expect(answer.statusCode, answer.body).to.equal(403);
+      expect(answer.json()).to.deep.include({
+        error: { code: 'FORBIDDEN', message: 'operator alice may not rotate key guarded', detail: 'ACCESS_DENIED' },
+      });
+      expect(w.local.snapshot()).to.equal(ledgerBefore);
+      expect((await w.gateway.hsm.findKeys()).map((k) => `${k.kind}:${k.label}`).sort()).to.deep.equal(hsmBefore);
+      expect(await refusal(() => w.gateway.rotation.rotateApplicationKey('guarded', { by: alice }))).to.equal(
+        'FORBIDDEN/ACCESS_DENIED',
+      );
+    });
+
+    it('rotates for the operator it names', async () => {
+      const answer = await rotateAs(bob);
+      expect(answer.statusCode, answer.body).to.equal(200);
+      expect(answer.json()).to.include({ outcome: 'rotated', keyId: 'guarded', version: 2, previousVersion: 1 });
+      expect((await getKey('guarded')).LatestVersion).to.equal(2);
+    });
   });
 });

@@ -124,6 +124,7 @@ export function registerKeyRoutes(v1: FastifyInstance, services: KeyRouteService
       config: { roles: [ApiRole.Operator] },
       schema: { ...secured, params: schema.keyIdParams, response: { 200: schema.rotateReply } },
     },
-    async (request) => services.rotation.rotateApplicationKey(request.params.id),
+    // The operator role only admits the route; the key's Rotate policy decides for this operator.
+    async (request) => services.rotation.rotateApplicationKey(request.params.id, { by: principalOf(request) }),
   );
 }

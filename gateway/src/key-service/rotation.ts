@@ -2,17 +2,20 @@
  * Server-side rotation of application keys (docs/key-service.md §4), consistent with the device
  * design's pre-rotation (docs/protocol-rotation.md §8): version n+1 already sits in the HSM and the
  * ledger holds a commitment to its fingerprint; rotating commits it with `RotateKey {CurrentVersion:
- * n}` and pre-generates n+2. Of several gateways racing, the ledger's CurrentVersion check lets one
- * win; every loser destroys exactly the objects it generated (by CKA_ID, never by label).
+ * n}` and pre-generates n+2 (or adopts an uncommitted AES n+2 already on the token). Of several
+ * gateways racing, the ledger's CurrentVersion check lets one win; every loser destroys exactly the
+ * objects it generated that the ledger does not account for (by CKA_ID, never by label).
  */
 import { createHash } from 'node:crypto';
-import { KeyState, type KeyRecord } from '@keyfleet/chaincode';
+import { KeyState, Permission, type KeyRecord } from '@keyfleet/chaincode';
+import type { Principal } from '../auth/bearer';
 import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { formatPkcs11Uri, isHsmError, parsePkcs11Uri, type Hsm, type KeyKind, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { generateVersionKey } from '../rotation/hsm-steps';
-import { nextKeyCommitment, parseVersionLabel, versionLabel } from '../rotation/protocol';
+import { isAccountedFor, nextKeyCommitment, parseVersionLabel, versionLabel } from '../rotation/protocol';
+import { assertPermitted } from './access';
 import { fail, KeyServiceErrorDetail, ledgerDetail } from './errors';
 
 export interface ApplicationKeyRotationOptions {
@@ -25,6 +28,11 @@ export interface ApplicationKeyRotationOptions {
 export interface RotateOptions {
   /** Rotate only if the ledger still says the key is due by this time (the scheduler's case). */
   readonly ifDueBy?: Date;
+  /**
+   * The caller, checked against the key's Rotate policy before anything is generated. Absent only
+   * when the gateway acts for itself (the scheduler); the ledger then checks the gateway's identity.
+   */
+  readonly by?: Principal;
 }
 
 export type ApplicationRotationResult =
@@ -53,9 +61,11 @@ export interface DestroyExpiredResult {
 export interface ApplicationKeyRotation {
   /**
    * Rotates an application-owned key now: commits the pre-generated next version (or generates
-   * one for a key that has no commitment yet) and pre-generates the one after.
+   * one for a key that has no commitment yet) and pre-generates the one after (or adopts the
+   * uncommitted AES one a crash or another gateway left under that label).
    * @throws GatewayError LEDGER_REJECTED/STALE_VERSION or ROTATION_IN_PROGRESS when another rotation
-   *   won; FORBIDDEN/KEY_DEVICE_OWNED; NOT_FOUND/KEY_NOT_FOUND; HSM_FAILURE/KEY_MATERIAL_MISSING
+   *   won; FORBIDDEN/ACCESS_DENIED (`by` may not rotate it); FORBIDDEN/KEY_DEVICE_OWNED;
+   *   NOT_FOUND/KEY_NOT_FOUND; HSM_FAILURE/KEY_MATERIAL_MISSING
    */
   rotateApplicationKey(keyId: string, options?: RotateOptions): Promise<ApplicationRotationResult>;
   /**
@@ -172,12 +182,61 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
     return null;
   }
 
-  async function destroyAll(made: readonly Material[]): Promise<void> {
-    for (const m of made) await hsm.destroyKey(m.ref, m.kinds).catch(() => 0);
+  /**
+   * An AES object of `version` (n+2) left on the token: by an ambiguous failure, or by another
+   * gateway's rotation in flight. The ledger never accounts for an n+2, it never left the HSM, and
+   * it is as good as a fresh key, so the rotation adopts it (docs/key-service.md §4). EC pairs are
+   * not adopted: their CKA_ID is set after generation, so an object in flight has no stable id yet.
+   */
+  async function findLeftover(key: KeyRecord, version: number): Promise<Material | null> {
+    if (key.Algorithm !== 'AES-256') return null;
+    const label = versionLabel(key.KeyID, version);
+    for (const found of await hsm.findKeys({ label, kind: 'secret' })) {
+      if (!found.token || found.keyType !== 'aes' || found.extractable !== false) continue;
+      if (found.checkValue?.length !== 3) continue;
+      const id = Buffer.from(found.id);
+      const kcv = Buffer.from(found.checkValue).toString('hex');
+      const uri = formatPkcs11Uri({ token: hsm.tokenLabel, object: label, id, type: 'secret-key' });
+      return { version, fingerprint: kcv, fingerprintType: 'kcv', uri, ref: { id }, kinds: ['secret'] };
+    }
+    return null;
+  }
+
+  /** Version n+2: generated, or adopted when the label is taken by an uncommitted AES object. */
+  async function generateOrAdopt(key: KeyRecord, version: number): Promise<{ material: Material; generated: boolean }> {
+    try {
+      return { material: await generate(key, version), generated: true };
+    } catch (err) {
+      if (!(err instanceof GatewayError && err.detail === KeyServiceErrorDetail.RotationInProgress)) throw err;
+      const leftover = await findLeftover(key, version);
+      if (leftover === null) throw err;
+      return { material: leftover, generated: false };
+    }
+  }
+
+  /**
+   * After a definite refusal: destroys what this call generated, except what the ledger now
+   * accounts for (another gateway adopted our n+2 and won with it). If the ledger cannot be read,
+   * everything is left to reconcile.
+   */
+  async function destroyGenerated(keyId: string, made: readonly Material[]): Promise<void> {
+    if (made.length === 0) return;
+    let key: KeyRecord;
+    try {
+      key = await ledger.read<KeyRecord>('GetKey', keyId);
+    } catch {
+      return;
+    }
+    for (const m of made) {
+      if (isAccountedFor(key, m.version, m.fingerprint)) continue;
+      await hsm.destroyKey(m.ref, m.kinds).catch(() => 0);
+    }
   }
 
   async function rotate(keyId: string, options: RotateOptions): Promise<ApplicationRotationResult> {
     const key = await readKey(keyId);
+    // First, before anything is generated: a refusal writes nothing and tells a stranger no more.
+    if (options.by !== undefined) assertPermitted(options.by, key, Permission.Rotate);
     if (key.Owner.Type !== 'application') {
       fail(
         GatewayErrorCode.Forbidden,
@@ -209,10 +268,11 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
     const made: Material[] = [];
     let committed = false;
     try {
-      // n+2 first: on a shared token its label is taken by whoever got here first, so a second
-      // rotation of the same version usually stops here having made nothing.
-      const following = await generate(key, n + 2);
-      made.push(following);
+      // n+2 first. Its label taken means a rotation in flight elsewhere or a leftover of an
+      // ambiguous failure: either way an uncommitted AES key, adopted rather than refused, so a
+      // leftover never blocks the key's rotations (the ledger still lets one rotation win).
+      const { material: following, generated } = await generateOrAdopt(key, n + 2);
+      if (generated) made.push(following);
       let next: Material | null;
       if (key.NextKeyCommitment === null) {
         next = await generate(key, n + 1);
@@ -245,7 +305,7 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
       // A definite refusal (STALE_VERSION: another gateway won) leaves nothing behind; an unknown
       // outcome (LEDGER_UNAVAILABLE) leaves the objects to reconcile, which asks the ledger.
       const ambiguous = err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable;
-      if (!committed && !ambiguous) await destroyAll(made);
+      if (!committed && !ambiguous) await destroyGenerated(keyId, made);
       throw err;
     }
   }

@@ -4,17 +4,25 @@
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { formatPkcs11Uri, type Hsm, type KeyRef } from '../hsm';
-import { KekIv, kekDerivationData, versionLabel } from './protocol';
+import { KekIv, kekDerivationData, nextKeyCommitment, versionLabel } from './protocol';
 
 /** A device key version on the token. */
 export interface VersionKey {
   readonly keyId: string;
   readonly version: number;
   readonly label: string;
+  /** CKA_ID: labels are not unique on a shared token (docs/protocol-rotation.md §7), ids are. */
+  readonly id: Uint8Array;
   /** Lowercase hex of CKA_CHECK_VALUE (3 bytes): the ledger Fingerprint, type `kcv`. */
   readonly kcv: string;
   readonly uri: string;
 }
+
+/**
+ * What the ledger expects of a version's object: its Fingerprint (a committed version), or the
+ * NextKeyCommitment its check value must hash to (the pre-generated next version).
+ */
+export type VersionExpectation = { readonly fingerprint: string } | { readonly commitment: string };
 
 /**
  * Generates version `version` of a key as a token object labelled `key:<KeyID>:v<n>`: AES-256,
@@ -41,30 +49,65 @@ export async function generateVersionKey(
     await hsm.destroyKey({ id: generated.id }, ['secret']);
     throw new Error('the token gives no CKA_CHECK_VALUE for AES keys; rotation needs one');
   }
-  return { keyId, version, label, kcv: Buffer.from(generated.checkValue).toString('hex'), uri: generated.uri };
+  return {
+    keyId,
+    version,
+    label,
+    id: generated.id,
+    kcv: Buffer.from(generated.checkValue).toString('hex'),
+    uri: generated.uri,
+  };
 }
 
 /** A unique label for a session object that lives only for one operation. */
 const sessionLabel = (what: string): string => `${what}:${randomUUID()}`;
 
-/** The token object of a version, or null if there is none (or it was not made by {@link generateVersionKey}). */
+/**
+ * Every token AES object labelled as this version that has a check value (made by
+ * {@link generateVersionKey}); several when gateways or a crash left duplicates.
+ */
+export async function findVersionKeys(
+  hsm: Hsm,
+  keyId: string,
+  version: number,
+  tokenLabel: string,
+): Promise<VersionKey[]> {
+  const label = versionLabel(keyId, version);
+  const keys: VersionKey[] = [];
+  for (const found of await hsm.findKeys({ label, kind: 'secret' })) {
+    if (!found.token || found.keyType !== 'aes' || found.checkValue?.length !== 3) continue;
+    const id = new Uint8Array(found.id);
+    keys.push({
+      keyId,
+      version,
+      label,
+      id,
+      kcv: Buffer.from(found.checkValue).toString('hex'),
+      uri: formatPkcs11Uri({ token: tokenLabel, object: label, id, type: 'secret-key' }),
+    });
+  }
+  return keys;
+}
+
+/**
+ * The token object of a version: the one whose check value is what the ledger expects, whatever
+ * other objects share its label; without an expectation, the only one. Null if there is none.
+ */
 export async function findVersionKey(
   hsm: Hsm,
   keyId: string,
   version: number,
   tokenLabel: string,
+  expected?: VersionExpectation,
 ): Promise<VersionKey | null> {
-  const label = versionLabel(keyId, version);
-  const [found, ...more] = await hsm.findKeys({ label, kind: 'secret' });
-  if (found === undefined || more.length > 0 || found.checkValue?.length !== 3) return null;
-  const kcv = Buffer.from(found.checkValue).toString('hex');
-  return {
-    keyId,
-    version,
-    label,
-    kcv,
-    uri: formatPkcs11Uri({ token: tokenLabel, object: label, id: found.id, type: 'secret-key' }),
-  };
+  const keys = await findVersionKeys(hsm, keyId, version, tokenLabel);
+  if (expected === undefined) return keys.length === 1 ? (keys[0] ?? null) : null;
+  return keys.find((key) => matchesExpectation(key.kcv, expected)) ?? null;
+}
+
+/** Whether a check value is the one the ledger expects. */
+function matchesExpectation(kcv: string, expected: VersionExpectation): boolean {
+  return 'fingerprint' in expected ? kcv === expected.fingerprint : nextKeyCommitment(kcv) === expected.commitment;
 }
 
 /**

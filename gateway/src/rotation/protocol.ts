@@ -3,6 +3,7 @@
  * derivation inputs and claim shapes. Pure: no HSM, no ledger, no clock.
  */
 import { createHash } from 'node:crypto';
+import type { KeyRecord } from '@keyfleet/chaincode';
 
 /** JWS `typ` of each message (RFC 8725 §3.11: explicit typing, so one message cannot pass for another). */
 export const RotationMessageType = {
@@ -58,6 +59,24 @@ export function rotationAckDigest(keyId: string, version: number): string {
 /** KERI-style pre-rotation, as the chaincode computes it: SHA-256 over the UTF-8 of the next Fingerprint. */
 export function nextKeyCommitment(fingerprint: string): string {
   return createHash('sha256').update(fingerprint, 'utf8').digest('hex');
+}
+
+/**
+ * Whether the ledger accounts for a version object whose fingerprint (for AES, its KCV) is
+ * `fingerprint`: a committed version that is not destroyed and has that Fingerprint, or version
+ * LatestVersion+1 when the fingerprint hashes to the NextKeyCommitment.
+ */
+export function isAccountedFor(key: KeyRecord | null, version: number, fingerprint: string | null): boolean {
+  if (key === null || fingerprint === null) return false;
+  if (version <= key.LatestVersion) {
+    const record = key.Versions.find((v) => v.Version === version);
+    return record !== undefined && record.State !== 'destroyed' && record.Fingerprint === fingerprint;
+  }
+  return (
+    version === key.LatestVersion + 1 &&
+    key.NextKeyCommitment !== null &&
+    nextKeyCommitment(fingerprint) === key.NextKeyCommitment
+  );
 }
 
 /** The HSM label of a device key version: how reconcile() finds what a crash left behind. */

@@ -1,9 +1,12 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import type { KeyRecord, NonceRecord } from '@keyfleet/chaincode';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { newDeviceCa } from '../ca/device-ca';
 import { GatewayError } from '../errors';
+import { parsePkcs11Uri } from '../hsm';
+import { softHsmModule } from '../hsm/softhsm-fixture';
 import { newSoftwareKey } from '../testing/software-key';
 import { findVersionKey, generateVersionKey } from './hsm-steps';
 import {
@@ -17,6 +20,7 @@ import {
 import { newRotationService, type RotationService } from './service';
 import { deviceJws, enrolTestDevice, newRotationWorld, type RotationWorld, type TestDevice } from './testing/fixture';
 
+const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
 const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const kcvOf = (key: Uint8Array): string =>
   createCipheriv('aes-256-ecb', key, null)
@@ -291,8 +295,10 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
           await generateVersionKey(world.hsm, 'dev-2-data', 2);
         },
         jws: () => request(dev2, 'dev-2-data', 1).jws(),
-        code: 'LEDGER_REJECTED',
-        detail: 'NEXT_KEY_MISMATCH',
+        // The gateway looks for the object whose check value the ledger committed to, finds none,
+        // and stops before the ledger (which would refuse it with NEXT_KEY_MISMATCH).
+        code: 'HSM_FAILURE',
+        detail: 'KEY_MATERIAL_MISSING',
       },
     ];
 
@@ -312,22 +318,120 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     }
   });
 
+  /** The token's objects labelled `label`, as `id:kcv`. */
+  async function objectsOf(label: string): Promise<string[]> {
+    return (await world.hsm.findKeys({ label, kind: 'secret' })).map(
+      (k) => `${hex(k.id)}:${hex(k.checkValue ?? new Uint8Array())}`,
+    );
+  }
+
+  /**
+   * A second AES object under a taken label, as another process on the token can make it (the
+   * Hsm layer refuses duplicates only within one process): pkcs11-tool, with its own CKA_ID.
+   */
+  function duplicateLabel(label: string, idHex: string): void {
+    execFileSync(
+      'pkcs11-tool',
+      ['--module', softHsmModule, '--token-label', world.store.label, '--login', '--pin', world.store.pin].concat([
+        '--keygen',
+        '--key-type',
+        'AES:32',
+        '--label',
+        label,
+        '--id',
+        idHex,
+      ]),
+      { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: world.store.conf } },
+    );
+  }
+
+  /** Rotates `keyId` from the ledger's latest version; returns the opened response. */
+  async function rotateFromLatest(
+    device: TestDevice,
+    keyId: string,
+  ): Promise<RotationResponseClaims & { key: Buffer }> {
+    const latest = (await getKey(keyId)).LatestVersion;
+    const r = request(device, keyId, latest);
+    const result = await service.rotateDeviceKey(await r.jws());
+    expect(result).to.include({ version: latest + 1, redelivered: false });
+    return open(device, result.response, r.nonce);
+  }
+
   // Mocha runs a suite's own tests before its nested suites: this one must see the hostile cases' leftovers.
   describe('after a crash', () => {
-    it('reconcile() destroys version keys the ledger does not account for, and keeps the others', async () => {
-      await generateVersionKey(world.hsm, 'dev-1-data', 6); // a crash after generating, before the commit
+    let dev4: TestDevice;
+    before(async () => {
+      dev4 = await enrolTestDevice(world, 'dev-4');
+      await service.provisionDeviceKey({ deviceId: 'dev-4', keyId: 'dev-4-data' });
+    });
+
+    it('reconcile() destroys version keys the ledger does not account for, keeps the others and LatestVersion+2', async () => {
+      // dev-1-data is at version 4, version 5 committed as next.
+      const inFlight = await generateVersionKey(world.hsm, 'dev-1-data', 6); // a rotation in flight elsewhere, or an ambiguous failure
+      await generateVersionKey(world.hsm, 'dev-1-data', 7); // no rotation ever makes v7 while the ledger is at 4
       await generateVersionKey(world.hsm, 'ghost-key', 1); // provisioning that never reached the ledger
       const result = await service.reconcile();
       expect([...result.destroyed].sort()).to.deep.equal([
-        'key:dev-1-data:v6',
+        'key:dev-1-data:v7',
         'key:dev-2-data:v2', // the substituted key of the hostile case: not the committed one
         'key:ghost-key:v1',
       ]);
       const labels = (await world.hsm.findKeys({ kind: 'secret' })).map((k) => k.label);
       for (let v = 1; v <= 5; v++) expect(labels).to.include(`key:dev-1-data:v${v}`);
+      expect(await objectsOf('key:dev-1-data:v6')).to.deep.equal([`${hex(inFlight.id)}:${inFlight.kcv}`]);
       expect(labels).to.include('key:dev-2-data:v1');
       expect(result.kept).to.equal(labels.filter((l) => l.startsWith('key:')).length);
       expect((await service.reconcile()).destroyed).to.deep.equal([]);
+    });
+
+    it('the next rotation adopts a leftover LatestVersion+2 instead of refusing, and the key keeps rotating', async () => {
+      // An ambiguous failure (LEDGER_UNAVAILABLE, not committed) of a rotation 1 → 2 left its version 3.
+      const leftover = await generateVersionKey(world.hsm, 'dev-4-data', 3);
+      const second = await rotateFromLatest(dev4, 'dev-4-data');
+      expect(second.version).to.equal(2);
+      expect((await getKey('dev-4-data')).NextKeyCommitment).to.equal(nextKeyCommitment(leftover.kcv));
+      const third = await rotateFromLatest(dev4, 'dev-4-data');
+      expect(third.kcv).to.equal(leftover.kcv);
+      // The HSM holds exactly the ledger's versions and the pre-generated next one, one object each.
+      const key = await getKey('dev-4-data');
+      expect(key.LatestVersion).to.equal(3);
+      for (const record of key.Versions) {
+        expect(await objectsOf(`key:dev-4-data:v${String(record.Version)}`)).to.have.length(1);
+        expect(await findVersionKey(world.hsm, 'dev-4-data', record.Version, world.hsm.tokenLabel)).to.include({
+          kcv: record.Fingerprint,
+        });
+      }
+      const next = await findVersionKey(world.hsm, 'dev-4-data', 4, world.hsm.tokenLabel);
+      expect(key.NextKeyCommitment).to.equal(nextKeyCommitment(next?.kcv ?? 'none'));
+      expect(await objectsOf('key:dev-4-data:v5')).to.deep.equal([]);
+      expect((await service.reconcile()).destroyed).to.deep.equal([]);
+    });
+
+    it('a duplicated label of the active version: reconcile destroys only the copy the ledger does not know', async () => {
+      const key = await getKey('dev-1-data');
+      const active = key.Versions.find((v) => v.Version === key.LatestVersion);
+      const label = `key:dev-1-data:v${String(key.LatestVersion)}`;
+      duplicateLabel(label, 'd4d4d4d4');
+      expect(await objectsOf(label)).to.have.length(2);
+      const result = await service.reconcile();
+      expect(result.destroyed).to.deep.equal([label]);
+      // The survivor is the object the ledger names (its Pkcs11URI's CKA_ID), not the copy.
+      const ledgerId = parsePkcs11Uri(active?.Pkcs11URI ?? '').id ?? new Uint8Array();
+      expect(await objectsOf(label)).to.deep.equal([`${hex(ledgerId)}:${active?.Fingerprint ?? ''}`]);
+      // Still deliverable: a device that lost the answer gets the committed version again.
+      const r = request(dev1, 'dev-1-data', key.LatestVersion - 1);
+      const opened = await open(dev1, (await service.rotateDeviceKey(await r.jws())).response, r.nonce);
+      expect(opened).to.include({ version: key.LatestVersion, kcv: active?.Fingerprint });
+    });
+
+    it('a duplicated label of the committed next version: the rotation delivers the committed object', async () => {
+      const before = await getKey('dev-1-data');
+      const label = `key:dev-1-data:v${String(before.LatestVersion + 1)}`;
+      duplicateLabel(label, 'd5d5d5d5');
+      const opened = await rotateFromLatest(dev1, 'dev-1-data');
+      expect(nextKeyCommitment(opened.kcv)).to.equal(before.NextKeyCommitment);
+      expect((await service.reconcile()).destroyed).to.deep.equal([label]);
+      expect(await objectsOf(label)).to.have.length(1);
     });
   });
 });

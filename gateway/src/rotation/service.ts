@@ -8,9 +8,17 @@ import { GatewayError, GatewayErrorCode } from '../errors';
 import { failpoint } from '../failpoint';
 import { isHsmError, type Hsm } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { findVersionKey, generateVersionKey, withDeviceMasterKey, wrapForDevice, type VersionKey } from './hsm-steps';
+import {
+  findVersionKey,
+  findVersionKeys,
+  generateVersionKey,
+  withDeviceMasterKey,
+  wrapForDevice,
+  type VersionKey,
+} from './hsm-steps';
 import {
   ackClaimsProblem,
+  isAccountedFor,
   nextKeyCommitment,
   parseVersionLabel,
   requestClaimsProblem,
@@ -97,7 +105,7 @@ export interface ProvisionResult {
 }
 
 export interface ReconcileResult {
-  /** Labels of version keys destroyed because the ledger does not (or no longer) account for them. */
+  /** Labels of the version objects destroyed (by CKA_ID) because the ledger does not account for them. */
   readonly destroyed: readonly string[];
   /** Version keys the ledger accounts for. */
   readonly kept: number;
@@ -129,8 +137,10 @@ export interface RotationService {
    */
   verifyCheckIn(checkInJws: string, route?: RouteBinding): Promise<{ readonly deviceId: string }>;
   /**
-   * Crash recovery, run before serving: destroys version keys the ledger does not account for
-   * (generated, never committed, so never delivered). See docs/protocol-rotation.md §7.
+   * Crash recovery, run before serving: destroys, by CKA_ID, each version object the ledger does not
+   * account for (generated, never committed, so never delivered), except version LatestVersion+2,
+   * which may be in flight on another gateway and is adopted by the next rotation. See
+   * docs/protocol-rotation.md §7.
    */
   reconcile(): Promise<ReconcileResult>;
 }
@@ -322,7 +332,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   async function destroyAll(keys: readonly VersionKey[]): Promise<void> {
     for (const key of keys) {
       try {
-        await hsm.destroyKey({ label: key.label }, ['secret']);
+        // By CKA_ID: another object may share the label (a duplicate), and it is not ours.
+        await hsm.destroyKey({ id: key.id }, ['secret']);
       } catch {
         // reconcile() removes what is left; the original error matters more.
       }
@@ -345,6 +356,29 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     }
   }
 
+  /**
+   * The pre-generated key after next (n+2): generated, or, when an object of that version is already
+   * on the token, adopted. The ledger never accounts for an n+2 (only up to n+1), so such an object
+   * was left by an ambiguous failure or is in flight on another gateway; it never left the HSM and
+   * is as good as a fresh one (docs/protocol-rotation.md §7). Adopted objects are not ours to destroy.
+   */
+  async function generateOrAdopt(keyId: string, version: number): Promise<{ key: VersionKey; generated: boolean }> {
+    try {
+      return { key: await generateVersionKey(hsm, keyId, version), generated: true };
+    } catch (err) {
+      if (!(isHsmError(err) && err.code === 'HSM_KEY_EXISTS')) throw hsmFailure(err);
+      const [existing] = await findVersionKeys(hsm, keyId, version, hsm.tokenLabel);
+      if (existing !== undefined) return { key: existing, generated: false };
+      // The label is being created right now in this process, or holds no version key.
+      fail(
+        GatewayErrorCode.LedgerRejected,
+        RotationErrorDetail.RotationInProgress,
+        `version ${version} of key ${keyId} is being created in the HSM by another rotation`,
+        err,
+      );
+    }
+  }
+
   function hsmFailure(err: unknown): unknown {
     return isHsmError(err)
       ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
@@ -354,7 +388,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   async function wrapVersion(certificate: X509Certificate, deviceId: string, key: VersionKey): Promise<Uint8Array> {
     try {
       return await withDeviceMasterKey(hsm, kexLabel, certificate.publicKey, (dmk) =>
-        wrapForDevice(hsm, dmk, { deviceId, keyId: key.keyId, version: key.version }, { label: key.label }),
+        wrapForDevice(hsm, dmk, { deviceId, keyId: key.keyId, version: key.version }, { id: key.id }),
       );
     } catch (err) {
       throw hsmFailure(err);
@@ -406,7 +440,15 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     const created: VersionKey[] = [];
     let committed = false;
     try {
-      let delivered = await findVersionKey(hsm, key.KeyID, next, hsm.tokenLabel);
+      // Of several objects labelled v(n+1), the one whose check value the ledger committed to.
+      const commitment = key.NextKeyCommitment;
+      let delivered = await findVersionKey(
+        hsm,
+        key.KeyID,
+        next,
+        hsm.tokenLabel,
+        commitment === null ? undefined : { commitment },
+      );
       if (delivered === null) {
         // The ledger committed to a pre-generated next key: any other would be refused
         // (NEXT_KEY_MISMATCH), so its absence is a fault to report, not a gap to fill.
@@ -420,8 +462,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
         delivered = await generateOrConflict(key.KeyID, next);
         created.push(delivered);
       }
-      const following = await generateOrConflict(key.KeyID, next + 1);
-      created.push(following);
+      const { key: following, generated } = await generateOrAdopt(key.KeyID, next + 1);
+      if (generated) created.push(following);
       const wrapped = await wrapVersion(certificate, claims.device_id, delivered);
       failpoint('rotation-before-commit');
       // Commit before delivery: a wrapped key that left the gateway is always on the ledger.
@@ -441,7 +483,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       failpoint('rotation-after-commit');
       return await respond(claims, delivered, wrapped, transactionId, nonceDigest, false);
     } catch (err) {
-      if (!committed) await destroyUnlessAmbiguous(created, err);
+      if (!committed) await destroyUnlessAmbiguous(key.KeyID, created, err);
       throw err;
     }
   }
@@ -449,11 +491,20 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   /**
    * After a failure before the commit, destroys the keys this call generated: a definite refusal
    * leaves nothing behind. An unknown ledger outcome (LEDGER_UNAVAILABLE: the write may yet have
-   * committed) leaves them to reconcile(), which asks the ledger what happened.
+   * committed) leaves them to reconcile(), which asks the ledger what happened. A generated key the
+   * ledger now accounts for is kept: another gateway adopted our n+2 and won the race with it.
    */
-  async function destroyUnlessAmbiguous(created: readonly VersionKey[], err: unknown): Promise<void> {
+  async function destroyUnlessAmbiguous(keyId: string, created: readonly VersionKey[], err: unknown): Promise<void> {
     if (err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable) return;
-    await destroyAll(created);
+    if (created.length === 0) return;
+    let key: KeyRecord | null;
+    try {
+      key = await ledger.read<KeyRecord>('GetKey', keyId);
+    } catch (readErr) {
+      if (ledgerDetail(readErr) !== 'KEY_NOT_FOUND') return; // unknown: reconcile() decides later
+      key = null;
+    }
+    await destroyAll(created.filter((made) => !isAccountedFor(key, made.version, made.kcv)));
   }
 
   /** current_version < latest: the device missed a delivery; the active version is wrapped again. */
@@ -468,7 +519,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     if (active === null || active !== key.LatestVersion || record?.State !== 'active') {
       fail(GatewayErrorCode.Forbidden, RotationErrorDetail.KeyNotUsable, `key ${key.KeyID} has no deliverable version`);
     }
-    const stored = await findVersionKey(hsm, key.KeyID, active, hsm.tokenLabel);
+    const stored = await findVersionKey(hsm, key.KeyID, active, hsm.tokenLabel, { fingerprint: record.Fingerprint });
     if (stored === null || stored.kcv !== record.Fingerprint) {
       fail(
         GatewayErrorCode.HsmFailure,
@@ -523,7 +574,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
           });
           return { keyId: request.keyId, version: 1, transactionId };
         } catch (err) {
-          await destroyUnlessAmbiguous(created, err);
+          await destroyUnlessAmbiguous(request.keyId, created, err);
           throw err;
         }
       });
@@ -600,17 +651,19 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     },
 
     async reconcile() {
-      const byKey = new Map<string, { label: string; version: number; id: Uint8Array }[]>();
+      // Per object (CKA_ID), never per label: a duplicated label must not take the committed key with it.
+      const byKey = new Map<string, { label: string; version: number; id: Uint8Array; kcv: string | null }[]>();
       for (const found of await hsm.findKeys({ kind: 'secret' })) {
         const parsed = parseVersionLabel(found.label);
         if (parsed === null || !found.token) continue;
+        const kcv = found.checkValue?.length === 3 ? Buffer.from(found.checkValue).toString('hex') : null;
         const list = byKey.get(parsed.keyId) ?? [];
-        list.push({ label: found.label, version: parsed.version, id: found.id });
+        list.push({ label: found.label, version: parsed.version, id: found.id, kcv });
         byKey.set(parsed.keyId, list);
       }
       const destroyed: string[] = [];
       let kept = 0;
-      for (const [keyId, versions] of byKey) {
+      for (const [keyId, objects] of byKey) {
         let key: KeyRecord | null;
         try {
           key = await ledger.read<KeyRecord>('GetKey', keyId);
@@ -618,33 +671,17 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
           if (ledgerDetail(err) !== 'KEY_NOT_FOUND') throw err;
           key = null;
         }
-        for (const { label, version } of versions) {
-          if (keepVersion(key, version, await findVersionKey(hsm, keyId, version, hsm.tokenLabel))) {
+        for (const { label, version, id, kcv } of objects) {
+          // LatestVersion+2 may be another gateway's rotation in flight; the next rotation adopts it.
+          if (isAccountedFor(key, version, kcv) || (key !== null && version === key.LatestVersion + 2)) {
             kept++;
             continue;
           }
-          await hsm.destroyKey({ label }, ['secret']);
+          await hsm.destroyKey({ id }, ['secret']);
           destroyed.push(label);
         }
       }
       return { destroyed, kept };
     },
   };
-}
-
-/**
- * Whether a version key on the token is accounted for by the ledger: a committed version that is not
- * destroyed, or the next version the ledger holds a matching commitment to.
- */
-function keepVersion(key: KeyRecord | null, version: number, stored: VersionKey | null): boolean {
-  if (key === null || stored === null) return false;
-  if (version <= key.LatestVersion) {
-    const record = key.Versions.find((v) => v.Version === version);
-    return record !== undefined && record.State !== 'destroyed' && record.Fingerprint === stored.kcv;
-  }
-  return (
-    version === key.LatestVersion + 1 &&
-    key.NextKeyCommitment !== null &&
-    nextKeyCommitment(stored.kcv) === key.NextKeyCommitment
-  );
 }
