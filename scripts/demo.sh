@@ -48,8 +48,8 @@ cat <<EOF_NEXT
 Next:
   API            $KEYFLEET_URL   (OpenAPI: $KEYFLEET_URL/openapi.json, metrics: $KEYFLEET_URL/metrics)
   operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS
-                 node gateway/dist/cli/keyfleet.js devices list --group demo-fleet
-                 node gateway/dist/cli/keyfleet.js audit device ${prefix}-00001
+                 ./keyfleet devices list --group demo-fleet
+                 ./keyfleet audit device ${prefix}-00001
   bigger fleet   node agent/dist/fleet/cli.js --devices 2000 --tampered 5 --rounds 3 --prefix big
   benchmark      npm run bench      (results: BENCHMARKS.md)
   stop           npm stop

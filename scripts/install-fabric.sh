@@ -19,6 +19,7 @@ Environment:
   FABRIC_BIN          use Fabric release binaries already on this machine (a directory
                       holding peer, orderer, configtxgen, cryptogen, osnadmin); nothing is built
   KEYFLEET_CACHE_DIR  where built binaries go (default: <repo>/.cache)
+  KEYFLEET_RETRY_FABRIC=1  ask the module proxy again even if it refused Fabric less than a day ago
 EOF
 }
 
@@ -70,6 +71,15 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$FABRIC_COMMIT" ]] &&
 fi
 $check_only && exit 1
 
+# A proxy that refused Fabric is asked again at most once a day, unless told to retry now.
+unavailable="$fabric_dir/.unavailable"
+if [[ -f "$unavailable" && "${KEYFLEET_RETRY_FABRIC:-0}" != 1 ]] &&
+  [[ -n "$(find "$unavailable" -mmin -1440 2>/dev/null)" ]]; then
+  log "Fabric was unavailable at $(date -r "$unavailable" -u +%FT%TZ): $(head -n 1 "$unavailable")"
+  log "(asked again after a day, or now with KEYFLEET_RETRY_FABRIC=1)"
+  exit 1
+fi
+
 command -v go >/dev/null || {
   log "Go is required to build Fabric (Go >= 1.26.4 for Fabric $FABRIC_VERSION)"
   exit 1
@@ -84,6 +94,7 @@ go_install() {
   if ! GOBIN="$gobin" CGO_ENABLED=0 go install "$FABRIC_MODULE/$pkg@$FABRIC_COMMIT" >>"$build_log" 2>&1; then
     log "go install $FABRIC_MODULE/$pkg failed:"
     tail -n 5 "$build_log" >&2
+    grep -m 1 -o '[0-9]\{3\} [A-Za-z ]*' "$build_log" >"$unavailable" || echo "go install failed" >"$unavailable"
     exit 1
   fi
 }
@@ -103,6 +114,7 @@ mkdir -p "$fabric_dir/config"
 cp "$module_dir/sampleconfig/core.yaml" "$module_dir/sampleconfig/orderer.yaml" "$fabric_dir/config/"
 chmod u+w "$fabric_dir/config/"*
 
+rm -f "$unavailable"
 echo "$FABRIC_COMMIT" >"$stamp"
 log "installed into $bin_dir: ${NODE_TOOLS[*]}"
 log "installed into $builder_dir: ${BUILDER_TOOLS[*]}"

@@ -54,11 +54,15 @@ fi
 pid_file="$KEYFLEET_DATA_DIR/gateway.pid"
 gateway_log="$KEYFLEET_DATA_DIR/gateway.log"
 bash scripts/stop.sh >/dev/null
+url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
+if curl -fsS "$url/healthz" >/dev/null 2>&1; then
+  log "something else already answers at $url; choose another KEYFLEET_HTTP_PORT"
+  exit 1
+fi
 log "starting the gateway (log: $gateway_log)"
 setsid node gateway/dist/main.js >>"$gateway_log" 2>&1 </dev/null &
 echo $! >"$pid_file"
 
-url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
 for _ in $(seq 1 100); do
   if curl -fsS "$url/healthz" >/dev/null 2>&1; then
     cat <<EOF_READY
@@ -67,7 +71,7 @@ keyfleet gateway ready at $url  (ledger: ${KEYFLEET_LEDGER:-local})
   curl $url/healthz
   curl $url/openapi.json
   export KEYFLEET_CREDENTIALS=$operator
-  node gateway/dist/cli/keyfleet.js devices token sensor-1 --group lab --location bench --function demo
+  ./keyfleet devices token sensor-1 --group lab --location bench --function demo
 Stop it with: npm stop
 EOF_READY
     if [[ ${KEYFLEET_DEMO:-1} != 0 ]]; then bash scripts/demo.sh; fi

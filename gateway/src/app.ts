@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -176,7 +176,7 @@ export async function openGateway(config: Config, options: OpenGatewayOptions = 
 
     const server = await newHttpServer({
       services,
-      authenticator: newBearerAuthenticator({ jwks: readJwks(config.auth.jwksFile), audience: config.auth.audience }),
+      authenticator: newBearerAuthenticator({ jwks: jwksFile(config.auth.jwksFile), audience: config.auth.audience }),
       bodyLimit: config.http.bodyLimit,
       logger: { level: config.logLevel },
     });
@@ -333,6 +333,26 @@ function localLedgerOf(stateFile: string, options: OpenGatewayOptions): LocalLed
     localLedgers.set(stateFile, ledger);
   }
   return ledger;
+}
+
+/**
+ * The JWKS file, re-read when it changes (one stat per request), so credentials added with
+ * `keyfleet credentials create` work without a restart. A file that turns unreadable keeps the
+ * last good set; one that is bad at start-up stops the start.
+ */
+function jwksFile(file: string): () => JSONWebKeySet {
+  let loaded = { mtimeMs: statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0, jwks: readJwks(file) };
+  return () => {
+    const mtimeMs = statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+    if (mtimeMs !== undefined && mtimeMs !== loaded.mtimeMs) {
+      try {
+        loaded = { mtimeMs, jwks: readJwks(file) };
+      } catch {
+        // Half-written or broken: keep serving with the last good keys.
+      }
+    }
+    return loaded.jwks;
+  };
 }
 
 function readJwks(file: string): JSONWebKeySet {

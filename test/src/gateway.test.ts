@@ -173,7 +173,13 @@ describe('gateway on SoftHSM', function () {
     expect(entries.map((e) => e.value.Status)).to.deep.equal(['revoked', 'active', 'suspended', 'active']);
     const list = await call('GET', '/v1/devices?group=lab&pageSize=1', { auth: operator });
     expect((list.body.items as unknown[]).length).to.equal(1);
-    expect(list.body.bookmark).to.not.equal('');
+    expect(list.body.bookmark).to.match(/^[A-Za-z0-9_-]+$/);
+    const next = await call('GET', `/v1/devices?group=lab&pageSize=1&bookmark=${list.body.bookmark as string}`, {
+      auth: operator,
+    });
+    const [first] = list.body.items as DeviceRecord[];
+    const [second] = next.body.items as DeviceRecord[];
+    expect(second?.DeviceID).to.be.a('string').and.not.equal(first?.DeviceID);
   });
 
   it('registers keys generated in the HSM and reads them back with their signature', async () => {

@@ -30,7 +30,8 @@ export interface Authenticator {
 }
 
 export interface BearerAuthenticatorOptions {
-  readonly jwks: JSONWebKeySet;
+  /** The accepted keys, or a function giving the current ones (re-read when it returns a new set). */
+  readonly jwks: JSONWebKeySet | (() => JSONWebKeySet);
   readonly audience: string;
   /** Longest accepted `exp - iat`, so a leaked token is short-lived. */
   readonly maxLifetimeSeconds?: number;
@@ -49,6 +50,11 @@ export interface CredentialJwk extends JWK {
   readonly role: ApiRole;
 }
 
+interface Owner {
+  readonly sub: unknown;
+  readonly role: unknown;
+}
+
 /** Seconds a token's `iat` may lie ahead of the gateway's clock. */
 const CLOCK_SKEW_SECONDS = 60;
 
@@ -58,11 +64,21 @@ const CLOCK_SKEW_SECONDS = 60;
  * `sub` and `role` must be the ones that key was issued for.
  */
 export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Authenticator {
-  const keys = createLocalJWKSet(options.jwks);
-  const owners = new Map<string, { sub: unknown; role: unknown }>();
-  for (const jwk of options.jwks.keys as (JWK & { sub?: unknown; role?: unknown })[]) {
-    if (typeof jwk.kid === 'string') owners.set(jwk.kid, { sub: jwk.sub, role: jwk.role });
-  }
+  const current = typeof options.jwks === 'function' ? options.jwks : () => options.jwks as JSONWebKeySet;
+  let loaded:
+    { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet>; owners: Map<string, Owner> } | undefined;
+  /** The key set to check against, rebuilt only when the provider hands over a new one. */
+  const keySet = () => {
+    const jwks = current();
+    if (loaded?.jwks !== jwks) {
+      const owners = new Map<string, Owner>();
+      for (const jwk of jwks.keys as (JWK & { sub?: unknown; role?: unknown })[]) {
+        if (typeof jwk.kid === 'string') owners.set(jwk.kid, { sub: jwk.sub, role: jwk.role });
+      }
+      loaded = { jwks, keys: createLocalJWKSet(jwks), owners };
+    }
+    return loaded;
+  };
   const maxLifetime = options.maxLifetimeSeconds ?? 3600;
   const now = options.now ?? (() => new Date());
 
@@ -70,6 +86,7 @@ export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Aut
     async authenticate(authorization) {
       const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization ?? '');
       if (!match?.[1]) throw unauthenticated('missing or malformed bearer token');
+      const { keys, owners } = keySet();
       let payload: JWTPayload;
       let kid: string | undefined;
       try {

@@ -12,8 +12,9 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly detail?: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -32,12 +33,19 @@ export function newApiClient(options: ApiClientOptions): ApiClient {
       const authorization = await options.authorization?.();
       if (authorization !== undefined) headers.authorization = authorization;
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const response = await fetch(`${base}${path}`, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-      });
+      let response: Response;
+      try {
+        response = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+        });
+      } catch (err) {
+        throw new ApiError(0, 'GATEWAY_UNREACHABLE', `cannot reach the gateway at ${base} (KEYFLEET_URL)`, undefined, {
+          cause: err,
+        });
+      }
       const text = await response.text();
       const parsed: unknown = text === '' ? null : JSON.parse(text);
       if (!response.ok) {

@@ -14,6 +14,9 @@ Usage: keyfleet <command> [arguments] [--json]
 
 Credentials (bearer-token keys; the private key never leaves the credentials file):
   credentials create <subject> --role operator|auditor|application --out FILE [--jwks FILE]
+        (a running gateway picks the new key up from its JWKS file at the next request)
+  token       prints an Authorization header value for KEYFLEET_CREDENTIALS, e.g. for curl:
+              curl -H "Authorization: $(keyfleet token)" …
 
 Devices:
   devices token <device-id> --group G --location L --function F [--shard N] [--ttl SECONDS]
@@ -134,6 +137,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 
   const credentialsFile = env.KEYFLEET_CREDENTIALS;
+  if (noun === 'token') {
+    if (credentialsFile === undefined) throw new UsageError('KEYFLEET_CREDENTIALS must name a credentials file');
+    process.stdout.write(`${await bearerHeader(readCredentials(credentialsFile), audience)}\n`);
+    return 0;
+  }
   const api: ApiClient = newApiClient({
     baseUrl: env.KEYFLEET_URL ?? 'http://127.0.0.1:8080',
     authorization: async () =>
@@ -151,7 +159,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         shard: integer('--shard', values.shard) ?? 0,
         ...(values.ttl === undefined ? {} : { ttlSeconds: integer('--ttl', values.ttl) }),
       });
-      out.print(token, (t: { token: string; expiresAt: string }) => `${t.token}\n(expires ${t.expiresAt})`);
+      // Only the token on stdout, so that TOKEN=$(keyfleet devices token …) holds just the token.
+      out.print(token, (t: { token: string; expiresAt: string }) => {
+        process.stderr.write(`(expires ${t.expiresAt})\n`);
+        return t.token;
+      });
       return 0;
     }
     case 'devices enrol': {

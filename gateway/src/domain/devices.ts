@@ -6,7 +6,7 @@ import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
 import type { DeviceRecord, HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/chaincode';
-import { notFoundAs, signed, toHistory, toPage } from './records';
+import { fromBookmark, notFoundAs, signed, toHistory, toPage } from './records';
 import { DeviceAction, type DeviceService } from './services';
 
 export interface DeviceServiceOptions {
@@ -77,7 +77,12 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
 
     async list(_by, group, pageSize, bookmark) {
       return toPage(
-        await ledger.read<LedgerPage<DeviceRecord>>('ListDevicesByGroup', group, String(pageSize), bookmark),
+        await ledger.read<LedgerPage<DeviceRecord>>(
+          'ListDevicesByGroup',
+          group,
+          String(pageSize),
+          fromBookmark(bookmark),
+        ),
       );
     },
 

@@ -24,7 +24,15 @@ export function toHistory<T>(entries: readonly LedgerHistoryEntry<T>[]): History
   return entries.map((e) => ({ transactionId: e.TxID, timestamp: e.Timestamp, isDelete: e.IsDelete, value: e.Value }));
 }
 
-/** A ledger page in the REST API's shape. */
+/**
+ * A ledger page in the REST API's shape. The ledger's bookmark is a state key (composite keys hold
+ * NUL characters), so callers get it base64url-encoded: opaque, and safe in a URL or a shell.
+ */
 export function toPage<T>(page: LedgerPage<T>): Page<T> {
-  return { items: page.Records, bookmark: page.Bookmark };
+  return { items: page.Records, bookmark: Buffer.from(page.Bookmark, 'utf8').toString('base64url') };
+}
+
+/** The ledger's bookmark from the one {@link toPage} handed out. */
+export function fromBookmark(bookmark: string): string {
+  return Buffer.from(bookmark, 'base64url').toString('utf8');
 }

@@ -87,7 +87,7 @@ export const listQuery = {
   properties: {
     group: id,
     pageSize: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', default: '50' },
-    bookmark: { type: 'string', maxLength: 1024, default: '' },
+    bookmark: { type: 'string', maxLength: 1024, pattern: '^[A-Za-z0-9_-]*$', default: '' },
   },
 } as const;
 export interface ListQuery {
