@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { calculateJwkThumbprint, compactVerify, exportJWK } from 'jose';
+import { calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair } from 'jose';
 import type { DeviceRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
 import { hsmSigningKey } from '@keyfleet/gateway';
 import { issueEnrolmentToken } from '@keyfleet/gateway/dist/domain/enrolment-token';
@@ -218,6 +218,24 @@ describe('gateway on SoftHSM', function () {
       (await f.gateway.hsm.getPublicKey({ label: 'metadata-signing' })).keyObject,
     );
     expect(JSON.parse(Buffer.from(payload).toString())).to.include({ Action: 'RegisterKey', KeyID: 'billing-data' });
+  });
+
+  it('accepts a credential added to the JWKS while it runs, for its own subject and role only', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const dave = { subject: 'dave', role: 'auditor' as const, kid: 'dave-key', key: privateKey };
+    const file = join(f.dataDir, 'auth', 'jwks.json');
+    const before = await call('GET', '/v1/audit/trust-anchors', { auth: await f.bearer(dave) });
+    expect(before.status).to.equal(401);
+    const jwks = JSON.parse(readFileSync(file, 'utf8')) as { keys: object[] };
+    jwks.keys.push({ ...(await exportJWK(publicKey)), kid: 'dave-key', alg: 'ES256', sub: 'dave', role: 'auditor' });
+    writeFileSync(file, JSON.stringify(jwks));
+    const after = await call('GET', '/v1/audit/trust-anchors', { auth: await f.bearer(dave) });
+    expect(after.status, JSON.stringify(after.body)).to.equal(200);
+    const asOperator = await call('POST', '/v1/enrolment-tokens', {
+      auth: await f.bearer({ ...dave, role: 'operator' }),
+      body: { deviceId: 'x-1', group: 'lab', location: 'l', function: 'f' },
+    });
+    expect(asOperator.status).to.equal(401);
   });
 
   it('encrypts and decrypts by Key ID over HTTP; an operator rotation keeps old ciphertexts readable', async () => {
