@@ -331,13 +331,27 @@ function describe(record: unknown): string {
 
 function historyText(history: { entries: { transactionId: string; timestamp: string; value: unknown }[] }): string {
   return history.entries
-    .map((e) => {
-      const value = e.value as Record<string, unknown> | null;
-      const state = value?.Status ?? value?.State;
-      const summary = typeof state === 'string' ? state : '';
-      return `${e.timestamp}  ${e.transactionId.slice(0, 16)}…  ${summary}`;
-    })
+    .map((e) => `${e.timestamp}  ${e.transactionId.slice(0, 12)}  ${summarise(e.value)}`)
     .join('\n');
+}
+
+/** One line for a device or key record as history shows it. */
+function summarise(value: unknown): string {
+  const record = (value ?? {}) as {
+    Status?: string;
+    StatusReason?: string | null;
+    ActiveVersion?: number | null;
+    LatestVersion?: number;
+    Versions?: { Version: number; State: string }[];
+  };
+  if (typeof record.Status === 'string') {
+    return record.StatusReason ? `${record.Status}: ${record.StatusReason}` : record.Status;
+  }
+  if (Array.isArray(record.Versions)) {
+    const states = record.Versions.map((v) => `v${v.Version} ${v.State}`).join(', ');
+    return `active version ${record.ActiveVersion ?? 'none'} of ${record.LatestVersion ?? '?'} (${states})`;
+  }
+  return value === null ? 'deleted' : '';
 }
 
 main(process.argv.slice(2), process.env).then(
@@ -346,7 +360,7 @@ main(process.argv.slice(2), process.env).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`keyfleet: ${err.message}\n\n${usage}`);
+      process.stderr.write(`keyfleet: ${err.message} (keyfleet --help lists the commands)\n`);
       process.exitCode = 2;
     } else if (err instanceof ApiError) {
       process.stderr.write(`keyfleet: ${err.code}${err.detail ? ` (${err.detail})` : ''}: ${err.message}\n`);
