@@ -169,7 +169,7 @@ export const consumeNonce = object({
   Subject: id,
 });
 
-export const attestationResult = object({
+const attestationResultFields = {
   DeviceID: id,
   NonceDigest: sha256Hex,
   EvidenceDigest: sha256Hex,
@@ -177,17 +177,13 @@ export const attestationResult = object({
   PolicyID: id,
   VerifierID: id,
   IssuedAt: isoTime,
-});
+};
+
+export const attestationResult = object(attestationResultFields);
 
 export const recordAttestation = object({
   ...envelope(TransactionName.RecordAttestation),
-  DeviceID: id,
-  NonceDigest: sha256Hex,
-  EvidenceDigest: sha256Hex,
-  Status: oneOf(Object.values(AttestationStatus)),
-  PolicyID: id,
-  VerifierID: id,
-  IssuedAt: isoTime,
+  ...attestationResultFields,
 });
 
 export const recordAttestationBatch = object({

@@ -1,16 +1,14 @@
 import { createHash } from 'node:crypto';
 import {
-  isPermitted,
-  Msp,
   Permission,
   type AccessPolicy,
   type HistoryEntry as LedgerHistoryEntry,
   type KeyRecord,
 } from '@keyfleet/chaincode';
-import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { HsmErrorCode, isHsmError, type Hsm, type KeyKind } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { assertPermitted } from '../key-service/access';
 import { versionLabel } from '../rotation/protocol';
 import { notFoundAs, signed, toHistory } from './records';
 import type { KeyRegistration, KeyService } from './services';
@@ -60,7 +58,8 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
 
     async get(by, keyId) {
       const record = await readKey(keyId);
-      assertMayRead(by, record);
+      // The gateway's own identity reads every key; the caller's right is checked here, by the key's policy.
+      assertPermitted(by, record, Permission.Read);
       return signed(record);
     },
 
@@ -115,18 +114,6 @@ interface GeneratedVersion {
   readonly ledger: { Fingerprint: string; FingerprintType: 'kcv' | 'spki-sha256'; Pkcs11URI: string };
   readonly id: Uint8Array;
   readonly kinds: readonly KeyKind[];
-}
-
-/**
- * Applications reach the ledger through the gateway's own identity, which may read every key; so
- * the gateway applies the key's access policy to them itself, as the chaincode would.
- */
-function assertMayRead(by: Principal, key: KeyRecord): void {
-  if (by.role !== 'application') return;
-  const caller = { MSPID: Msp.Operator, Role: 'application' as const, ID: by.subject };
-  if (!isPermitted(key.AccessPolicy, caller, Permission.Read)) {
-    throw new GatewayError(GatewayErrorCode.Forbidden, `application ${by.subject} may not read key ${key.KeyID}`);
-  }
 }
 
 function toLedgerPolicy(policy: KeyRegistration['accessPolicy']): AccessPolicy {

@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiRole, type Principal } from '../auth/bearer';
+import type { FastifyInstance } from 'fastify';
+import { principalOf } from './principal';
+import { ApiRole } from '../auth/bearer';
 import type { Services } from '../domain/services';
-import { GatewayError, GatewayErrorCode } from '../errors';
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
 const jws = {
@@ -14,11 +14,6 @@ const closed = (required: string[], properties: Record<string, unknown>) =>
   ({ type: 'object', additionalProperties: false, required, properties }) as const;
 const open = { type: 'object', additionalProperties: true } as const;
 const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
-
-function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new GatewayError(GatewayErrorCode.Unauthenticated, 'not authenticated');
-  return request.principal;
-}
 
 /**
  * Routes devices call (they prove possession of their certified key inside the signed bodies,

@@ -1,17 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiRole, type Principal } from '../auth/bearer';
-import { GatewayError, GatewayErrorCode } from '../errors';
+import type { FastifyInstance } from 'fastify';
+import { principalOf } from './principal';
+import { ApiRole } from '../auth/bearer';
 import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
 import * as schema from '../key-service/schemas';
 
 export interface KeyRouteServices {
   readonly operations: KeyOperations;
   readonly rotation: ApplicationKeyRotation;
-}
-
-function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new GatewayError(GatewayErrorCode.Unauthenticated, 'not authenticated');
-  return request.principal;
 }
 
 const bytes = (b64url: string | undefined) => (b64url === undefined ? undefined : Buffer.from(b64url, 'base64url'));

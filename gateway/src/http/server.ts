@@ -1,4 +1,4 @@
-import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
@@ -7,6 +7,7 @@ import { DeviceAction, type Services } from '../domain/services';
 import { registerDeviceRoutes } from './device-routes';
 import { registerKeyRoutes } from './key-routes';
 import { handleError } from './errors';
+import { principalOf } from './principal';
 import * as schema from './schemas';
 
 export interface HttpServerOptions {
@@ -94,10 +95,6 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
     }
     request.principal = principal;
   });
-  const principalOf = (request: FastifyRequest): Principal => {
-    if (!request.principal) throw new GatewayError(GatewayErrorCode.Unauthenticated, 'not authenticated');
-    return request.principal;
-  };
   const readers = { roles: [ApiRole.Operator, ApiRole.Auditor] };
   const operators = { roles: [ApiRole.Operator] };
   const secured = { security: [{ bearer: [] }] };
