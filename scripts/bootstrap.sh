@@ -8,10 +8,9 @@ usage() {
   cat <<'EOF'
 Usage: scripts/bootstrap.sh
 
-Environment:
-  KEYFLEET_REQUIRE_FABRIC=1  fail when the Fabric binaries cannot be installed
-                             (by default keyfleet goes on without them and says so)
-  FABRIC_BIN                 use Fabric release binaries already on this machine
+Environment (passed on to scripts/install-fabric.sh):
+  FABRIC_BIN, FABRIC_CA_BIN   use Fabric release binaries already on this machine
+  KEYFLEET_FABRIC_MIRROR      a local Fabric release mirror
 EOF
 }
 
@@ -56,15 +55,8 @@ if [[ ! -f node_modules/pkcs11js/build/Release/pkcs11.node ]]; then
   npm rebuild pkcs11js --loglevel=error
 fi
 
-# Fabric binaries. Without them everything but the network still builds and tests.
-if ! bash scripts/install-fabric.sh; then
-  if [[ "${KEYFLEET_REQUIRE_FABRIC:-0}" == 1 ]]; then
-    log "the Fabric binaries could not be installed and KEYFLEET_REQUIRE_FABRIC=1"
-    exit 1
-  fi
-  log "WARNING: the Fabric binaries could not be installed (see above);"
-  log "WARNING: the network, and every test that needs it, is unavailable on this machine."
-fi
+# Fabric and Fabric CA binaries: the ledger is always a real network.
+bash scripts/install-fabric.sh
 
 log "building TypeScript packages"
 npx tsc -b

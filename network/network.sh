@@ -1,0 +1,939 @@
+#!/usr/bin/env bash
+# keyfleet's Fabric network: real orderers, peers, Fabric CAs and chaincode servers as native
+# processes on 127.0.0.1, with TLS everywhere. The verbs follow Fabric's test network.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: network/network.sh VERB [options]
+
+Verbs:
+  up [--profile dev|ha|bft]   start the network (idempotent; restarts a stopped or crashed one
+                              on its existing data)
+                                dev  one Raft orderer, Org1 and Org2 with one peer each
+                                ha   three Raft orderers, two peers per organisation
+                                bft  four SmartBFT orderers, one peer per organisation
+  deploy [PATH]               deploy the chaincode in PATH (default: chaincode/) as a service,
+                              one chaincode server per organisation, endorsed by both; changed
+                              code is committed with the next sequence number
+  status                      each process, its health endpoint, the block height of each peer
+  logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
+  down [--keep]               stop what this network started; remove its data unless --keep
+  env ORG [IDENTITY]          shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
+                              verifier, auditor, application; default admin) of ORG (Org1, Org2)
+
+Options (or environment):
+  --dir DIR        KEYFLEET_NETWORK_DIR         data directory (default: <repo>/.fabric/network)
+  --port-base N    KEYFLEET_NETWORK_PORT_BASE   first of ~110 ports used (default: 7000)
+                   KEYFLEET_BATCH_TIMEOUT       orderer batch timeout (default: 200ms)
+                   KEYFLEET_FABRIC_LOGGING      FABRIC_LOGGING_SPEC of every node (default: info)
+
+The connection description for the gateway and the tests is DIR/connection.json.
+EOF
+}
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly CHANNEL=keyfleet
+readonly CHAINCODE=keyfleet
+: "${KEYFLEET_NETWORK_DIR:=$repo_root/.fabric/network}"
+: "${KEYFLEET_NETWORK_PORT_BASE:=7000}"
+: "${KEYFLEET_BATCH_TIMEOUT:=200ms}"
+: "${KEYFLEET_FABRIC_LOGGING:=info}"
+
+log() { printf 'network: %s\n' "$*" >&2; }
+die() {
+  log "$*"
+  exit 1
+}
+
+# --- arguments ------------------------------------------------------------------------------
+verb=${1:-}
+[[ -n $verb ]] || {
+  usage >&2
+  exit 2
+}
+shift
+profile=
+keep=false
+positional=()
+while (($# > 0)); do
+  case "$1" in
+    --profile)
+      profile=${2:?--profile needs a value}
+      shift 2
+      ;;
+    --dir)
+      KEYFLEET_NETWORK_DIR=${2:?--dir needs a value}
+      shift 2
+      ;;
+    --port-base)
+      KEYFLEET_NETWORK_PORT_BASE=${2:?--port-base needs a value}
+      shift 2
+      ;;
+    --keep)
+      keep=true
+      shift
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    -*)
+      log "unknown option $1"
+      usage >&2
+      exit 2
+      ;;
+    *)
+      positional+=("$1")
+      shift
+      ;;
+  esac
+done
+if ! [[ $KEYFLEET_NETWORK_PORT_BASE =~ ^[0-9]+$ ]] || ((KEYFLEET_NETWORK_PORT_BASE < 1024 || KEYFLEET_NETWORK_PORT_BASE > 65000)); then
+  die "the port base must be a number from 1024 to 65000, got $KEYFLEET_NETWORK_PORT_BASE"
+fi
+mkdir -p "$(dirname "$KEYFLEET_NETWORK_DIR")"
+dir=$(cd "$(dirname "$KEYFLEET_NETWORK_DIR")" && pwd)/$(basename "$KEYFLEET_NETWORK_DIR")
+base=$KEYFLEET_NETWORK_PORT_BASE
+crypto=$dir/crypto
+pids=$dir/pids
+logs=$dir/logs
+
+# --- the shape of each profile ----------------------------------------------------------------
+# Ports, from the base: CA k at +10k (listen, +1 operations); orderer i at +20+10i (listen,
+# +1 admin, +2 operations); peer j of Org1 at +60+10j and of Org2 at +80+10j (listen, +1
+# chaincode, +2 operations); the chaincode servers of Org1 and Org2 at +100 and +101.
+orderer_count() { case $1 in dev) echo 1 ;; ha) echo 3 ;; bft) echo 4 ;; esac }
+peers_per_org() { case $1 in ha) echo 2 ;; *) echo 1 ;; esac }
+consensus() { case $1 in bft) echo BFT ;; *) echo etcdraft ;; esac }
+ca_port() { echo $((base + 10 * ($1 - 1))); }
+orderer_port() { echo $((base + 20 + 10 * $1)); }
+peer_port() { echo $((base + 40 + 20 * $1 + 10 * $2)); } # org (1|2), index
+cc_port() { echo $((base + 99 + $1)); }
+org_domain() { echo "org$1.keyfleet.local"; }
+readonly ORDERER_DOMAIN=orderer.keyfleet.local
+
+load_fabric() {
+  bash "$repo_root/scripts/install-fabric.sh" >/dev/null 2>"$dir.install.log" ||
+    die "the Fabric binaries are not installed: $(cat "$dir.install.log")"
+  rm -f "$dir.install.log"
+  # shellcheck source=/dev/null
+  source "${KEYFLEET_CACHE_DIR:-$repo_root/.cache}/fabric.env"
+  export PATH="$FABRIC_BIN_DIR:$FABRIC_CA_BIN_DIR:$PATH"
+}
+
+# --- processes --------------------------------------------------------------------------------
+# Every process runs in its own session (setsid), with its pid in pids/NAME.pid, its log in
+# logs/NAME.log and its working directory inside this network's data directory: that is how a
+# leftover process is recognised as ours and nobody else's is ever touched.
+ours() {
+  local pid=$1 cwd
+  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || return 1
+  [[ $cwd == "$dir" || $cwd == "$dir"/* ]]
+}
+
+alive() {
+  local file=$pids/$1.pid pid
+  [[ -f $file ]] || return 1
+  pid=$(cat "$file")
+  kill -0 "$pid" 2>/dev/null && ours "$pid"
+}
+
+start_process() {
+  local name=$1 workdir=$2
+  shift 2
+  mkdir -p "$pids" "$logs" "$workdir"
+  (cd "$workdir" && exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null) &
+  echo $! >"$pids/$name.pid"
+}
+
+stop_pid() {
+  local pid=$1 i
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    ((i % 10 == 0)) && kill -TERM "$pid" 2>/dev/null
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Stops every process of this network: those with pid files, and any leftover whose working
+# directory is inside the data directory (a pid file lost in a crash).
+stop_all() {
+  local file pid stopped=0
+  if [[ -d $pids ]]; then
+    for file in "$pids"/*.pid; do
+      [[ -f $file ]] || continue
+      pid=$(cat "$file")
+      if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
+        stop_pid "$pid"
+        stopped=$((stopped + 1))
+      fi
+      rm -f "$file"
+    done
+  fi
+  local proc
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    if ours "$pid" && [[ $pid != "$$" && $pid != "$BASHPID" ]]; then
+      stop_pid "$pid"
+      stopped=$((stopped + 1))
+    fi
+  done
+  echo "$stopped"
+}
+
+port_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until CHECK succeeds, or fails naming the process and its log. The loop only paces
+# real checks; it never waits for a fixed time instead of one.
+wait_for() {
+  local name=$1 what=$2 seconds=$3
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  while ((SECONDS <= deadline)); do
+    "$@" && return 0
+    if [[ -f $pids/$name.pid ]] && ! alive "$name"; then
+      die "$name exited while waiting for $what; last lines of $logs/$name.log:
+$(tail -n 15 "$logs/$name.log" 2>/dev/null)"
+    fi
+    sleep 0.1
+  done
+  die "$name: $what did not happen within $seconds s; see $logs/$name.log"
+}
+
+healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
+ca_ready() { curl -fsS --cacert "$2" "https://127.0.0.1:$1/cainfo" >/dev/null 2>&1; }
+
+# --- crypto material --------------------------------------------------------------------------
+write_crypto_config() {
+  local profile=$1 n i
+  n=$(orderer_count "$profile")
+  {
+    echo "OrdererOrgs:"
+    echo "  - Name: Orderer"
+    echo "    Domain: $ORDERER_DOMAIN"
+    echo "    EnableNodeOUs: true"
+    echo "    Specs:"
+    for ((i = 0; i < n; i++)); do
+      echo "      - Hostname: orderer$i"
+      echo "        SANS: [localhost, 127.0.0.1]"
+    done
+    echo "PeerOrgs:"
+    for i in 1 2; do
+      echo "  - Name: Org$i"
+      echo "    Domain: $(org_domain "$i")"
+      echo "    EnableNodeOUs: true"
+      echo "    Template:"
+      echo "      Count: $(peers_per_org "$profile")"
+      echo "      SANS: [localhost, 127.0.0.1]"
+      echo "    CA:"
+      echo "      Hostname: ca"
+      echo "      SANS: [localhost, 127.0.0.1]"
+      echo "    Users:"
+      echo "      Count: 0"
+    done
+  } >"$dir/crypto-config.yaml"
+  cryptogen generate --config="$dir/crypto-config.yaml" --output="$crypto" >/dev/null
+}
+
+org_dir() { echo "$crypto/peerOrganizations/$(org_domain "$1")"; }
+orderer_dir() { echo "$crypto/ordererOrganizations/$ORDERER_DOMAIN/orderers/orderer$1.$ORDERER_DOMAIN"; }
+peer_dir() { echo "$(org_dir "$1")/peers/peer$2.$(org_domain "$1")"; }
+orderer_tls_ca() { echo "$crypto/ordererOrganizations/$ORDERER_DOMAIN/tlsca/tlsca.$ORDERER_DOMAIN-cert.pem"; }
+org_tls_ca() { echo "$(org_dir "$1")/tlsca/tlsca.$(org_domain "$1")-cert.pem"; }
+
+# A TLS CA and server certificate for the chaincode servers (the peers dial them with TLS).
+write_chaincode_tls() {
+  local out=$dir/chaincode/tls
+  mkdir -p "$out"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$out/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$out/ca.key" -subj "/O=keyfleet/CN=keyfleet chaincode TLS CA" -days 3650 \
+    -out "$out/ca.crt" 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$out/server.key" 2>/dev/null
+  openssl req -new -key "$out/server.key" -subj "/O=keyfleet/CN=localhost" -out "$out/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$out/ext.cnf"
+  openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$out/ext.cnf" -out "$out/server.crt" 2>/dev/null
+  chmod 600 "$out"/*.key
+}
+
+# --- channel configuration ----------------------------------------------------------------------
+write_configtx() {
+  local profile=$1 n i cons
+  n=$(orderer_count "$profile")
+  cons=$(consensus "$profile")
+  {
+    cat <<EOF
+Organizations:
+  - &OrdererOrg
+    Name: OrdererMSP
+    ID: OrdererMSP
+    MSPDir: $crypto/ordererOrganizations/$ORDERER_DOMAIN/msp
+    Policies:
+      Readers: {Type: Signature, Rule: "OR('OrdererMSP.member')"}
+      Writers: {Type: Signature, Rule: "OR('OrdererMSP.member')"}
+      Admins: {Type: Signature, Rule: "OR('OrdererMSP.admin')"}
+    OrdererEndpoints:
+EOF
+    for ((i = 0; i < n; i++)); do echo "      - 127.0.0.1:$(orderer_port "$i")"; done
+    for i in 1 2; do
+      cat <<EOF
+  - &Org$i
+    Name: Org${i}MSP
+    ID: Org${i}MSP
+    MSPDir: $(org_dir "$i")/msp
+    Policies:
+      Readers: {Type: Signature, Rule: "OR('Org${i}MSP.admin', 'Org${i}MSP.peer', 'Org${i}MSP.client')"}
+      Writers: {Type: Signature, Rule: "OR('Org${i}MSP.admin', 'Org${i}MSP.client')"}
+      Admins: {Type: Signature, Rule: "OR('Org${i}MSP.admin')"}
+      Endorsement: {Type: Signature, Rule: "OR('Org${i}MSP.peer')"}
+    AnchorPeers:
+      - {Host: 127.0.0.1, Port: $(peer_port "$i" 0)}
+EOF
+    done
+    cat <<EOF
+Capabilities:
+  Channel: &ChannelCapabilities {V3_0: true}
+  Orderer: &OrdererCapabilities {V2_0: true}
+  Application: &ApplicationCapabilities {V2_5: true}
+Profiles:
+  KeyfleetChannel:
+    Policies:
+      Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
+      Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
+      Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+    Capabilities: *ChannelCapabilities
+    Orderer:
+      OrdererType: $cons
+      BatchTimeout: $KEYFLEET_BATCH_TIMEOUT
+      BatchSize: {MaxMessageCount: 500, AbsoluteMaxBytes: 10 MB, PreferredMaxBytes: 2 MB}
+      Organizations: [*OrdererOrg]
+      Policies:
+        Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
+        Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
+        Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+        BlockValidation: {Type: ImplicitMeta, Rule: "ANY Writers"}
+      Capabilities: *OrdererCapabilities
+EOF
+    if [[ $cons == etcdraft ]]; then
+      echo "      EtcdRaft:"
+      echo "        Options: {TickInterval: 100ms, ElectionTick: 10, HeartbeatTick: 1, MaxInflightBlocks: 5, SnapshotIntervalSize: 16 MB}"
+      echo "        Consenters:"
+      for ((i = 0; i < n; i++)); do
+        echo "          - {Host: 127.0.0.1, Port: $(orderer_port "$i"), ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
+      done
+    else
+      cat <<EOF
+      SmartBFT:
+        RequestBatchMaxInterval: $KEYFLEET_BATCH_TIMEOUT
+        RequestForwardTimeout: 2s
+        RequestComplainTimeout: 20s
+        RequestAutoRemoveTimeout: 3m
+        ViewChangeResendInterval: 5s
+        ViewChangeTimeout: 20s
+        LeaderHeartbeatTimeout: 1m
+        LeaderHeartbeatCount: 10
+        CollectTimeout: 1s
+        RequestPoolSize: 100000
+        IncomingMessageBufferSize: 200
+      ConsenterMapping:
+EOF
+      for ((i = 0; i < n; i++)); do
+        echo "        - {ID: $((i + 1)), Host: 127.0.0.1, Port: $(orderer_port "$i"), MSPID: OrdererMSP, Identity: $(orderer_dir "$i")/msp/signcerts/orderer$i.$ORDERER_DOMAIN-cert.pem, ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
+      done
+    fi
+    cat <<EOF
+    Application:
+      Organizations: [*Org1, *Org2]
+      Policies:
+        Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
+        Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
+        Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+        LifecycleEndorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
+        Endorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
+      Capabilities: *ApplicationCapabilities
+EOF
+  } >"$dir/configtx.yaml"
+  FABRIC_CFG_PATH=$dir configtxgen -profile KeyfleetChannel -channelID "$CHANNEL" \
+    -outputBlock "$dir/genesis.block" >/dev/null 2>"$logs/configtxgen.log" ||
+    die "configtxgen failed; see $logs/configtxgen.log"
+}
+
+# --- nodes ----------------------------------------------------------------------------------------
+start_ca() {
+  local org=$1 port home
+  port=$(ca_port "$org")
+  home=$dir/ca/org$org
+  mkdir -p "$home"
+  if [[ ! -f $home/ca-cert.pem ]]; then
+    # The CA runs on the organisation's CA key that cryptogen made, so what it issues is a valid
+    # identity of that MSP; its TLS certificate is issued by the organisation's TLS CA.
+    cp "$(org_dir "$org")/ca/ca.$(org_domain "$org")-cert.pem" "$home/ca-cert.pem"
+    cp "$(org_dir "$org")"/ca/priv_sk "$home/ca-key.pem"
+    issue_ca_tls "$org" "$home"
+  fi
+  start_process "ca.org$org" "$home" fabric-ca-server start \
+    -b "admin:$(ca_admin_secret "$org")" --home "$home" --port "$port" --address 127.0.0.1 \
+    --ca.name "ca-org$org" --ca.certfile ca-cert.pem --ca.keyfile ca-key.pem \
+    --tls.enabled --tls.certfile tls-cert.pem --tls.keyfile tls-key.pem \
+    --operations.listenaddress "127.0.0.1:$((port + 1))" --metrics.provider prometheus \
+    --csr.hosts localhost,127.0.0.1 --cfg.identities.allowremove
+}
+
+# The org's TLS CA (cryptogen's tlsca) signs the CA server's TLS certificate: one TLS root per org.
+issue_ca_tls() {
+  local org=$1 home=$2 tlsca
+  tlsca=$(org_dir "$org")/tlsca
+  openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null
+  openssl req -new -key "$home/tls-key.pem" -subj "/O=$(org_domain "$org")/CN=ca.$(org_domain "$org")" \
+    -out "$home/tls.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$home/tls-ext.cnf"
+  openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$(org_domain "$org")-cert.pem" -CAkey "$tlsca/priv_sk" \
+    -CAcreateserial -days 3650 -extfile "$home/tls-ext.cnf" -out "$home/tls-cert.pem" 2>/dev/null
+  chmod 600 "$home/tls-key.pem" "$home/ca-key.pem"
+}
+
+ca_admin_secret() {
+  local file=$dir/ca/org$1/admin-secret
+  [[ -f $file ]] || (umask 077 && openssl rand -hex 16 >"$file")
+  cat "$file"
+}
+
+start_orderer() {
+  local i=$1 port node
+  port=$(orderer_port "$i")
+  node=$(orderer_dir "$i")
+  mkdir -p "$dir/nodes/orderer$i"
+  start_process "orderer$i" "$dir/nodes/orderer$i" env \
+    FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
+    FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
+    ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
+    ORDERER_GENERAL_LISTENPORT="$port" \
+    ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
+    ORDERER_GENERAL_LOCALMSPDIR="$node/msp" \
+    ORDERER_GENERAL_BOOTSTRAPMETHOD=none \
+    ORDERER_GENERAL_TLS_ENABLED=true \
+    ORDERER_GENERAL_TLS_PRIVATEKEY="$node/tls/server.key" \
+    ORDERER_GENERAL_TLS_CERTIFICATE="$node/tls/server.crt" \
+    ORDERER_GENERAL_TLS_ROOTCAS="[$node/tls/ca.crt]" \
+    ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE="$node/tls/server.crt" \
+    ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY="$node/tls/server.key" \
+    ORDERER_GENERAL_CLUSTER_ROOTCAS="[$node/tls/ca.crt]" \
+    ORDERER_CHANNELPARTICIPATION_ENABLED=true \
+    ORDERER_ADMIN_LISTENADDRESS="127.0.0.1:$((port + 1))" \
+    ORDERER_ADMIN_TLS_ENABLED=true \
+    ORDERER_ADMIN_TLS_PRIVATEKEY="$node/tls/server.key" \
+    ORDERER_ADMIN_TLS_CERTIFICATE="$node/tls/server.crt" \
+    ORDERER_ADMIN_TLS_ROOTCAS="[$node/tls/ca.crt]" \
+    ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED=true \
+    ORDERER_ADMIN_TLS_CLIENTROOTCAS="[$node/tls/ca.crt]" \
+    ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:$((port + 2))" \
+    ORDERER_METRICS_PROVIDER=prometheus \
+    ORDERER_FILELEDGER_LOCATION="$dir/nodes/orderer$i/ledger" \
+    ORDERER_CONSENSUS_WALDIR="$dir/nodes/orderer$i/etcdraft/wal" \
+    ORDERER_CONSENSUS_SNAPDIR="$dir/nodes/orderer$i/etcdraft/snapshot" \
+    orderer
+}
+
+start_peer() {
+  local org=$1 j=$2 port node name domain builders
+  port=$(peer_port "$org" "$j")
+  node=$(peer_dir "$org" "$j")
+  domain=$(org_domain "$org")
+  name=peer$j.org$org
+  builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}, {name: keyfleet_node, path: $repo_root/network/builders/node, propagateEnvironment: [HOME, PATH, KEYFLEET_NODE_BUILDER_NODE_MODULES]}]"
+  mkdir -p "$dir/nodes/$name"
+  start_process "$name" "$dir/nodes/$name" env \
+    FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
+    FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
+    CORE_PEER_ID="peer$j.$domain" \
+    CORE_PEER_ADDRESS="127.0.0.1:$port" \
+    CORE_PEER_LISTENADDRESS="127.0.0.1:$port" \
+    CORE_PEER_CHAINCODEADDRESS="127.0.0.1:$((port + 1))" \
+    CORE_PEER_CHAINCODELISTENADDRESS="127.0.0.1:$((port + 1))" \
+    CORE_PEER_GOSSIP_BOOTSTRAP="127.0.0.1:$(peer_port "$org" 0)" \
+    CORE_PEER_GOSSIP_EXTERNALENDPOINT="127.0.0.1:$port" \
+    CORE_PEER_GOSSIP_RECONNECTINTERVAL=2s \
+    CORE_PEER_LOCALMSPID="Org${org}MSP" \
+    CORE_PEER_MSPCONFIGPATH="$node/msp" \
+    CORE_PEER_TLS_ENABLED=true \
+    CORE_PEER_TLS_CERT_FILE="$node/tls/server.crt" \
+    CORE_PEER_TLS_KEY_FILE="$node/tls/server.key" \
+    CORE_PEER_TLS_ROOTCERT_FILE="$node/tls/ca.crt" \
+    CORE_PEER_FILESYSTEMPATH="$dir/nodes/$name/data" \
+    CORE_PEER_LIMITS_CONCURRENCY_GATEWAYSERVICE=2500 \
+    CORE_LEDGER_SNAPSHOTS_ROOTDIR="$dir/nodes/$name/snapshots" \
+    CORE_OPERATIONS_LISTENADDRESS="127.0.0.1:$((port + 2))" \
+    CORE_METRICS_PROVIDER=prometheus \
+    CORE_VM_ENDPOINT= \
+    CORE_CHAINCODE_EXTERNALBUILDERS="$builders" \
+    CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG="{\"ccport\":\"$(cc_port "$org")\"}" \
+    KEYFLEET_NODE_BUILDER_NODE_MODULES="$repo_root/node_modules" \
+    peer node start
+}
+
+# Environment for Fabric's peer CLI as IDENTITY of ORG (the same as `env` prints).
+peer_cli_env() {
+  local org=$1 identity=${2:-admin} msp
+  if [[ $identity == admin ]]; then
+    msp=$(org_dir "$org")/users/Admin@$(org_domain "$org")/msp
+  else
+    msp=$dir/identities/org$org/$identity/msp
+  fi
+  [[ -d $msp ]] || die "no identity $identity in Org$org (known: admin $(org_roles "$org"))"
+  cat <<EOF
+export PATH='$FABRIC_BIN_DIR':"\$PATH"
+export FABRIC_CFG_PATH='$FABRIC_CONFIG_DIR'
+export FABRIC_LOGGING_SPEC='grpc=warning:warning'
+export CORE_PEER_TLS_ENABLED=true
+export CORE_PEER_LOCALMSPID='Org${org}MSP'
+export CORE_PEER_MSPCONFIGPATH='$msp'
+export CORE_PEER_ADDRESS='127.0.0.1:$(peer_port "$org" 0)'
+export CORE_PEER_TLS_ROOTCERT_FILE='$(org_tls_ca "$org")'
+export ORDERER_ADDRESS='127.0.0.1:$(orderer_port 0)'
+export ORDERER_CA='$(orderer_tls_ca)'
+export KEYFLEET_CHANNEL='$CHANNEL'
+export KEYFLEET_CHAINCODE='$CHAINCODE'
+EOF
+}
+
+as_peer() {
+  local org=$1 j=$2 identity=${3:-admin}
+  shift 3
+  (
+    eval "$(peer_cli_env "$org" "$identity")"
+    CORE_PEER_ADDRESS="127.0.0.1:$(peer_port "$org" "$j")"
+    export CORE_PEER_ADDRESS
+    "$@"
+  )
+}
+
+# --- identities from the Fabric CAs -----------------------------------------------------------
+# keyfleet's role identities, registered with a `role` attribute that goes into the enrolment
+# certificate (Fabric CA attribute extension), which the chaincode reads.
+org_roles() { case $1 in 1) echo "operator application" ;; 2) echo "verifier auditor application" ;; esac }
+
+ca_client() {
+  local org=$1 home=$2
+  shift 2
+  FABRIC_CA_CLIENT_HOME=$home fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
+    -u "https://127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" >>"$logs/ca-client.log" 2>&1
+}
+
+enrol_identities() {
+  local org=$1 registrar role home secret service
+  registrar=$dir/ca/org$org/registrar
+  [[ -d $registrar/msp ]] ||
+    FABRIC_CA_CLIENT_HOME=$registrar fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
+      -u "https://admin:$(ca_admin_secret "$org")@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" \
+      >>"$logs/ca-client.log" 2>&1 || die "cannot enrol the registrar of ca.org$org; see $logs/ca-client.log"
+  for role in $(org_roles "$org"); do
+    home=$dir/identities/org$org/$role
+    [[ -f $home/msp/signcerts/cert.pem ]] && continue
+    mkdir -p "$home"
+    secret=$(openssl rand -hex 16)
+    ca_client "$org" "$registrar" register --id.name "$role" --id.secret "$secret" --id.type client \
+      --id.attrs "role=$role:ecert" || die "cannot register $role at ca.org$org; see $logs/ca-client.log"
+    FABRIC_CA_CLIENT_HOME=$home fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
+      -u "https://$role:$secret@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" --enrollment.attrs role \
+      -M "$home/msp" >>"$logs/ca-client.log" 2>&1 || die "cannot enrol $role at ca.org$org; see $logs/ca-client.log"
+    # The MSP's NodeOU configuration names the CA certificate by file; use the org's own.
+    rm -f "$home"/msp/cacerts/*
+    cp "$(org_dir "$org")/msp/cacerts/"* "$home/msp/cacerts/"
+    cp "$(org_dir "$org")/msp/config.yaml" "$home/msp/config.yaml"
+    chmod 600 "$home"/msp/keystore/*
+  done
+  # Registered, not enrolled: the HSM-held service identities enrol themselves with a CSR signed
+  # in their own token (the operator gateway in Org1, the verifier service in Org2).
+  service=$([[ $org == 1 ]] && echo "keyfleet-gateway operator" || echo "keyfleet-verifier verifier")
+  read -r name role <<<"$service"
+  if [[ ! -f $dir/identities/org$org/$name.secret ]]; then
+    secret=$(openssl rand -hex 16)
+    ca_client "$org" "$registrar" register --id.name "$name" --id.secret "$secret" --id.type client \
+      --id.attrs "role=$role:ecert" --id.maxenrollments -1 ||
+      die "cannot register $name at ca.org$org; see $logs/ca-client.log"
+    (umask 077 && echo "$secret" >"$dir/identities/org$org/$name.secret")
+  fi
+}
+
+# --- connection description ------------------------------------------------------------------------
+write_connection() {
+  local profile=$1 org j n role first
+  n=$(peers_per_org "$profile")
+  {
+    printf '{\n  "profile": "%s",\n  "channel": "%s",\n  "chaincode": "%s",\n' "$profile" "$CHANNEL" "$CHAINCODE"
+    printf '  "orderers": [%s],\n' "$(for ((j = 0; j < $(orderer_count "$profile"); j++)); do
+      ((j > 0)) && printf ', '
+      printf '{"name": "orderer%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "operations": "127.0.0.1:%d"}' \
+        "$j" "$(orderer_port "$j")" "$(($(orderer_port "$j") + 2))"
+    done)"
+    printf '  "ordererTlsRootCert": "%s",\n' "${crypto#"$dir"/}/ordererOrganizations/$ORDERER_DOMAIN/tlsca/tlsca.$ORDERER_DOMAIN-cert.pem"
+    printf '  "organizations": {\n'
+    for org in 1 2; do
+      printf '    "Org%d": {\n      "mspId": "Org%dMSP",\n      "peers": [' "$org" "$org"
+      for ((j = 0; j < n; j++)); do
+        ((j > 0)) && printf ', '
+        printf '{"name": "peer%d.org%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "tlsRootCert": "%s", "operations": "127.0.0.1:%d"}' \
+          "$j" "$org" "$(peer_port "$org" "$j")" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
+          "$(($(peer_port "$org" "$j") + 2))"
+      done
+      printf '],\n      "ca": {"url": "https://127.0.0.1:%d", "caName": "ca-org%d", "tlsRootCert": "%s"},\n' \
+        "$(ca_port "$org")" "$org" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem"
+      printf '      "identities": {'
+      first=true
+      for role in $(org_roles "$org"); do
+        $first || printf ','
+        first=false
+        printf '\n        "%s": {"certificate": "identities/org%d/%s/msp/signcerts/cert.pem", "privateKeyDir": "identities/org%d/%s/msp/keystore"}' \
+          "$role" "$org" "$role" "$org" "$role"
+      done
+      printf '\n      },\n'
+      if [[ $org == 1 ]]; then
+        printf '      "enrolments": {"keyfleet-gateway": {"role": "operator", "secretFile": "identities/org1/keyfleet-gateway.secret"}}\n'
+      else
+        printf '      "enrolments": {"keyfleet-verifier": {"role": "verifier", "secretFile": "identities/org2/keyfleet-verifier.secret"}}\n'
+      fi
+      [[ $org == 1 ]] && printf '    },\n' || printf '    }\n'
+    done
+    printf '  }\n}\n'
+  } >"$dir/connection.json.tmp"
+  jq . "$dir/connection.json.tmp" >"$dir/connection.json" || die "bad connection description (a bug in network.sh)"
+  rm -f "$dir/connection.json.tmp"
+}
+
+# --- up -----------------------------------------------------------------------------------------
+all_names() {
+  local profile=$1 i j
+  echo ca.org1 ca.org2
+  for ((i = 0; i < $(orderer_count "$profile"); i++)); do echo "orderer$i"; done
+  for i in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do echo "peer$j.org$i"; done; done
+  [[ -f $dir/chaincode/package-id ]] && echo cc.org1 cc.org2
+  return 0
+}
+
+all_alive() {
+  local name
+  for name in $(all_names "$1"); do alive "$name" || return 1; done
+}
+
+raft_leader() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    curl -fsS "http://127.0.0.1:$(($(orderer_port "$i") + 2))/metrics" 2>/dev/null |
+      grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1" && return 0
+  done
+  return 1
+}
+
+# SmartBFT has no leader gauge worth polling; a channel whose every consenter answers `active`
+# on the participation API is ready for a first transaction (which clients retry briefly).
+bft_active() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    osnadmin channel info --channelID "$CHANNEL" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
+      --ca-file "$(orderer_tls_ca)" --client-cert "$(orderer_dir "$i")/tls/server.crt" \
+      --client-key "$(orderer_dir "$i")/tls/server.key" 2>/dev/null | grep -q '"status": "active"' || return 1
+  done
+}
+
+peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; }
+
+cmd_up() {
+  local started=$SECONDS existing i j org n
+  load_fabric
+  if [[ -f $dir/profile ]]; then
+    existing=$(cat "$dir/profile")
+    [[ -z $profile || $profile == "$existing" ]] ||
+      die "a $existing network already exists in $dir; run 'down' first to make a $profile one"
+    profile=$existing
+    if [[ -f $dir/.ready ]] && all_alive "$profile"; then
+      log "the $profile network in $dir is already up"
+      return 0
+    fi
+  fi
+  : "${profile:=dev}"
+  [[ $profile =~ ^(dev|ha|bft)$ ]] || die "unknown profile $profile (dev, ha or bft)"
+  n=$(orderer_count "$profile")
+
+  # Whatever of ours is still running from a crashed or half-finished run goes first.
+  local leftovers
+  leftovers=$(stop_all)
+  ((leftovers == 0)) || log "stopped $leftovers leftover process(es) of this network"
+  for port in $(ca_port 1) $(ca_port 2) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
+    port_listens "$port" && die "port $port on 127.0.0.1 is taken by another program; choose another --port-base"
+  done
+
+  local fresh=false
+  if [[ ! -f $dir/.ready ]]; then
+    fresh=true
+    rm -rf "$dir"
+    mkdir -p "$dir" "$logs" "$pids"
+    echo "$profile" >"$dir/profile"
+    write_crypto_config "$profile"
+    write_chaincode_tls
+    write_configtx "$profile"
+  fi
+  log "starting the $profile network in $dir (ports $base-$((base + 101)))"
+
+  for org in 1 2; do start_ca "$org"; done
+  for ((i = 0; i < n; i++)); do start_orderer "$i"; done
+  for org in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do start_peer "$org" "$j"; done; done
+
+  for ((i = 0; i < n; i++)); do
+    wait_for "orderer$i" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
+  done
+  if $fresh; then
+    for ((i = 0; i < n; i++)); do
+      osnadmin channel join --channelID "$CHANNEL" --config-block "$dir/genesis.block" \
+        -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
+        --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
+        >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $CHANNEL; see $logs/osnadmin.log and $logs/orderer$i.log"
+    done
+  fi
+  if [[ $(consensus "$profile") == etcdraft ]]; then
+    wait_for orderer0 "a Raft leader for $CHANNEL" 30 raft_leader "$n"
+  else
+    wait_for orderer0 "every consenter active on $CHANNEL" 30 bft_active "$n"
+  fi
+
+  for org in 1 2; do
+    for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+      # /healthz answers before the gRPC port listens: wait for both.
+      wait_for "peer$j.org$org" "health and gRPC port" 30 \
+        eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
+      if $fresh; then
+        as_peer "$org" "$j" admin peer channel join -b "$dir/genesis.block" >>"$logs/peer-cli.log" 2>&1 ||
+          die "peer$j.org$org did not join $CHANNEL; see $logs/peer-cli.log and $logs/peer$j.org$org.log"
+      fi
+      wait_for "peer$j.org$org" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+    done
+  done
+
+  for org in 1 2; do
+    wait_for "ca.org$org" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
+    enrol_identities "$org"
+  done
+  write_connection "$profile"
+
+  [[ -f $dir/chaincode/package-id ]] && start_chaincode_servers
+  touch "$dir/.ready"
+  log "the $profile network is up in $((SECONDS - started)) s; connection description: $dir/connection.json"
+}
+
+# --- deploy -------------------------------------------------------------------------------------
+# The chaincode as a service: the package holds only connection.json (the address is a template
+# each peer fills with its own org's chaincode server port). The code itself runs in one server
+# per organisation; its digest goes into the package label, so changed code makes a new package
+# and a new definition with the next sequence number.
+code_digest() {
+  local path=$1
+  (cd "$path" && find dist package.json -type f \( -name '*.js' -o -name '*.json' \) ! -name '*.test.js' -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
+
+make_package() {
+  local label=$1 out=$2 work
+  work=$(mktemp -d)
+  jq -n --rawfile root "$dir/chaincode/tls/ca.crt" \
+    '{address: "127.0.0.1:{{.ccport}}", dial_timeout: "10s", tls_required: true, client_auth_required: false, root_cert: $root}' \
+    >"$work/connection.json"
+  jq -n --arg name "$label" '{type: "ccaas", label: $name}' >"$work/metadata.json"
+  # Same inputs, same bytes: a fixed time and owner make the package id reproducible.
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" -czf "$work/code.tar.gz" connection.json
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" -czf "$out" metadata.json code.tar.gz
+  rm -rf "$work"
+}
+
+start_chaincode_servers() {
+  local org id path
+  id=$(cat "$dir/chaincode/package-id")
+  path=$(cat "$dir/chaincode/path")
+  for org in 1 2; do
+    alive "cc.org$org" && continue
+    start_process "cc.org$org" "$dir/chaincode" env CORE_PEER_LOCALMSPID="Org${org}MSP" \
+      node "$repo_root/node_modules/fabric-shim/cli.js" server --chaincode-address "127.0.0.1:$(cc_port "$org")" \
+      --chaincode-id "$id" --module-path "$path" \
+      --chaincode-tls-cert-file "$dir/chaincode/tls/server.crt" --chaincode-tls-key-file "$dir/chaincode/tls/server.key"
+  done
+  for org in 1 2; do
+    wait_for "cc.org$org" "its port" 30 port_listens "$(cc_port "$org")"
+  done
+}
+
+stop_chaincode_servers() {
+  local org pid
+  for org in 1 2; do
+    if alive "cc.org$org"; then
+      pid=$(cat "$pids/cc.org$org.pid")
+      stop_pid "$pid"
+    fi
+    rm -f "$pids/cc.org$org.pid"
+  done
+}
+
+committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CHAINCODE" -O json 2>/dev/null; }
+
+cmd_deploy() {
+  local started=$SECONDS path label package id current sequence org j n profile_now peers=() pkgs
+  load_fabric
+  [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
+  profile_now=$(cat "$dir/profile")
+  all_alive "$profile_now" || die "the network in $dir is not running; run 'up' first"
+  path=$(cd "${positional[0]:-$repo_root/chaincode}" && pwd)
+  [[ -f $path/package.json && -d $path/dist ]] || die "$path has no package.json and dist/ (build it first: npx tsc -b)"
+  label="${CHAINCODE}_$(code_digest "$path")"
+  package=$dir/chaincode/$label.tar.gz
+  if [[ ! -f $package ]]; then make_package "$label" "$package"; fi
+  id=$(as_peer 1 0 admin peer lifecycle chaincode calculatepackageid "$package")
+  n=$(peers_per_org "$profile_now")
+
+  current=$(committed || true)
+  if [[ -n $current && -f $dir/chaincode/package-id && $(cat "$dir/chaincode/package-id") == "$id" ]]; then
+    echo "$path" >"$dir/chaincode/path"
+    start_chaincode_servers
+    for org in 1 2; do wait_for "cc.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0; done
+    log "chaincode $label is already committed (sequence $(jq .sequence <<<"$current"))"
+    return 0
+  fi
+  sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
+
+  for org in 1 2; do
+    for ((j = 0; j < n; j++)); do
+      pkgs=$(as_peer "$org" "$j" admin peer lifecycle chaincode queryinstalled -O json 2>/dev/null || echo '{}')
+      if ! jq -e --arg id "$id" '.installed_chaincodes // [] | any(.package_id == $id)' <<<"$pkgs" >/dev/null; then
+        as_peer "$org" "$j" admin peer lifecycle chaincode install "$package" >>"$logs/peer-cli.log" 2>&1 ||
+          die "install on peer$j.org$org failed; see $logs/peer-cli.log"
+      fi
+    done
+  done
+
+  stop_chaincode_servers
+  echo "$id" >"$dir/chaincode/package-id"
+  echo "$path" >"$dir/chaincode/path"
+  start_chaincode_servers
+
+  local policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=()
+  for org in 1 2; do
+    as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
+      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$CHAINCODE" \
+      --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
+      --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 &
+    approvals+=($!)
+  done
+  for org in 1 2; do
+    wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label; see $logs/peer-cli.log"
+  done
+  for org in 1 2; do
+    peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org" 0)" --tlsRootCertFiles "$(org_tls_ca "$org")")
+  done
+  as_peer 1 0 admin peer lifecycle chaincode commit -o "127.0.0.1:$(orderer_port 0)" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$CHAINCODE" \
+    --version "$label" --sequence "$sequence" --signature-policy "$policy" "${peers[@]}" \
+    --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label failed; see $logs/peer-cli.log"
+
+  # Ready when every peer has the definition and the chaincode answers a read on it.
+  for org in 1 2; do
+    for ((j = 0; j < n; j++)); do
+      wait_for "peer$j.org$org" "the chaincode definition (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
+      wait_for "cc.org$org" "a chaincode answer through peer$j.org$org" 30 chaincode_answers "$org" "$j"
+    done
+  done
+  log "deployed $label (sequence $sequence, endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+}
+
+definition_at() {
+  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CHAINCODE" -O json 2>/dev/null |
+    jq -e --argjson s "$3" '.sequence == $s' >/dev/null
+}
+
+chaincode_answers() {
+  as_peer "$1" "$2" admin peer chaincode query -C "$CHANNEL" -n "$CHAINCODE" \
+    -c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null 2>&1
+}
+
+# --- status, logs, env, down ----------------------------------------------------------------------
+health_of() {
+  local name=$1 port
+  case $name in
+    ca.org*) port=$(($(ca_port "${name#ca.org}") + 1)) ;;
+    orderer*) port=$(($(orderer_port "${name#orderer}") + 2)) ;;
+    peer*)
+      local j=${name#peer} org=${name#*.org}
+      port=$(($(peer_port "$org" "${j%%.*}") + 2))
+      ;;
+    cc.org*)
+      port_listens "$(cc_port "${name#cc.org}")" && echo "listening" || echo "not listening"
+      return
+      ;;
+  esac
+  curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null | jq -r .status 2>/dev/null || echo "no answer"
+}
+
+cmd_status() {
+  load_fabric
+  [[ -f $dir/profile ]] || die "no network in $dir"
+  local p name pid state height org j
+  p=$(cat "$dir/profile")
+  printf '%s network in %s\n' "$p" "$dir"
+  printf '%-12s %-8s %-9s %s\n' PROCESS PID STATE HEALTH
+  for name in $(all_names "$p"); do
+    pid=$(cat "$pids/$name.pid" 2>/dev/null || echo -)
+    if alive "$name"; then state=running; else state=stopped; fi
+    printf '%-12s %-8s %-9s %s\n' "$name" "$pid" "$state" "$([[ $state == running ]] && health_of "$name" || echo -)"
+  done
+  for org in 1 2; do
+    for ((j = 0; j < $(peers_per_org "$p"); j++)); do
+      height=$(as_peer "$org" "$j" admin peer channel getinfo -c "$CHANNEL" 2>/dev/null |
+        sed -n 's/^Blockchain info: //p' | jq -r .height 2>/dev/null || true)
+      printf 'peer%d.org%d  %s block height %s\n' "$j" "$org" "$CHANNEL" "${height:-unknown}"
+    done
+  done
+}
+
+cmd_logs() {
+  local name=${positional[0]:-}
+  if [[ -z $name ]]; then
+    [[ -d $logs ]] || die "no logs in $logs"
+    find "$logs" -name '*.log' -printf '%f\n' | sed 's/\.log$//' | sort
+    return
+  fi
+  [[ -f $logs/$name.log ]] || die "no log named $name (try: network/network.sh logs)"
+  tail -n "${KEYFLEET_LOG_LINES:-100}" "$logs/$name.log"
+}
+
+cmd_env() {
+  load_fabric
+  local org=${positional[0]:-} identity=${positional[1]:-admin}
+  [[ $org =~ ^Org[12]$ ]] || die "env needs an organisation: Org1 or Org2"
+  [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
+  peer_cli_env "${org#Org}" "$identity"
+}
+
+cmd_down() {
+  local stopped
+  stopped=$(stop_all)
+  if $keep; then
+    rm -f "$dir/.ready.lock"
+    log "stopped $stopped process(es); data kept in $dir"
+  else
+    rm -rf "$dir"
+    log "stopped $stopped process(es); removed $dir"
+  fi
+}
+
+case $verb in
+  up) cmd_up ;;
+  deploy) cmd_deploy ;;
+  status) cmd_status ;;
+  logs) cmd_logs ;;
+  env) cmd_env ;;
+  down) cmd_down ;;
+  -h | --help | help) usage ;;
+  *)
+    log "unknown verb $verb"
+    usage >&2
+    exit 2
+    ;;
+esac
