@@ -41,16 +41,16 @@ async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
 
 describe('rotation service on SoftHSM and the in-process contract', function () {
   this.timeout(60_000);
+  // Every test gets its own token, ledger and devices (beforeEach), and brings them to the state it
+  // needs with the helpers below: no test depends on another having run, or having passed. Titles
+  // hold no regex metacharacters, so `mocha -g '<title>'` selects each one.
   let world: RotationWorld;
   let service: RotationService;
   let dev1: TestDevice;
   let dev2: TestDevice;
   let dev3: TestDevice;
-  /** What device 1 holds, as the spec's device would store it. */
-  const held: { version: number; key: Buffer } = { version: 0, key: Buffer.alloc(0) };
-  let acceptedRequest = '';
 
-  before(async () => {
+  beforeEach(async () => {
     world = await newRotationWorld();
     service = newRotationService({
       hsm: world.hsm,
@@ -66,7 +66,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     await service.provisionDeviceKey({ deviceId: 'dev-3', keyId: 'dev-3-data' });
   });
 
-  after(async () => {
+  afterEach(async () => {
     await world.close();
   });
 
@@ -112,7 +112,34 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
 
   const getKey = (keyId: string) => world.ledger.read<KeyRecord>('GetKey', keyId);
 
-  it('delivers version 1 to a device that holds none (current_version 0), recording the nonce', async () => {
+  /** What device 1 holds after {@link rotateDev1To}, as the spec's device would store it. */
+  interface Held {
+    readonly version: number;
+    readonly key: Buffer;
+    /** The last request the gateway accepted (for a replay). */
+    readonly acceptedRequest: string;
+  }
+
+  /** Device 1 fetches version 1 of dev-1-data and rotates it up to `version`, as a device would. */
+  async function rotateDev1To(version: number): Promise<Held> {
+    let held: Held = { version: 0, key: Buffer.alloc(0), acceptedRequest: '' };
+    while (held.version < version) {
+      const r = request(dev1, 'dev-1-data', held.version);
+      const jws = await r.jws();
+      const opened = await open(dev1, (await service.rotateDeviceKey(jws)).response, r.nonce);
+      expect(opened.version).to.equal(held.version + 1);
+      held = { version: opened.version, key: opened.key, acceptedRequest: jws };
+    }
+    return held;
+  }
+
+  /** The committed next version of `keyId` replaced in the HSM by another key under the same label. */
+  async function substituteVersionKey(keyId: string, version: number): Promise<void> {
+    await world.hsm.destroyKey({ label: `key:${keyId}:v${String(version)}` }, ['secret']);
+    await generateVersionKey(world.hsm, keyId, version);
+  }
+
+  it('delivers version 1 to a device that holds none, current_version 0, recording the nonce', async () => {
     const r = request(dev1, 'dev-1-data', 0);
     const result = await service.rotateDeviceKey(await r.jws(), { deviceId: 'dev-1', keyId: 'dev-1-data' });
     expect(result).to.include({ version: 1, redelivered: true });
@@ -122,16 +149,14 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     expect(key.Versions[0]?.Fingerprint).to.equal(opened.kcv);
     const nonce = await world.ledger.read<NonceRecord>('GetNonce', rotationNonceDigest(r.nonce));
     expect(nonce).to.include({ Purpose: 'rotation', Subject: 'dev-1-data', TxID: result.transactionId });
-    held.version = 1;
-    held.key = opened.key;
   });
 
   it('rotates three times: each version committed before delivery, old one deactivated, next one committed', async () => {
+    const held = { ...(await rotateDev1To(1)) };
     for (let round = 0; round < 3; round++) {
       const before = await getKey('dev-1-data');
       const r = request(dev1, 'dev-1-data', held.version);
-      acceptedRequest = await r.jws();
-      const result = await service.rotateDeviceKey(acceptedRequest);
+      const result = await service.rotateDeviceKey(await r.jws());
       const opened = await open(dev1, result.response, r.nonce);
       expect(opened).to.include({
         version: held.version + 1,
@@ -170,6 +195,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
   });
 
   it('redelivers the committed version to a device that lost the answer', async () => {
+    const held = await rotateDev1To(4);
     const r = request(dev1, 'dev-1-data', 3);
     const result = await service.rotateDeviceKey(await r.jws());
     const opened = await open(dev1, result.response, r.nonce);
@@ -180,6 +206,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
   });
 
   it('records the acknowledgement once per version, and answers a repeat with the first transaction', async () => {
+    const held = await rotateDev1To(4);
     const ack = await deviceJws(dev1, RotationMessageType.Ack, {
       device_id: 'dev-1',
       key_id: 'dev-1-data',
@@ -197,6 +224,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
   });
 
   it('refuses an acknowledgement whose check value is not the ledger’s', async () => {
+    await rotateDev1To(4);
     const ack = await deviceJws(dev1, RotationMessageType.Ack, {
       device_id: 'dev-1',
       key_id: 'dev-1-data',
@@ -211,6 +239,11 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
 
   describe('hostile requests: refused with their code, nothing written to the ledger or the HSM', () => {
     const now = () => Math.floor(Date.now() / 1000);
+    /** dev-1-data is at version 4 (version 5 committed as next); this request took it there. */
+    let acceptedRequest: string;
+    beforeEach(async () => {
+      ({ acceptedRequest } = await rotateDev1To(4));
+    });
     const cases: {
       name: string;
       setup?: () => Promise<void>;
@@ -248,7 +281,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
         detail: 'DEVICE_CERTIFICATE_INVALID',
       },
       {
-        name: 'a stale request (iat an hour ago)',
+        name: 'a stale request, iat an hour ago',
         jws: () => request(dev1, 'dev-1-data', 4).jws({ claims: { iat: now() - 3600 } }),
         code: 'UNAUTHENTICATED',
         detail: 'ROTATION_REQUEST_STALE',
@@ -289,11 +322,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
       },
       {
         name: 'a next version that does not match the pre-rotation commitment',
-        setup: async () => {
-          // The committed version 2 is replaced in the HSM by another key under the same label.
-          await world.hsm.destroyKey({ label: 'key:dev-2-data:v2' }, ['secret']);
-          await generateVersionKey(world.hsm, 'dev-2-data', 2);
-        },
+        setup: () => substituteVersionKey('dev-2-data', 2),
         jws: () => request(dev2, 'dev-2-data', 1).jws(),
         // The gateway looks for the object whose check value the ledger committed to, finds none,
         // and stops before the ledger (which would refuse it with NEXT_KEY_MISMATCH).
@@ -357,23 +386,25 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     return open(device, result.response, r.nonce);
   }
 
-  // Mocha runs a suite's own tests before its nested suites: this one must see the hostile cases' leftovers.
   describe('after a crash', () => {
     let dev4: TestDevice;
-    before(async () => {
+    beforeEach(async () => {
       dev4 = await enrolTestDevice(world, 'dev-4');
       await service.provisionDeviceKey({ deviceId: 'dev-4', keyId: 'dev-4-data' });
     });
 
-    it('reconcile() destroys version keys the ledger does not account for, keeps the others and LatestVersion+2', async () => {
+    it('reconcile destroys version keys the ledger does not account for, keeps the others and the version after next', async () => {
       // dev-1-data is at version 4, version 5 committed as next.
+      await rotateDev1To(4);
+      // dev-2-data's committed next version replaced by another key under its label.
+      await substituteVersionKey('dev-2-data', 2);
       const inFlight = await generateVersionKey(world.hsm, 'dev-1-data', 6); // a rotation in flight elsewhere, or an ambiguous failure
       await generateVersionKey(world.hsm, 'dev-1-data', 7); // no rotation ever makes v7 while the ledger is at 4
       await generateVersionKey(world.hsm, 'ghost-key', 1); // provisioning that never reached the ledger
       const result = await service.reconcile();
       expect([...result.destroyed].sort()).to.deep.equal([
         'key:dev-1-data:v7',
-        'key:dev-2-data:v2', // the substituted key of the hostile case: not the committed one
+        'key:dev-2-data:v2', // the substituted key: not the committed one
         'key:ghost-key:v1',
       ]);
       const labels = (await world.hsm.findKeys({ kind: 'secret' })).map((k) => k.label);
@@ -384,7 +415,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
       expect((await service.reconcile()).destroyed).to.deep.equal([]);
     });
 
-    it('the next rotation adopts a leftover LatestVersion+2 instead of refusing, and the key keeps rotating', async () => {
+    it('the next rotation adopts a leftover version after next instead of refusing, and the key keeps rotating', async () => {
       // An ambiguous failure (LEDGER_UNAVAILABLE, not committed) of a rotation 1 → 2 left its version 3.
       const leftover = await generateVersionKey(world.hsm, 'dev-4-data', 3);
       const second = await rotateFromLatest(dev4, 'dev-4-data');
@@ -408,6 +439,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     });
 
     it('a duplicated label of the active version: reconcile destroys only the copy the ledger does not know', async () => {
+      await rotateDev1To(4);
       const key = await getKey('dev-1-data');
       const active = key.Versions.find((v) => v.Version === key.LatestVersion);
       const label = `key:dev-1-data:v${String(key.LatestVersion)}`;
@@ -425,6 +457,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     });
 
     it('a duplicated label of the committed next version: the rotation delivers the committed object', async () => {
+      await rotateDev1To(4);
       const before = await getKey('dev-1-data');
       const label = `key:dev-1-data:v${String(before.LatestVersion + 1)}`;
       duplicateLabel(label, 'd5d5d5d5');
