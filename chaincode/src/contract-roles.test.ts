@@ -32,8 +32,13 @@ function body(request: Record<string, unknown>): Record<string, unknown> {
 const W = ['verifier', 'auditor', 'application', 'device'] as const;
 const R = ['application', 'device'] as const;
 
-/** For each transaction: a valid call, and the roles that must be refused with ACCESS_DENIED. */
-const matrix: { tx: Tx; call: Call; denied: readonly Role[] }[] = [
+/**
+ * For each transaction: a valid call, the roles that must be refused with ACCESS_DENIED, and what
+ * every other role gets: success, or (`dispatched`) the transaction's own domain error for this
+ * fixture's data. Either proves the call reached the transaction past its role check; a deleted or
+ * renamed transaction answers UNKNOWN_TRANSACTION and fails its rows.
+ */
+const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorCode }[] = [
   {
     tx: TransactionName.RegisterTrustAnchor,
     denied: W,
@@ -81,6 +86,7 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[] }[] = [
   {
     tx: TransactionName.ReinstateDevice,
     denied: W,
+    dispatched: ErrorCode.IllegalTransition, // dev-0001 is active
     call: signed(TransactionName.ReinstateDevice, () => ({ DeviceID: 'dev-0001', Reason: 'x' })),
   },
   {
@@ -101,11 +107,13 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[] }[] = [
   {
     tx: TransactionName.RotateKey,
     denied: W,
+    dispatched: ErrorCode.IllegalTransition, // k-1 version 1 is pre-active
     call: signed(TransactionName.RotateKey, (h) => body(h.rotateRequest('k-1', 1))),
   },
   {
     tx: TransactionName.DeactivateKey,
     denied: W,
+    dispatched: ErrorCode.IllegalTransition,
     call: signed(TransactionName.DeactivateKey, () => ({ KeyID: 'k-1', Version: 1 })),
   },
   {
@@ -185,9 +193,24 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[] }[] = [
     denied: R,
     call: read(TransactionName.ListKeysDueForRotation, '2026-06-01T00:00:00.000Z', '10', ''),
   },
-  { tx: TransactionName.GetNonce, denied: R, call: read(TransactionName.GetNonce, hex('n-1')) },
-  { tx: TransactionName.GetAttestationBatch, denied: R, call: read(TransactionName.GetAttestationBatch, 'b-1') },
-  { tx: TransactionName.GetReferenceValues, denied: R, call: read(TransactionName.GetReferenceValues, 'gw-edge') },
+  {
+    tx: TransactionName.GetNonce,
+    denied: R,
+    dispatched: ErrorCode.NonceNotFound,
+    call: read(TransactionName.GetNonce, hex('n-1')),
+  },
+  {
+    tx: TransactionName.GetAttestationBatch,
+    denied: R,
+    dispatched: ErrorCode.BatchNotFound,
+    call: read(TransactionName.GetAttestationBatch, 'b-1'),
+  },
+  {
+    tx: TransactionName.GetReferenceValues,
+    denied: R,
+    dispatched: ErrorCode.ReferenceValuesNotFound,
+    call: read(TransactionName.GetReferenceValues, 'gw-edge'),
+  },
   { tx: TransactionName.GetDevice, denied: ['application'], call: read(TransactionName.GetDevice, 'dev-0001') },
   {
     tx: TransactionName.ListAttestations,
@@ -200,21 +223,33 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[] }[] = [
   {
     tx: TransactionName.AuthorizeKeyUse,
     denied: ['operator', 'verifier', 'auditor', 'device'],
+    dispatched: ErrorCode.KeyNotUsable, // no active version yet
     call: read(TransactionName.AuthorizeKeyUse, 'k-1', 'encrypt', ''),
   },
   {
     tx: TransactionName.GetAttestation,
     denied: ['application'],
+    dispatched: ErrorCode.AttestationNotFound,
     call: read(TransactionName.GetAttestation, 'dev-0001', hex('r')),
   },
   {
     tx: TransactionName.VerifyAttestationInclusion,
     denied: R,
+    dispatched: ErrorCode.BatchNotFound,
     call: read(TransactionName.VerifyAttestationInclusion, 'b-1', '{}', '{}'),
   },
   { tx: TransactionName.GetTrustAnchor, denied: [], call: read(TransactionName.GetTrustAnchor, 'hsm-metadata-1') },
   { tx: TransactionName.ListTrustAnchors, denied: [], call: read(TransactionName.ListTrustAnchors) },
 ];
+
+/**
+ * The call ran the transaction: it succeeded, or failed with `dispatched`, the transaction's own
+ * domain error. Never ACCESS_DENIED, never UNKNOWN_TRANSACTION.
+ */
+async function expectDispatched(h: Harness, promise: Promise<unknown>, dispatched: ErrorCode | undefined) {
+  if (dispatched === undefined) await promise;
+  else await expectRejected(h, promise, dispatched);
+}
 
 describe('role checks on every transaction', () => {
   let h: Harness;
@@ -238,7 +273,27 @@ describe('role checks on every transaction', () => {
     expect(matrix.map((row) => row.tx).sort()).to.deep.equal(Object.values(TransactionName).sort());
   });
 
-  for (const { tx, call, denied } of matrix) {
+  it('names only domain errors as proof of dispatch', () => {
+    for (const { dispatched } of matrix) {
+      expect(dispatched).to.not.be.oneOf([ErrorCode.AccessDenied, ErrorCode.UnknownTransaction]);
+    }
+  });
+
+  it('fails an allowed row whose transaction is not there', async () => {
+    const missing = () => h.invoke(h.ids.operator, 'DeletedTransaction', 'dev-0001');
+    await expectRejected(h, missing(), ErrorCode.UnknownTransaction);
+    for (const dispatched of [undefined, ErrorCode.DeviceNotFound]) {
+      let failed = false;
+      try {
+        await expectDispatched(h, missing(), dispatched);
+      } catch {
+        failed = true;
+      }
+      expect(failed, `expected ${dispatched ?? 'success'}`).to.equal(true);
+    }
+  });
+
+  for (const { tx, call, denied, dispatched } of matrix) {
     for (const role of denied) {
       it(`${tx} refuses ${role}`, async () => {
         const before = h.stub.snapshot();
@@ -249,12 +304,7 @@ describe('role checks on every transaction', () => {
     for (const role of ['operator', 'verifier', 'auditor', 'application', 'device'] as const) {
       if (denied.includes(role)) continue;
       it(`${tx} lets ${role} past the role check`, async () => {
-        try {
-          await call(h, as(role));
-        } catch (err) {
-          // Allowed callers may still fail on data (no such batch, wrong state): never on access.
-          expect((err as Error).message).to.not.match(/^ACCESS_DENIED/);
-        }
+        await expectDispatched(h, call(h, as(role)), dispatched);
       });
     }
   }
