@@ -2,9 +2,16 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { AttestationBatchRecord, PublicJwk, TrustAnchorRecord } from '@keyfleet/chaincode';
+import {
+  Limits,
+  type AttestationBatchRecord,
+  type DeviceRecord,
+  type PublicJwk,
+  type TrustAnchorRecord,
+} from '@keyfleet/chaincode';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
 import { ApiRole } from '../auth/bearer';
+import { enrolmentTokenBody, keyBody } from '../http/schemas';
 import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
 
@@ -22,7 +29,8 @@ Devices:
   devices token <device-id> --group G --location L --function F [--shard N] [--ttl SECONDS]
   devices enrol --token TOKEN --csr FILE
   devices get <device-id>
-  devices list --group G [--page-size N] [--bookmark B]
+  devices list --group G [--page-size N] [--bookmark B] [--json]
+        one row per device; --json prints the page (items, bookmark) for scripts
   devices suspend|reinstate|revoke <device-id> --reason TEXT
 
 Keys:
@@ -49,7 +57,8 @@ Audit:
 
 Environment:
   KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
-  KEYFLEET_CREDENTIALS  credentials file for bearer tokens
+  KEYFLEET_CREDENTIALS  credentials file for bearer tokens (made by 'keyfleet credentials create';
+                        npm start makes .keyfleet/operator.json)
   KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
   KEYFLEET_AUTH_JWKS    JWKS file that 'credentials create' adds to (default .keyfleet/auth/jwks.json)
 `;
@@ -59,62 +68,213 @@ interface Output {
   print(value: unknown, human?: (value: never) => string): void;
 }
 
-async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-      role: { type: 'string' },
-      out: { type: 'string' },
-      jwks: { type: 'string' },
-      group: { type: 'string' },
-      location: { type: 'string' },
-      function: { type: 'string' },
-      shard: { type: 'string' },
-      ttl: { type: 'string' },
-      token: { type: 'string' },
-      csr: { type: 'string' },
-      'page-size': { type: 'string' },
-      bookmark: { type: 'string' },
-      reason: { type: 'string' },
-      algorithm: { type: 'string' },
-      purpose: { type: 'string' },
-      owner: { type: 'string' },
-      'rotate-every': { type: 'string' },
-      retention: { type: 'string' },
-      policy: { type: 'string' },
-      key: { type: 'string' },
-      'policy-id': { type: 'string' },
-      file: { type: 'string' },
-      result: { type: 'string' },
-      proof: { type: 'string' },
-      anchor: { type: 'string' },
-    },
-  });
+/** Where the command line writes: `process`, or a test's buffers. */
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+}
+
+/** The codes of the command line's own errors (the gateway's come in an {@link ApiError}). */
+export const CliErrorCode = {
+  /** A missing, malformed or out-of-range option or argument. */
+  InvalidArgument: 'INVALID_ARGUMENT',
+  /** KEYFLEET_CREDENTIALS is unset, empty, or does not name a readable credentials file. */
+  CredentialsRequired: 'CREDENTIALS_REQUIRED',
+} as const;
+export type CliErrorCode = (typeof CliErrorCode)[keyof typeof CliErrorCode];
+
+/** A problem with the command line or its environment: exit status 2, nothing sent to the gateway. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly code: CliErrorCode = CliErrorCode.InvalidArgument,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Whole-number options and what the gateway accepts for each: the bounds of its request schemas
+ * (and the ledger's page size), so that a bad value is refused here, naming the option.
+ */
+const wholeNumbers: Record<string, WholeNumberRange> = {
+  '--shard': within(enrolmentTokenBody.properties.shard),
+  '--ttl': within(enrolmentTokenBody.properties.ttlSeconds, 'seconds'),
+  '--page-size': { min: 1, max: Limits.PageSize },
+  '--rotate-every': within(keyBody.properties.rotationIntervalSeconds, 'seconds'),
+  '--retention': within(keyBody.properties.retentionSeconds, 'seconds'),
+};
+
+interface WholeNumberRange {
+  readonly min: number;
+  readonly max: number;
+  readonly unit?: string;
+}
+
+function within(schema: { minimum: number; maximum: number }, unit?: string): WholeNumberRange {
+  return { min: schema.minimum, max: schema.maximum, ...(unit === undefined ? {} : { unit }) };
+}
+
+function wholeNumberProblem(option: string): string {
+  const range = wholeNumbers[option];
+  if (range === undefined) return `${option} must be a whole number`;
+  return `${option} must be a whole number${range.unit === undefined ? '' : ` of ${range.unit}`} from ${range.min} to ${range.max}`;
+}
+
+/** The value of a whole-number option, in the gateway's range, or undefined when not given. */
+function wholeNumber(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const range = wholeNumbers[option];
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || (range !== undefined && (n < range.min || n > range.max))) {
+    throw new UsageError(wholeNumberProblem(option));
+  }
+  return n;
+}
+
+/**
+ * `--ttl -5` as `--ttl=-5`: parseArgs takes an option value that starts with '-' only in that form,
+ * and would otherwise refuse it with its own message; this way the range check names the option.
+ */
+function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (arg === '--') return out.concat(argv.slice(i));
+    if (arg in wholeNumbers && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+/** One line naming the option for Node's parseArgs errors (whose own text explains parseArgs). */
+function parseArgsProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const option = /'(--?[A-Za-z][\w-]*)/.exec(message)?.[1];
+  if (option === undefined) return message;
+  if (option in wholeNumbers) return wholeNumberProblem(option);
+  switch ((err as { code?: unknown }).code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /does not take an argument/.test(message)
+        ? `${option} takes no value`
+        : `${option} needs a value (one that starts with '-' is written ${option}=VALUE)`;
+    default:
+      return message;
+  }
+}
+
+const credentialsHint =
+  "set KEYFLEET_CREDENTIALS to a credentials file made by 'keyfleet credentials create <subject> --role operator --out FILE' (npm start makes .keyfleet/operator.json)";
+
+/** The bearer header for KEYFLEET_CREDENTIALS; a missing setting or unreadable file says what to set. */
+async function credentialsHeader(file: string | undefined, audience: string): Promise<string> {
+  if (file === undefined || file === '') {
+    const state = file === undefined ? 'is not set' : 'is empty';
+    throw new UsageError(`KEYFLEET_CREDENTIALS ${state}: ${credentialsHint}`, CliErrorCode.CredentialsRequired);
+  }
+  let credentials: ReturnType<typeof readCredentials>;
+  try {
+    credentials = readCredentials(file);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const why = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+    throw new UsageError(
+      `KEYFLEET_CREDENTIALS=${file} cannot be used (${why}): ${credentialsHint}`,
+      CliErrorCode.CredentialsRequired,
+    );
+  }
+  return bearerHeader(credentials, audience);
+}
+
+/**
+ * Runs one command line: the exit status (0 done, 1 failed or refused by the gateway, 2 a usage or
+ * credentials problem), with the output on `io.stdout` and one line per error on `io.stderr`.
+ */
+export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo = process): Promise<number> {
+  try {
+    return await main(argv, env, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      const help = err.code === CliErrorCode.InvalidArgument ? ' (keyfleet --help lists the commands)' : '';
+      io.stderr.write(`keyfleet: ${err.code}: ${err.message}${help}\n`);
+      return 2;
+    }
+    if (err instanceof ApiError) {
+      io.stderr.write(`keyfleet: ${err.code}${err.detail ? ` (${err.detail})` : ''}: ${err.message}\n`);
+      return 1;
+    }
+    io.stderr.write(`keyfleet: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+/** Every option of every command; each command reads the ones it takes. */
+const options = {
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  role: { type: 'string' },
+  out: { type: 'string' },
+  jwks: { type: 'string' },
+  group: { type: 'string' },
+  location: { type: 'string' },
+  function: { type: 'string' },
+  shard: { type: 'string' },
+  ttl: { type: 'string' },
+  token: { type: 'string' },
+  csr: { type: 'string' },
+  'page-size': { type: 'string' },
+  bookmark: { type: 'string' },
+  reason: { type: 'string' },
+  algorithm: { type: 'string' },
+  purpose: { type: 'string' },
+  owner: { type: 'string' },
+  'rotate-every': { type: 'string' },
+  retention: { type: 'string' },
+  policy: { type: 'string' },
+  key: { type: 'string' },
+  'policy-id': { type: 'string' },
+  file: { type: 'string' },
+  result: { type: 'string' },
+  proof: { type: 'string' },
+  anchor: { type: 'string' },
+} as const;
+
+function parseCommandLine(argv: readonly string[]) {
+  try {
+    return parseArgs({
+      args: joinNegativeNumbers(argv),
+      allowPositionals: true,
+      options,
+    });
+  } catch (err) {
+    throw new UsageError(parseArgsProblem(err));
+  }
+}
+
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommandLine(argv);
   const [noun, verb, target] = positionals;
   if (values.help || noun === undefined) {
-    process.stdout.write(usage);
+    io.stdout.write(usage);
     return noun === undefined && !values.help ? 2 : 0;
   }
   const out: Output = {
     json: values.json,
     print(value, human) {
-      process.stdout.write(
-        values.json || !human ? JSON.stringify(value, null, 2) + '\n' : human(value as never) + '\n',
-      );
+      io.stdout.write(values.json || !human ? JSON.stringify(value, null, 2) + '\n' : human(value as never) + '\n');
     },
   };
   const audience = env.KEYFLEET_AUTH_AUDIENCE ?? 'keyfleet-gateway';
   const required = (name: string, value: string | undefined): string => {
     if (value === undefined || value === '') throw new UsageError(`${name} is required`);
     return value;
-  };
-  const integer = (name: string, value: string | undefined): number | undefined => {
-    if (value === undefined) return undefined;
-    if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number`);
-    return Number(value);
   };
 
   if (noun === 'credentials' && verb === 'create') {
@@ -138,15 +298,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
   const credentialsFile = env.KEYFLEET_CREDENTIALS;
   if (noun === 'token') {
-    if (credentialsFile === undefined) throw new UsageError('KEYFLEET_CREDENTIALS must name a credentials file');
-    process.stdout.write(`${await bearerHeader(readCredentials(credentialsFile), audience)}\n`);
+    io.stdout.write(`${await credentialsHeader(credentialsFile, audience)}\n`);
     return 0;
   }
-  const api: ApiClient = newApiClient({
-    baseUrl: env.KEYFLEET_URL ?? 'http://127.0.0.1:8080',
-    authorization: async () =>
-      credentialsFile === undefined ? undefined : bearerHeader(readCredentials(credentialsFile), audience),
-  });
+  const baseUrl = env.KEYFLEET_URL ?? 'http://127.0.0.1:8080';
+  // Read when a request is made, so that a bad option is reported first; enrolment needs none.
+  const api: ApiClient = newApiClient({ baseUrl, authorization: () => credentialsHeader(credentialsFile, audience) });
+  const publicApi: ApiClient = newApiClient({ baseUrl });
   const id = () => encodeURIComponent(required('<id>', target));
 
   switch (`${noun} ${verb ?? ''}`) {
@@ -156,18 +314,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         group: required('--group', values.group),
         location: required('--location', values.location),
         function: required('--function', values.function),
-        shard: integer('--shard', values.shard) ?? 0,
-        ...(values.ttl === undefined ? {} : { ttlSeconds: integer('--ttl', values.ttl) }),
+        shard: wholeNumber('--shard', values.shard) ?? 0,
+        ...(values.ttl === undefined ? {} : { ttlSeconds: wholeNumber('--ttl', values.ttl) }),
       });
       // Only the token on stdout, so that TOKEN=$(keyfleet devices token …) holds just the token.
       out.print(token, (t: { token: string; expiresAt: string }) => {
-        process.stderr.write(`(expires ${t.expiresAt})\n`);
+        io.stderr.write(`(expires ${t.expiresAt})\n`);
         return t.token;
       });
       return 0;
     }
     case 'devices enrol': {
-      const enrolled = await api.request('POST', '/v1/devices', {
+      const enrolled = await publicApi.request('POST', '/v1/devices', {
         enrolmentToken: required('--token', values.token),
         csr: readFileSync(required('--csr', values.csr), 'utf8'),
       });
@@ -183,12 +341,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return 0;
     case 'devices list': {
       const query = new URLSearchParams({ group: required('--group', values.group) });
-      if (values['page-size'] !== undefined) query.set('pageSize', values['page-size']);
+      const size = wholeNumber('--page-size', values['page-size']);
+      if (size !== undefined) query.set('pageSize', String(size));
       if (values.bookmark !== undefined) query.set('bookmark', values.bookmark);
       out.print(
         await api.request('GET', `/v1/devices?${query.toString()}`),
-        (p: { items: unknown[]; bookmark: string }) =>
-          [...p.items.map(describe), p.bookmark === '' ? '(end)' : `(more: --bookmark ${p.bookmark})`].join('\n'),
+        (p: { items: DeviceRecord[]; bookmark: string }) =>
+          [deviceTable(p.items), p.bookmark === '' ? '(end)' : `(more: --bookmark ${p.bookmark})`].join('\n'),
       );
       return 0;
     }
@@ -212,8 +371,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         algorithm: required('--algorithm', values.algorithm),
         purpose: required('--purpose', values.purpose),
         owner: { type: ownerType, id: ownerId },
-        rotationIntervalSeconds: integer('--rotate-every', required('--rotate-every', values['rotate-every'])),
-        ...(values.retention === undefined ? {} : { retentionSeconds: integer('--retention', values.retention) }),
+        rotationIntervalSeconds: wholeNumber('--rotate-every', required('--rotate-every', values['rotate-every'])),
+        ...(values.retention === undefined ? {} : { retentionSeconds: wholeNumber('--retention', values.retention) }),
         accessPolicy: policy ?? defaultPolicy(ownerType, ownerId),
       });
       out.print(
@@ -280,8 +439,6 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
-
 function readJson(file: string): unknown {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
@@ -329,6 +486,32 @@ function describe(record: unknown): string {
     .join('\n');
 }
 
+/** One row per device, columns as wide as their widest value. */
+function deviceTable(devices: readonly DeviceRecord[]): string {
+  const rows = devices.map((d) => [
+    d.DeviceID,
+    d.Status,
+    d.Group,
+    d.Location,
+    d.Function,
+    d.EnrolledAt,
+    d.LastAttestation === null ? '-' : `${d.LastAttestation.Status} ${d.LastAttestation.At}`,
+  ]);
+  return table(['ID', 'STATUS', 'GROUP', 'LOCATION', 'FUNCTION', 'ENROLLED AT', 'LAST ATTESTATION'], rows);
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
 function historyText(history: { entries: { transactionId: string; timestamp: string; value: unknown }[] }): string {
   return history.entries
     .map((e) => `${e.timestamp}  ${e.transactionId.slice(0, 12)}  ${summarise(e.value)}`)
@@ -354,20 +537,8 @@ function summarise(value: unknown): string {
   return value === null ? 'deleted' : '';
 }
 
-main(process.argv.slice(2), process.env).then(
-  (code) => {
+if (require.main === module) {
+  void run(process.argv.slice(2), process.env).then((code) => {
     process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`keyfleet: ${err.message} (keyfleet --help lists the commands)\n`);
-      process.exitCode = 2;
-    } else if (err instanceof ApiError) {
-      process.stderr.write(`keyfleet: ${err.code}${err.detail ? ` (${err.detail})` : ''}: ${err.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`keyfleet: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+  });
+}

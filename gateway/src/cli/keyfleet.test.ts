@@ -1,0 +1,279 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DeviceRecord } from '@keyfleet/chaincode';
+import { createCredentials } from './credentials';
+import { run } from './keyfleet';
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly authorization: string | undefined;
+  readonly body: unknown;
+}
+
+/** A gateway that answers each `METHOD /path` with a canned body, and records what it was sent. */
+async function stubGateway(answers: Record<string, { status?: number; body: unknown }>) {
+  const seen: Seen[] = [];
+  const server: Server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    request.on('end', () => {
+      const url = request.url ?? '';
+      seen.push({
+        method: request.method ?? '',
+        url,
+        authorization: request.headers.authorization,
+        body: text === '' ? undefined : JSON.parse(text),
+      });
+      const answer = answers[`${request.method ?? ''} ${url.split('?')[0] ?? ''}`];
+      response.writeHead(answer?.status ?? (answer ? 200 : 404), { 'content-type': 'application/json' });
+      response.end(JSON.stringify(answer?.body ?? { error: { code: 'NOT_FOUND', message: url } }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
+
+function device(id: string, fields: Partial<DeviceRecord> = {}): DeviceRecord {
+  return {
+    DocType: 'device',
+    DeviceID: id,
+    Group: 'lab',
+    Location: 'bench',
+    Function: 'probe',
+    Shard: 0,
+    CertFingerprint: 'ab'.repeat(32),
+    Status: 'active',
+    StatusReason: null,
+    RevocationReason: null,
+    EnrolledAt: '2026-11-01T10:00:00.000Z',
+    EnrolledBy: 'Org1MSP:gateway-1',
+    UpdatedAt: '2026-11-01T10:00:00.000Z',
+    LastAttestation: null,
+    Proof: { TxID: 'tx', JWS: 'jws' } as DeviceRecord['Proof'],
+    ...fields,
+  };
+}
+
+describe('keyfleet command line', () => {
+  let dir: string;
+  let credentialsFile: string;
+  let gateway: Awaited<ReturnType<typeof stubGateway>>;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keyfleet-cli-'));
+    credentialsFile = join(dir, 'operator.json');
+    await createCredentials('operator', 'operator', credentialsFile, join(dir, 'jwks.json'));
+  });
+
+  afterEach(async () => {
+    await gateway.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function keyfleet(argv: string[], env: NodeJS.ProcessEnv = { KEYFLEET_CREDENTIALS: credentialsFile }) {
+    let stdout = '';
+    let stderr = '';
+    const code = await run(
+      argv,
+      { KEYFLEET_URL: gateway.url, ...env },
+      {
+        stdout: { write: (text: string) => (stdout += text) },
+        stderr: { write: (text: string) => (stderr += text) },
+      },
+    );
+    return { code, stdout, stderr };
+  }
+
+  const usageError = (code: 'INVALID_ARGUMENT' | 'CREDENTIALS_REQUIRED', message: string) =>
+    code === 'INVALID_ARGUMENT'
+      ? `keyfleet: ${code}: ${message} (keyfleet --help lists the commands)\n`
+      : `keyfleet: ${code}: ${message}\n`;
+
+  describe('whole-number options: a coded usage error naming the option and its range, nothing sent', () => {
+    beforeEach(async () => {
+      gateway = await stubGateway({});
+    });
+    const token = ['devices', 'token', 'sensor-1', '--group', 'lab', '--location', 'bench', '--function', 'probe'];
+    const list = ['devices', 'list', '--group', 'lab'];
+    const register = ['keys', 'register', 'k-1', '--algorithm', 'AES-256', '--purpose', 'encrypt'];
+    const owner = ['--owner', 'application:billing'];
+    const ttl = '--ttl must be a whole number of seconds from 60 to 604800';
+    const shard = '--shard must be a whole number from 0 to 65535';
+    const pageSize = '--page-size must be a whole number from 1 to 200';
+    const rotateEvery = '--rotate-every must be a whole number of seconds from 60 to 315360000';
+    const retention = '--retention must be a whole number of seconds from 0 to 315360000';
+    const cases: [string[], string][] = [
+      [[...token, '--ttl', '-5'], ttl],
+      [[...token, '--ttl=-5'], ttl],
+      [[...token, '--ttl', '59'], ttl],
+      [[...token, '--ttl', '604801'], ttl],
+      [[...token, '--ttl', '1e3'], ttl],
+      [[...token, '--ttl', '90.5'], ttl],
+      [[...token, '--ttl', ''], ttl],
+      [[...token, '--ttl'], ttl],
+      [[...token, '--ttl', '99999999999999999999'], ttl],
+      [[...token, '--shard', '-1'], shard],
+      [[...token, '--shard', '65536'], shard],
+      [[...list, '--page-size', '0'], pageSize],
+      [[...list, '--page-size', '201'], pageSize],
+      [[...list, '--page-size', '-3'], pageSize],
+      [[...register, ...owner, '--rotate-every', '-60'], rotateEvery],
+      [[...register, ...owner, '--rotate-every', 'daily'], rotateEvery],
+      [[...register, ...owner, '--rotate-every', '86400', '--retention', '-1'], retention],
+    ];
+    for (const [argv, message] of cases) {
+      const option = argv.findLastIndex((arg) => arg.startsWith(message.split(' ')[0] ?? '--'));
+      it(`${argv.slice(0, 2).join(' ')} … ${argv
+        .slice(option)
+        .map((arg) => (arg === '' ? "''" : arg))
+        .join(' ')}`, async () => {
+        const result = await keyfleet(argv);
+        expect(result).to.deep.equal({ code: 2, stdout: '', stderr: usageError('INVALID_ARGUMENT', message) });
+        expect(gateway.seen).to.deep.equal([]);
+      });
+    }
+
+    it('other option errors name the option in one line, without Node’s parseArgs text', async () => {
+      for (const [argv, message] of [
+        [[...list, '--bogus'], 'unknown option --bogus'],
+        [[...list, '--json=yes'], '--json takes no value'],
+        [
+          ['devices', 'suspend', 'sensor-1', '--reason', '-x'],
+          "--reason needs a value (one that starts with '-' is written --reason=VALUE)",
+        ],
+        [
+          ['devices', 'suspend', 'sensor-1', '--reason'],
+          "--reason needs a value (one that starts with '-' is written --reason=VALUE)",
+        ],
+      ] as const) {
+        expect(await keyfleet([...argv])).to.deep.equal({
+          code: 2,
+          stdout: '',
+          stderr: usageError('INVALID_ARGUMENT', message),
+        });
+      }
+      expect(gateway.seen).to.deep.equal([]);
+    });
+
+    it('sends the bounds themselves', async () => {
+      await keyfleet([...token, '--ttl', '60', '--shard', '65535']);
+      await keyfleet([...token, '--ttl', '604800', '--shard', '0']);
+      await keyfleet([...list, '--page-size', '200']);
+      expect(gateway.seen.map((s) => s.body ?? s.url)).to.deep.equal([
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 65535, ttlSeconds: 60 },
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 0, ttlSeconds: 604800 },
+        '/v1/devices?group=lab&pageSize=200',
+      ]);
+    });
+  });
+
+  describe('credentials: an unset, empty or unreadable KEYFLEET_CREDENTIALS says what to set', () => {
+    beforeEach(async () => {
+      gateway = await stubGateway({
+        'GET /v1/devices': { body: { items: [], bookmark: '' } },
+        'POST /v1/devices': {
+          status: 201,
+          body: { deviceId: 'sensor-1', transactionId: 'tx-1', certificate: 'PEM' },
+        },
+      });
+    });
+    const hint =
+      "set KEYFLEET_CREDENTIALS to a credentials file made by 'keyfleet credentials create <subject> --role operator --out FILE' (npm start makes .keyfleet/operator.json)";
+    const commands = [['devices', 'list', '--group', 'lab'], ['token'], ['audit', 'device', 'sensor-1']];
+
+    for (const [env, state] of [
+      [{}, 'is not set'],
+      [{ KEYFLEET_CREDENTIALS: '' }, 'is empty'],
+    ] as const) {
+      for (const argv of commands) {
+        it(`${argv.join(' ')} with KEYFLEET_CREDENTIALS that ${state}`, async () => {
+          expect(await keyfleet(argv, env)).to.deep.equal({
+            code: 2,
+            stdout: '',
+            stderr: usageError('CREDENTIALS_REQUIRED', `KEYFLEET_CREDENTIALS ${state}: ${hint}`),
+          });
+          expect(gateway.seen).to.deep.equal([]);
+        });
+      }
+    }
+
+    it('names a file that cannot be read', async () => {
+      const missing = join(dir, 'nobody.json');
+      expect(await keyfleet(['devices', 'list', '--group', 'lab'], { KEYFLEET_CREDENTIALS: missing })).to.deep.equal({
+        code: 2,
+        stdout: '',
+        stderr: usageError('CREDENTIALS_REQUIRED', `KEYFLEET_CREDENTIALS=${missing} cannot be used (ENOENT): ${hint}`),
+      });
+      expect(gateway.seen).to.deep.equal([]);
+    });
+
+    it('sends a bearer token when it is set, and none for the public enrolment', async () => {
+      expect((await keyfleet(['devices', 'list', '--group', 'lab'])).code).to.equal(0);
+      const csr = join(dir, 'sensor-1.csr');
+      writeFileSync(csr, 'CSR');
+      expect((await keyfleet(['devices', 'enrol', '--token', 'T', '--csr', csr], {})).code).to.equal(0);
+      expect(gateway.seen.map((s) => s.authorization?.split(' ')[0])).to.deep.equal(['Bearer', undefined]);
+    });
+  });
+
+  describe('devices list', () => {
+    const page = {
+      items: [
+        device('sensor-1', {
+          LastAttestation: {
+            ResultID: 'r-1',
+            Status: 'affirming',
+            VerifierID: 'verifier-1',
+            At: '2026-11-02T08:00:00.000Z',
+            BatchID: null,
+          },
+        }),
+        device('sensor-10', {
+          Status: 'suspended',
+          StatusReason: 'attestation contraindicated',
+          Location: 'roof',
+          Function: 'weather',
+          EnrolledAt: '2026-11-01T11:00:00.000Z',
+        }),
+      ],
+      bookmark: 'c2Vuc29yLTEw',
+    };
+    beforeEach(async () => {
+      gateway = await stubGateway({ 'GET /v1/devices': { body: page } });
+    });
+
+    it('prints one row per device under a header', async () => {
+      const result = await keyfleet(['devices', 'list', '--group', 'lab']);
+      expect(result.stderr).to.equal('');
+      expect(result.code).to.equal(0);
+      expect(result.stdout.split('\n')).to.deep.equal([
+        'ID         STATUS     GROUP  LOCATION  FUNCTION  ENROLLED AT               LAST ATTESTATION',
+        'sensor-1   active     lab    bench     probe     2026-11-01T10:00:00.000Z  affirming 2026-11-02T08:00:00.000Z',
+        'sensor-10  suspended  lab    roof      weather   2026-11-01T11:00:00.000Z  -',
+        '(more: --bookmark c2Vuc29yLTEw)',
+        '',
+      ]);
+    });
+
+    it('--json prints the page as the gateway sent it', async () => {
+      const result = await keyfleet(['devices', 'list', '--group', 'lab', '--json']);
+      expect(result.code).to.equal(0);
+      expect(JSON.parse(result.stdout)).to.deep.equal(page);
+    });
+  });
+});
