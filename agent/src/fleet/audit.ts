@@ -6,6 +6,40 @@ interface HistoryEntry {
   readonly value: Record<string, unknown> | null;
 }
 
+interface Line {
+  readonly at: string;
+  readonly text: string;
+}
+
+/**
+ * One record's history oldest first. The gateway answers in Fabric's order, newest first by block
+ * and transaction height (docs/ledger.md), so this is the reverse, not a sort by the timestamps
+ * (which the submitting clients chose). `keyfleet audit device` shows the same order.
+ */
+function oldestFirst(entries: readonly HistoryEntry[]): HistoryEntry[] {
+  return [...entries].reverse();
+}
+
+/** Two oldest-first lists as one by time; each keeps its own ledger order, the device first on a tie. */
+function mergeByTime(first: readonly Line[], second: readonly Line[]): Line[] {
+  const out: Line[] = [];
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    const a = first[i];
+    const b = second[j];
+    if (a === undefined) return out.concat(second.slice(j));
+    if (b === undefined) return out.concat(first.slice(i));
+    if (b.at < a.at) {
+      out.push(b);
+      j++;
+    } else {
+      out.push(a);
+      i++;
+    }
+  }
+}
+
 /** One line per ledger change of a device and of its data key, oldest first, read through the gateway. */
 export async function auditTrail(
   client: JsonClient,
@@ -13,7 +47,7 @@ export async function auditTrail(
   deviceId: string,
   keyId?: string,
 ): Promise<string[]> {
-  const lines: { at: string; text: string }[] = [];
+  const lines: Line[] = [];
   const device = await client.call<{ entries: HistoryEntry[] }>(
     'GET',
     `/v1/audit/devices/${encodeURIComponent(deviceId)}`,
@@ -21,7 +55,7 @@ export async function auditTrail(
     authorization,
   );
   let previous: Record<string, unknown> | null = null;
-  for (const entry of [...device.entries].reverse()) {
+  for (const entry of oldestFirst(device.entries)) {
     const value = entry.value ?? {};
     const status = String(value.Status);
     const attestation = value.LastAttestation as { Status?: unknown } | null | undefined;
@@ -35,6 +69,7 @@ export async function auditTrail(
     lines.push({ at: entry.timestamp, text: `${text}  [tx ${entry.transactionId.slice(0, 12)}]` });
     previous = value;
   }
+  const keyLines: Line[] = [];
   if (keyId !== undefined) {
     const key = await client.call<{ entries: HistoryEntry[] }>(
       'GET',
@@ -42,15 +77,15 @@ export async function auditTrail(
       undefined,
       authorization,
     );
-    for (const entry of [...key.entries].reverse()) {
+    for (const entry of oldestFirst(key.entries)) {
       const value = entry.value ?? {};
       const active = value.ActiveVersion;
       const latest = value.LatestVersion;
-      lines.push({
+      keyLines.push({
         at: entry.timestamp,
         text: `key ${keyId}: active version ${String(active)} of ${String(latest)}  [tx ${entry.transactionId.slice(0, 12)}]`,
       });
     }
   }
-  return lines.sort((a, b) => a.at.localeCompare(b.at)).map((l) => `${l.at}  ${l.text}`);
+  return mergeByTime(lines, keyLines).map((l) => `${l.at}  ${l.text}`);
 }

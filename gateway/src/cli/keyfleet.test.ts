@@ -276,4 +276,44 @@ describe('keyfleet command line', () => {
       expect(JSON.parse(result.stdout)).to.deep.equal(page);
     });
   });
+
+  describe('history', () => {
+    // The gateway answers in Fabric's order: newest first by block height.
+    const entries = [
+      {
+        transactionId: 'c'.repeat(64),
+        timestamp: '2026-11-01T12:00:00.000Z',
+        isDelete: false,
+        value: device('sensor-1', { Status: 'revoked', StatusReason: 'stolen' }),
+      },
+      {
+        transactionId: 'b'.repeat(64),
+        timestamp: '2026-11-01T11:00:00.000Z',
+        isDelete: false,
+        value: device('sensor-1', { Status: 'suspended', StatusReason: 'maintenance' }),
+      },
+      {
+        transactionId: 'a'.repeat(64),
+        timestamp: '2026-11-01T10:00:00.000Z',
+        isDelete: false,
+        value: device('sensor-1'),
+      },
+    ];
+    beforeEach(async () => {
+      gateway = await stubGateway({ 'GET /v1/audit/devices/sensor-1': { body: { entries } } });
+    });
+
+    it('audit device prints the oldest change first', async () => {
+      const result = await keyfleet(['audit', 'device', 'sensor-1']);
+      expect(result.code).to.equal(0);
+      expect(result.stdout).to.equal(
+        [
+          `2026-11-01T10:00:00.000Z  ${'a'.repeat(12)}  active`,
+          `2026-11-01T11:00:00.000Z  ${'b'.repeat(12)}  suspended: maintenance`,
+          `2026-11-01T12:00:00.000Z  ${'c'.repeat(12)}  revoked: stolen`,
+          '',
+        ].join('\n'),
+      );
+    });
+  });
 });

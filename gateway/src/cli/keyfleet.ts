@@ -46,7 +46,7 @@ Attestation:
   reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
   reference-values get <group>
 
-Audit:
+Audit (a history is printed oldest first):
   audit device <device-id>
   audit key <key-id>
   audit anchors
@@ -512,8 +512,13 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
     .join('\n');
 }
 
+/**
+ * A record's history, oldest first. The gateway answers in Fabric's order, newest first by block
+ * and transaction height (docs/ledger.md): reversed, not sorted by the clients' timestamps.
+ */
 function historyText(history: { entries: { transactionId: string; timestamp: string; value: unknown }[] }): string {
-  return history.entries
+  return [...history.entries]
+    .reverse()
     .map((e) => `${e.timestamp}  ${e.transactionId.slice(0, 12)}  ${summarise(e.value)}`)
     .join('\n');
 }
