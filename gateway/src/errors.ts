@@ -24,6 +24,14 @@ export const GatewayErrorCode = {
   HsmFailure: 'HSM_FAILURE',
   /** Configuration is missing or invalid; raised at start-up only. */
   ConfigInvalid: 'CONFIG_INVALID',
+  /** The Fabric CA could not be reached or did not answer in time; a retry may succeed. */
+  FabricCaUnavailable: 'FABRIC_CA_UNAVAILABLE',
+  /**
+   * Enrolment with the Fabric CA gave no usable identity: the CA refused it, its TLS certificate
+   * does not chain to the pinned root, or the issued certificate failed our checks. `detail` says
+   * which (`FabricEnrolmentFailure`). Raised at start-up only; retrying will not help.
+   */
+  FabricEnrolmentRefused: 'FABRIC_ENROLMENT_REFUSED',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];

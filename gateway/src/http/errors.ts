@@ -19,6 +19,8 @@ const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
   LEDGER_UNAVAILABLE: 503,
   HSM_FAILURE: 500,
   CONFIG_INVALID: 500,
+  FABRIC_CA_UNAVAILABLE: 503,
+  FABRIC_ENROLMENT_REFUSED: 500,
 };
 
 /** The chaincode's codes that are not conflicts (409) but the caller's input or rights. */
