@@ -10,6 +10,18 @@ export { loadConfig, LedgerKind, type Config } from './config';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';
 export { newDeviceCa, deviceUri, DEVICE_ID_PATTERN, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
+export {
+  assertFabricIdentity,
+  enrolFabricIdentity,
+  enrolWithCsr,
+  FabricEnrolmentFailure,
+  newIdentityCsr,
+  type FabricCsrEnrolmentOptions,
+  type FabricEnrolment,
+  type FabricEnrolmentOptions,
+  type FabricIdentityExpectations,
+  type IdentityCsrOptions,
+} from './ca/fabric-enrolment';
 export type { EcSigningKey } from './crypto/ec-key';
 export { hsmSigningKey } from './crypto/hsm-key';
 export { signCompactJws } from './crypto/jws';
