@@ -156,10 +156,8 @@ describe('keyfleet command line', () => {
           ['devices', 'suspend', 'sensor-1', '--reason', '-x'],
           "--reason needs a value (one that starts with '-' is written --reason=VALUE)",
         ],
-        [
-          ['devices', 'suspend', 'sensor-1', '--reason'],
-          "--reason needs a value (one that starts with '-' is written --reason=VALUE)",
-        ],
+        [['devices', 'suspend', 'sensor-1', '--reason'], '--reason needs a value'],
+        [[...list, '--help=yes'], '--help takes no value'],
       ] as const) {
         expect(await keyfleet([...argv])).to.deep.equal({
           code: 2,

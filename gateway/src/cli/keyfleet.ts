@@ -155,16 +155,18 @@ function joinNegativeNumbers(argv: readonly string[]): string[] {
 /** One line naming the option for Node's parseArgs errors (whose own text explains parseArgs). */
 function parseArgsProblem(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  const option = /'(--?[A-Za-z][\w-]*)/.exec(message)?.[1];
+  // "Option '-h, --help' …": the long name.
+  const option = /'(?:-\w, )?(--?[A-Za-z][\w-]*)/.exec(message)?.[1];
   if (option === undefined) return message;
   if (option in wholeNumbers) return wholeNumberProblem(option);
   switch ((err as { code?: unknown }).code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /does not take an argument/.test(message)
-        ? `${option} takes no value`
-        : `${option} needs a value (one that starts with '-' is written ${option}=VALUE)`;
+      if (/does not take an argument/.test(message)) return `${option} takes no value`;
+      if (/ambiguous/.test(message))
+        return `${option} needs a value (one that starts with '-' is written ${option}=VALUE)`;
+      return `${option} needs a value`;
     default:
       return message;
   }
