@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { joinNegativeNumbers, parseArgsProblem, UsageError, wholeNumber } from '../cli-args.js';
+import { AgentErrorCode } from '../errors.js';
 import { auditTrail } from './audit.js';
 import { newOperatorAuthorization } from './operator.js';
 import { newProgress, silentProgress } from './progress.js';
@@ -31,39 +33,68 @@ const usage = `usage: keyfleet-fleet [options]
   --json FILE          also write the summary as JSON
   --quiet              no progress bar`;
 
-async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      gateway: { type: 'string' },
-      credentials: { type: 'string' },
-      devices: { type: 'string', default: '50' },
-      tampered: { type: 'string', default: '0' },
-      rounds: { type: 'string', default: '1' },
-      interval: { type: 'string', default: '0' },
-      concurrency: { type: 'string', default: '32' },
-      group: { type: 'string', default: 'fleet-sim' },
-      prefix: { type: 'string', default: 'sim' },
-      audit: { type: 'boolean', default: false },
-      json: { type: 'string' },
-      quiet: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+const options = {
+  gateway: { type: 'string' },
+  credentials: { type: 'string' },
+  devices: { type: 'string', default: '50' },
+  tampered: { type: 'string', default: '0' },
+  rounds: { type: 'string', default: '1' },
+  interval: { type: 'string', default: '0' },
+  concurrency: { type: 'string', default: '32' },
+  group: { type: 'string', default: 'fleet-sim' },
+  prefix: { type: 'string', default: 'sim' },
+  audit: { type: 'boolean', default: false },
+  json: { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+/** Where the simulator writes its messages and summary: `process`, or a test's buffers. */
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+}
+
+const numeric = new Set(['--devices', '--tampered', '--rounds', '--interval', '--concurrency']);
+
+/**
+ * Runs the simulator: exit status 0, 1 when more operations failed than the tampered devices
+ * explain, 2 on a usage error (one line on stderr that names the option).
+ */
+export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo = process): Promise<number> {
+  try {
+    return await main(argv, env, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(
+        `keyfleet-fleet: ${AgentErrorCode.InvalidArgument}: ${err.message} (keyfleet-fleet --help shows the usage)\n`,
+      );
+      return 2;
+    }
+    const code = typeof (err as { code?: unknown }).code === 'string' ? `${(err as { code: string }).code}: ` : '';
+    io.stderr.write(`keyfleet-fleet: ${code}${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+function parseCommandLine(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: joinNegativeNumbers(argv, numeric), options });
+  } catch (err) {
+    throw new UsageError(parseArgsProblem(err));
+  }
+}
+
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const { values } = parseCommandLine(argv);
   if (values.help) {
-    process.stdout.write(`${usage}\n`);
+    io.stdout.write(`${usage}\n`);
     return 0;
   }
-  const int = (name: string, raw: string, min: number, max: number): number => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`--${name} must be an integer ${min}..${max}`);
-    return n;
-  };
-  const devices = int('devices', values.devices, 1, 10_000);
-  const tampered = int('tampered', values.tampered, 0, devices);
-  const rounds = int('rounds', values.rounds, 0, 1000);
-  const interval = int('interval', values.interval, 0, 86_400);
-  const concurrency = int('concurrency', values.concurrency, 1, 4096);
+  const devices = wholeNumber('--devices', values.devices, 1, 10_000);
+  const tampered = wholeNumber('--tampered', values.tampered, 0, devices);
+  const rounds = wholeNumber('--rounds', values.rounds, 0, 1000);
+  const interval = wholeNumber('--interval', values.interval, 0, 86_400);
+  const concurrency = wholeNumber('--concurrency', values.concurrency, 1, 4096);
   const gatewayUrl = values.gateway ?? env.KEYFLEET_URL ?? 'http://127.0.0.1:8080';
   const credentialsFile = values.credentials ?? env.KEYFLEET_CREDENTIALS ?? '.keyfleet/operator.json';
   const audience = env.KEYFLEET_AUTH_AUDIENCE ?? 'keyfleet-gateway';
@@ -81,11 +112,11 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       operatorAuthorization: newOperatorAuthorization({ credentialsFile, audience }),
       progress: values.quiet ? silentProgress : newProgress(),
     });
-    process.stderr.write(
+    io.stderr.write(
       `fleet: ${devices} devices (${tampered} tampered) against ${gatewayUrl}, ${rounds} round(s), ${concurrency} in flight\n`,
     );
     const summary = await runScenario(fleet, { rounds, intervalSeconds: interval });
-    process.stdout.write(`\n${formatSummary(summary)}\n`);
+    io.stdout.write(`\n${formatSummary(summary)}\n`);
     if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);
 
     if (values.audit) {
@@ -96,9 +127,9 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       for (const device of [caught, healthy]) {
         if (device === undefined) continue;
         const title = device === caught ? 'caught by attestation' : 'healthy';
-        process.stdout.write(`\naudit trail of ${device.id} (${title}), from the ledger:\n`);
+        io.stdout.write(`\naudit trail of ${device.id} (${title}), from the ledger:\n`);
         for (const line of await auditTrail(fleet.client, authorization, device.id, device.keyId)) {
-          process.stdout.write(`  ${line}\n`);
+          io.stdout.write(`  ${line}\n`);
         }
       }
     }
@@ -110,13 +141,8 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
   }
 }
 
-main(process.argv.slice(2), process.env).then(
-  (code) => {
+if (require.main === module) {
+  void run(process.argv.slice(2), process.env).then((code) => {
     process.exitCode = code;
-  },
-  (err: unknown) => {
-    const code = typeof (err as { code?: unknown }).code === 'string' ? `${(err as { code: string }).code}: ` : '';
-    process.stderr.write(`keyfleet-fleet: ${code}${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+  });
+}
