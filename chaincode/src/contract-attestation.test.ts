@@ -313,14 +313,14 @@ describe('trust anchors', () => {
   });
 
   it('bootstraps the metadata-signing anchor only by proof of possession', async () => {
-    const { metadata, rogue, verifier } = h.signers;
+    const { metadata, rogue, deviceCa } = h.signers;
     await expectRejected(
       h,
       h.write(
         h.ids.operator,
         TransactionName.RegisterTrustAnchor,
-        h.anchorRequest('verifier-1', 'verifier', verifier.publicJwk),
-        verifier,
+        h.anchorRequest(deviceCa.anchorId, 'device-ca', deviceCa.publicJwk),
+        deviceCa,
       ),
       ErrorCode.AnchorNotFound,
     );
@@ -363,7 +363,7 @@ describe('trust anchors', () => {
       h.write(
         h.ids.operator,
         TransactionName.RegisterTrustAnchor,
-        h.anchorRequest('verifier-2', 'verifier', h.signers.verifier.publicJwk),
+        h.anchorRequest('ca-2', 'device-ca', h.signers.verifier.publicJwk),
       ),
       ErrorCode.AnchorExists,
     );

@@ -245,7 +245,7 @@ const rows: Row[] = [
         h,
         h.ids.operator,
         TransactionName.RegisterTrustAnchor,
-        h.anchorRequest('a-x', 'verifier', { ...h.signers.spare.publicJwk, d: 'A'.repeat(43) } as never),
+        h.anchorRequest('a-x', 'device-ca', { ...h.signers.spare.publicJwk, d: 'A'.repeat(43) } as never),
       ),
   },
   {
@@ -256,7 +256,7 @@ const rows: Row[] = [
         h,
         h.ids.operator,
         TransactionName.RegisterTrustAnchor,
-        h.anchorRequest('a-x', 'verifier', { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) }),
+        h.anchorRequest('a-x', 'device-ca', { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) }),
       ),
   },
   {

@@ -54,7 +54,7 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorC
     denied: W,
     call: async (h, who) => {
       const r = h.req(TransactionName.ReplaceTrustAnchor, {
-        OldAnchorID: 'verifier-1',
+        OldAnchorID: 'hsm-device-ca-1',
         NewAnchorID: 'hsm-metadata-2',
         PublicKey: h.signers.spare.publicJwk,
         Description: 'x',

@@ -79,6 +79,22 @@ function txTime(ctx: Context): TxTime {
   return txTimeOf(timestamp.seconds.toNumber() * 1000 + Math.floor(timestamp.nanos / 1_000_000));
 }
 
+/**
+ * Who may register or replace which kind of anchor: a verifier (Org2) only verifier anchors, an
+ * operator (Org1) every other kind, so neither organisation can put its key where the other's is pinned.
+ */
+function assertAnchorKindFor(caller: Caller, kind: AnchorKind, what: 'register' | 'replace'): void {
+  const verifierKind = kind === AnchorKind.Verifier;
+  if (verifierKind !== (caller.Role === Role.Verifier)) {
+    throw new LedgerError(
+      ErrorCode.AccessDenied,
+      verifierKind
+        ? `only the verifier organisation may ${what} a verifier anchor`
+        : `role ${caller.Role} may ${what} only verifier anchors, not ${kind}`,
+    );
+  }
+}
+
 function notFound(code: ErrorCode, what: string): never {
   throw new LedgerError(code, `${what} does not exist`);
 }
@@ -203,8 +219,9 @@ export class KeyfleetContract extends Contract {
 
   /**
    * Registers a trust anchor. The first metadata-signing anchor bootstraps itself: its JWS is made by the
-   * key being registered (proof of possession, `kid` = the new AnchorID). Every later anchor is
-   * authorised by the active metadata-signing anchor.
+   * key being registered (proof of possession, `kid` = the new AnchorID). Device-CA anchors are
+   * authorised by the active metadata-signing anchor. Verifier anchors are registered by the verifier
+   * organisation itself, the same way as the bootstrap: a proof of possession by the key being registered.
    */
   @Transaction()
   @Returns('string')
@@ -212,16 +229,31 @@ export class KeyfleetContract extends Contract {
     const write = await this.authenticate(
       ctx,
       TransactionName.RegisterTrustAnchor,
-      [Role.Operator],
+      // Verifier: an attestation verifier is Org2's own process, so Org2 registers its own verifier key
+      // (and only that kind): Org1 never vouches for the key that signs Org2's verdicts. The operator
+      // keeps the other kinds. contract-anchors.test.ts holds the rows.
+      [Role.Operator, Role.Verifier],
       requests.registerTrustAnchor,
       requestJson,
     );
     const { request, store } = write;
+    assertAnchorKindFor(write.caller, request.Kind, 'register');
     const metadata = await this.activeMetadataAnchor(store);
     const thumbprint = await this.assertNewAnchorKey(store, request.AnchorID, request.PublicKey);
     let signer: string;
     let possession: string | null = null;
-    if (metadata === null) {
+    if (request.Kind === AnchorKind.Verifier) {
+      // Proof of possession: the JWS is made by the key being registered, `kid` = the new AnchorID.
+      if (jwsKeyId(jws) !== request.AnchorID) {
+        throw new LedgerError(
+          ErrorCode.SignatureInvalid,
+          'a verifier anchor JWS must be made by the anchor it registers',
+        );
+      }
+      await verifyJws(jws, request.PublicKey, canonicalBytes(write.raw));
+      signer = request.AnchorID;
+      possession = jws;
+    } else if (metadata === null) {
       if (request.Kind !== AnchorKind.MetadataSigning) {
         throw new LedgerError(
           ErrorCode.AnchorNotFound,
@@ -274,7 +306,8 @@ export class KeyfleetContract extends Contract {
 
   /**
    * Replaces an anchor by a new key of the same kind. `jws` is by the active metadata-signing anchor (for
-   * the metadata-signing anchor itself: the old key); `possessionJws` is by the new key over the same request.
+   * a verifier anchor: by the verifier anchor being replaced); `possessionJws` is by the new key over the
+   * same request.
    */
   @Transaction()
   @Returns('string')
@@ -282,17 +315,28 @@ export class KeyfleetContract extends Contract {
     const write = await this.authenticate(
       ctx,
       TransactionName.ReplaceTrustAnchor,
-      [Role.Operator],
+      // Verifier: Org2 rotates its own verifier key, authorised by the old one; an operator replacing
+      // it would put an Org1 key where Org2's verdicts are checked (contract-anchors.test.ts).
+      [Role.Operator, Role.Verifier],
       requests.replaceTrustAnchor,
       requestJson,
     );
     const { request, store } = write;
     const old = await store.get<TrustAnchorRecord>(store.key(KeyType.Anchor, request.OldAnchorID));
     if (old === null) notFound(ErrorCode.AnchorNotFound, `trust anchor ${request.OldAnchorID}`);
+    assertAnchorKindFor(write.caller, old.Kind, 'replace');
     if (old.Status !== AnchorStatus.Active) {
       throw new LedgerError(ErrorCode.AnchorInactive, `trust anchor ${old.AnchorID} is ${old.Status}`);
     }
-    const signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
+    let signer: TrustAnchorRecord;
+    if (old.Kind === AnchorKind.Verifier) {
+      if (jwsKeyId(jws) !== old.AnchorID) {
+        throw new LedgerError(ErrorCode.SignatureInvalid, 'a verifier anchor is replaced with a JWS by itself');
+      }
+      signer = await this.verifySignature(write, jws, AnchorKind.Verifier);
+    } else {
+      signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
+    }
     const thumbprint = await this.assertNewAnchorKey(store, request.NewAnchorID, request.PublicKey);
     if (jwsKeyId(possessionJws) !== request.NewAnchorID) {
       throw new LedgerError(ErrorCode.SignatureInvalid, 'the possession JWS must be made by the new anchor key');

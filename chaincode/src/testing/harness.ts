@@ -262,7 +262,7 @@ export class Harness {
     });
   }
 
-  /** Registers the three anchors (metadata bootstrap, then verifier and device CA). */
+  /** Registers the three anchors (metadata bootstrap, the verifier's own, then the device CA). */
   async bootstrap(): Promise<void> {
     const { metadata, verifier, deviceCa } = this.signers;
     await this.write(
@@ -270,10 +270,12 @@ export class Harness {
       TransactionName.RegisterTrustAnchor,
       this.anchorRequest(metadata.anchorId, 'metadata-signing', metadata.publicJwk),
     );
+    // Org2 registers its own verifier key, proving possession of it.
     await this.write(
-      this.ids.operator,
+      this.ids.verifier,
       TransactionName.RegisterTrustAnchor,
       this.anchorRequest(verifier.anchorId, 'verifier', verifier.publicJwk),
+      verifier,
     );
     await this.write(
       this.ids.operator,

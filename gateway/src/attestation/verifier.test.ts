@@ -10,7 +10,7 @@ import type {
 } from '@keyfleet/chaincode';
 import { newDeviceCa } from '../ca/device-ca';
 import { hsmSigningKey } from '../crypto/hsm-key';
-import { newLedgerClient } from '../ledger/ledger-client';
+import { ensureVerifierAnchor } from '../domain/trust-anchors';
 import { newLocalTransport } from '../ledger/local';
 import { newSoftwareKey } from '../testing/software-key';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from './audit';
@@ -232,27 +232,16 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
 
       await fleet.hsm.generateEcKeyPair({ label: 'verifier-2' });
       const key2 = await hsmSigningKey(fleet.hsm, 'verifier-2');
-      const jwk = key2.publicKey.export({ format: 'jwk' });
-      await fleet.operator.write('RegisterTrustAnchor', {
-        AnchorID: 'verifier-2',
-        Kind: 'verifier',
-        PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-        Description: 'second verifier',
-      });
       const transport = newLocalTransport(fleet.local, {
         mspId: fleet.ids.verifier.mspId,
         certificatePem: fleet.ids.verifier.pem,
       });
-      const second = newVerifier(
-        options({
-          ledger: newLedgerClient({ transport, signingKey: key2, anchorId: 'verifier-2' }),
-          resultKey: key2,
-          verifierId: 'verifier-2',
-        }),
-      );
+      // The second verifier registers its own anchor, as every verifier of Org2 does.
+      const { anchorId, ledger } = await ensureVerifierAnchor(transport, { key: key2, description: 'second verifier' });
+      const second = newVerifier(options({ ledger, resultKey: key2, verifierId: anchorId }));
       await expectRefused(evidence, 'NONCE_REPLAYED', second);
       // …which is otherwise a working verifier.
-      expect((await second.appraise(await fleet.attest(healthy))).result.VerifierID).to.equal('verifier-2');
+      expect((await second.appraise(await fleet.attest(healthy))).result.VerifierID).to.equal(anchorId);
     });
 
     it('an expired nonce', async () => {

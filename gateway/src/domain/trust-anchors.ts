@@ -3,6 +3,7 @@ import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/chaincode';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
 import type { LedgerTransport } from '../ledger/transport';
+import { GatewayError, GatewayErrorCode } from '../errors';
 
 export interface AnchorKey {
   readonly kind: AnchorKind;
@@ -18,9 +19,9 @@ export interface RegisteredAnchors {
 }
 
 /**
- * Makes sure the HSM's public keys are the ledger's trust anchors, registering any that are
- * missing: the metadata-signing key first (self-signed, proof of possession), then the others,
- * authorised by it. Anchors are matched by RFC 7638 thumbprint, so a restart registers nothing.
+ * Makes sure the operator's HSM public keys are the ledger's trust anchors, registering any that
+ * are missing: the metadata-signing key first (self-signed, proof of possession), then the others
+ * (device CA), authorised by it. Verifier anchors are Org2's: {@link ensureVerifierAnchor}. Anchors are matched by RFC 7638 thumbprint, so a restart registers nothing.
  */
 export async function ensureTrustAnchors(
   transport: LedgerTransport,
@@ -58,6 +59,45 @@ export async function ensureTrustAnchors(
     ids[anchor.kind] = await register(ledger, anchor, await anchorIdOf(anchor));
   }
   return { ids, ledger };
+}
+
+/**
+ * Makes sure the verifier's HSM key is a `verifier` trust anchor, registering it if missing. The
+ * transport must write as the verifier organisation (role `verifier`, Org2MSP): Org2 registers its
+ * own key, with a JWS made by that key (proof of possession, `kid` = the new AnchorID), and no
+ * Org1 key takes part (docs/ledger.md, "Trust anchors"). Matched by thumbprint, so a restart
+ * registers nothing. Returns the AnchorID and a ledger client signing with the verifier anchor.
+ */
+export async function ensureVerifierAnchor(
+  transport: LedgerTransport,
+  verifier: Omit<AnchorKey, 'kind'>,
+): Promise<{ anchorId: string; ledger: LedgerClient }> {
+  const anchor: AnchorKey = { ...verifier, kind: 'verifier' };
+  const anchorId = await anchorIdOf(anchor);
+  const ledger = newLedgerClient({ transport, signingKey: verifier.key, anchorId });
+  const thumbprint = await calculateJwkThumbprint(await exportJWK(verifier.key.publicKey));
+  const existing = await ledger.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const found = existing.find((a) => a.Thumbprint === thumbprint);
+  if (found !== undefined) {
+    if (found.Kind !== 'verifier' || found.Status !== 'active') {
+      throw new GatewayError(
+        GatewayErrorCode.ConfigInvalid,
+        `the verifier key is trust anchor ${found.AnchorID}, which is a ${found.Status} ${found.Kind} anchor`,
+      );
+    }
+    return {
+      anchorId: found.AnchorID,
+      ledger: newLedgerClient({ transport, signingKey: verifier.key, anchorId: found.AnchorID }),
+    };
+  }
+  const jwk = await exportJWK(verifier.key.publicKey);
+  await ledger.write('RegisterTrustAnchor', {
+    AnchorID: anchorId,
+    Kind: 'verifier',
+    PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+    Description: verifier.description,
+  });
+  return { anchorId, ledger };
 }
 
 /** `<kind>-<first 16 characters of the key's thumbprint>`: stable for a key, distinct across keys. */

@@ -16,7 +16,7 @@ import { newDeviceCa, type DeviceCa } from '../../ca/device-ca';
 import type { EcSigningKey } from '../../crypto/ec-key';
 import { hsmSigningKey } from '../../crypto/hsm-key';
 import * as x509 from '../../crypto/x509';
-import { ensureTrustAnchors } from '../../domain/trust-anchors';
+import { ensureTrustAnchors, ensureVerifierAnchor } from '../../domain/trust-anchors';
 import { newHsm, type Hsm } from '../../hsm';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../../hsm/softhsm-fixture';
 import { newLedgerClient, type LedgerClient } from '../../ledger/ledger-client';
@@ -95,16 +95,14 @@ export async function newFleet(): Promise<Fleet> {
   const transport = (who: { mspId: string; pem: string }) =>
     newLocalTransport(local, { mspId: who.mspId, certificatePem: who.pem });
   const anchors = await ensureTrustAnchors(transport(ids.operator), { key: metadataKey, description: 'HSM metadata' }, [
-    { kind: 'verifier', key: verifierKey, description: 'HSM verifier' },
     { kind: 'device-ca', key: caKey, description: 'HSM device CA' },
   ]);
-  const verifierId = anchors.ids.verifier as string;
-  const verifierJwk = verifierKey.publicKey.export({ format: 'jwk' });
-  const verifierLedger = newLedgerClient({
-    transport: transport(ids.verifier),
-    signingKey: verifierKey,
-    anchorId: verifierId,
+  // Org2 registers its own verifier key (proof of possession), as the verifier process does.
+  const { anchorId: verifierId, ledger: verifierLedger } = await ensureVerifierAnchor(transport(ids.verifier), {
+    key: verifierKey,
+    description: 'HSM verifier',
   });
+  const verifierJwk = verifierKey.publicKey.export({ format: 'jwk' });
   const auditor = newLedgerClient({ transport: transport(ids.auditor), signingKey: metadataKey, anchorId: 'none' });
   const ca = await newDeviceCa({ key: caKey, now });
 
