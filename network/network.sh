@@ -13,9 +13,11 @@ Verbs:
                                 dev  one Raft orderer, Org1 and Org2 with one peer each
                                 ha   three Raft orderers, two peers per organisation
                                 bft  four SmartBFT orderers, one peer per organisation
-  deploy [PATH]               deploy the chaincode in PATH (default: chaincode/) as a service,
+  deploy [PATH] [--name NAME] deploy the chaincode in PATH (default: chaincode/) as a service,
                               one chaincode server per organisation, endorsed by both; changed
-                              code is committed with the next sequence number
+                              code is committed with the next sequence number. NAME (default
+                              keyfleet) is the chaincode name: another name is another state
+                              namespace served by the same chaincode servers
   status                      each process, its health endpoint, the block height of each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
   down [--keep]               stop what this network started; remove its data unless --keep
@@ -25,6 +27,7 @@ Verbs:
 Options (or environment):
   --dir DIR        KEYFLEET_NETWORK_DIR         data directory (default: <repo>/.fabric/network)
   --port-base N    KEYFLEET_NETWORK_PORT_BASE   first of ~110 ports used (default: 7000)
+                   (a network remembers its port base; later verbs need only --dir)
                    KEYFLEET_BATCH_TIMEOUT       orderer batch timeout (default: 200ms)
                    KEYFLEET_FABRIC_LOGGING      FABRIC_LOGGING_SPEC of every node (default: info)
 
@@ -36,6 +39,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly CHANNEL=keyfleet
 readonly CHAINCODE=keyfleet
 : "${KEYFLEET_NETWORK_DIR:=$repo_root/.fabric/network}"
+port_base_given=${KEYFLEET_NETWORK_PORT_BASE:+yes}
 : "${KEYFLEET_NETWORK_PORT_BASE:=7000}"
 : "${KEYFLEET_BATCH_TIMEOUT:=200ms}"
 : "${KEYFLEET_FABRIC_LOGGING:=info}"
@@ -55,6 +59,7 @@ verb=${1:-}
 shift
 profile=
 keep=false
+cc_name=keyfleet
 positional=()
 while (($# > 0)); do
   case "$1" in
@@ -67,12 +72,17 @@ while (($# > 0)); do
       shift 2
       ;;
     --port-base)
+      port_base_given=yes
       KEYFLEET_NETWORK_PORT_BASE=${2:?--port-base needs a value}
       shift 2
       ;;
     --keep)
       keep=true
       shift
+      ;;
+    --name)
+      cc_name=${2:?--name needs a value}
+      shift 2
       ;;
     -h | --help)
       usage
@@ -94,6 +104,8 @@ if ! [[ $KEYFLEET_NETWORK_PORT_BASE =~ ^[0-9]+$ ]] || ((KEYFLEET_NETWORK_PORT_BA
 fi
 mkdir -p "$(dirname "$KEYFLEET_NETWORK_DIR")"
 dir=$(cd "$(dirname "$KEYFLEET_NETWORK_DIR")" && pwd)/$(basename "$KEYFLEET_NETWORK_DIR")
+# A network remembers its ports: later verbs on the same directory need no --port-base.
+if [[ -z $port_base_given && -f $dir/port-base ]]; then KEYFLEET_NETWORK_PORT_BASE=$(cat "$dir/port-base"); fi
 base=$KEYFLEET_NETWORK_PORT_BASE
 crypto=$dir/crypto
 pids=$dir/pids
@@ -143,7 +155,7 @@ start_process() {
   local name=$1 workdir=$2
   shift 2
   mkdir -p "$pids" "$logs" "$workdir"
-  (cd "$workdir" && exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null) &
+  (cd "$workdir" && exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-) &
   echo $! >"$pids/$name.pid"
 }
 
@@ -579,8 +591,9 @@ write_connection() {
           "$j" "$org" "$(peer_port "$org" "$j")" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
           "$(($(peer_port "$org" "$j") + 2))"
       done
-      printf '],\n      "ca": {"url": "https://127.0.0.1:%d", "caName": "ca-org%d", "tlsRootCert": "%s"},\n' \
-        "$(ca_port "$org")" "$org" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem"
+      printf '],\n      "ca": {"url": "https://127.0.0.1:%d", "caName": "ca-org%d", "tlsRootCert": "%s", "caCert": "%s"},\n' \
+        "$(ca_port "$org")" "$org" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
+        "ca/org$org/ca-cert.pem"
       printf '      "identities": {'
       first=true
       for role in $(org_roles "$org"); do
@@ -632,7 +645,7 @@ raft_leader() {
 bft_active() {
   local i
   for ((i = 0; i < $1; i++)); do
-    osnadmin channel info --channelID "$CHANNEL" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
+    osnadmin channel list --channelID "$CHANNEL" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
       --ca-file "$(orderer_tls_ca)" --client-cert "$(orderer_dir "$i")/tls/server.crt" \
       --client-key "$(orderer_dir "$i")/tls/server.key" 2>/dev/null | grep -q '"status": "active"' || return 1
   done
@@ -671,6 +684,7 @@ cmd_up() {
     rm -rf "$dir"
     mkdir -p "$dir" "$logs" "$pids"
     echo "$profile" >"$dir/profile"
+    echo "$base" >"$dir/port-base"
     write_crypto_config "$profile"
     write_chaincode_tls
     write_configtx "$profile"
@@ -773,7 +787,7 @@ stop_chaincode_servers() {
   done
 }
 
-committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CHAINCODE" -O json 2>/dev/null; }
+committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null; }
 
 cmd_deploy() {
   local started=$SECONDS path label package id current sequence org j n profile_now peers=() pkgs
@@ -789,12 +803,13 @@ cmd_deploy() {
   id=$(as_peer 1 0 admin peer lifecycle chaincode calculatepackageid "$package")
   n=$(peers_per_org "$profile_now")
 
+  [[ $cc_name =~ ^[a-z][a-z0-9_-]{0,48}$ ]] || die "chaincode name $cc_name: lower-case letters, digits, _ and - only"
   current=$(committed || true)
-  if [[ -n $current && -f $dir/chaincode/package-id && $(cat "$dir/chaincode/package-id") == "$id" ]]; then
+  if [[ -n $current && -f $dir/chaincode/committed-$cc_name && $(cat "$dir/chaincode/committed-$cc_name") == "$id" ]]; then
     echo "$path" >"$dir/chaincode/path"
     start_chaincode_servers
     for org in 1 2; do wait_for "cc.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0; done
-    log "chaincode $label is already committed (sequence $(jq .sequence <<<"$current"))"
+    log "chaincode $label is already committed as $cc_name (sequence $(jq .sequence <<<"$current"))"
     return 0
   fi
   sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
@@ -809,15 +824,17 @@ cmd_deploy() {
     done
   done
 
-  stop_chaincode_servers
-  echo "$id" >"$dir/chaincode/package-id"
+  if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
+    stop_chaincode_servers
+    echo "$id" >"$dir/chaincode/package-id"
+  fi
   echo "$path" >"$dir/chaincode/path"
   start_chaincode_servers
 
   local policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=()
   for org in 1 2; do
     as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
-      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$CHAINCODE" \
+      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
       --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
       --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 &
     approvals+=($!)
@@ -829,7 +846,7 @@ cmd_deploy() {
     peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org" 0)" --tlsRootCertFiles "$(org_tls_ca "$org")")
   done
   as_peer 1 0 admin peer lifecycle chaincode commit -o "127.0.0.1:$(orderer_port 0)" \
-    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$CHAINCODE" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
     --version "$label" --sequence "$sequence" --signature-policy "$policy" "${peers[@]}" \
     --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label failed; see $logs/peer-cli.log"
 
@@ -840,16 +857,17 @@ cmd_deploy() {
       wait_for "cc.org$org" "a chaincode answer through peer$j.org$org" 30 chaincode_answers "$org" "$j"
     done
   done
-  log "deployed $label (sequence $sequence, endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+  echo "$id" >"$dir/chaincode/committed-$cc_name"
+  log "deployed $label as $cc_name (sequence $sequence, endorsed by Org1 and Org2) in $((SECONDS - started)) s"
 }
 
 definition_at() {
-  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CHAINCODE" -O json 2>/dev/null |
+  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null |
     jq -e --argjson s "$3" '.sequence == $s' >/dev/null
 }
 
 chaincode_answers() {
-  as_peer "$1" "$2" admin peer chaincode query -C "$CHANNEL" -n "$CHAINCODE" \
+  as_peer "$1" "$2" admin peer chaincode query -C "$CHANNEL" -n "$cc_name" \
     -c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null 2>&1
 }
 
@@ -922,6 +940,12 @@ cmd_down() {
     log "stopped $stopped process(es); removed $dir"
   fi
 }
+
+# One run at a time changes a network: a second `up` or `deploy` on the same directory waits.
+if [[ $verb =~ ^(up|deploy|down)$ ]]; then
+  exec 9>"$dir.lock"
+  flock -w 300 9 || die "another network.sh run holds $dir.lock"
+fi
 
 case $verb in
   up) cmd_up ;;

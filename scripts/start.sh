@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# `npm start`: everything keyfleet needs on this machine, then the gateway on 127.0.0.1:8080.
-# Idempotent: a second run finds the token, keys and credentials and only (re)starts the gateway.
+# `npm start`: everything keyfleet needs on this machine: the Fabric network (two organisations,
+# chaincode deployed), the operator's HSM token and gateway on 127.0.0.1:8080, Org2's verifier
+# with its own token on 127.0.0.1:8081, then the demo fleet.
+# Idempotent: a second run finds the network, tokens, keys and credentials and restarts the services.
 set -euo pipefail
 
 usage() {
   cat <<'EOF_USAGE'
 Usage: scripts/start.sh
 
-Bootstraps the machine, creates the SoftHSM token and keys, an operator's credentials, and
-starts the gateway in the background (log: .keyfleet/gateway.log, stop: npm stop).
+Bootstraps the machine, starts the Fabric network (network/network.sh up + deploy), creates the
+two SoftHSM tokens and their keys, an operator's credentials, and starts the gateway and the
+verifier in the background (logs: .keyfleet/gateway.log, .keyfleet/verifier.log; stop: npm stop).
 
 Environment:
-  KEYFLEET_HTTP_PORT   gateway port (default 8080)
-  KEYFLEET_LEDGER      local (default; Fabric cannot be built on this machine) or fabric
-  KEYFLEET_DEMO=0      skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
+  KEYFLEET_HTTP_PORT           gateway port (default 8080)
+  KEYFLEET_VERIFIER_HTTP_PORT  verifier port (default 8081)
+  KEYFLEET_NETWORK_PORT_BASE   first port of the Fabric network (default 7000)
+  KEYFLEET_DEMO=0              skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
 EOF_USAGE
 }
 case "${1:-}" in
@@ -33,8 +37,15 @@ log() { printf 'start: %s\n' "$*" >&2; }
 
 bash scripts/bootstrap.sh
 
-log "HSM token and keys"
-bash scripts/softhsm-init.sh >/dev/null
+log "Fabric network (network/network.sh up && network/network.sh deploy)"
+bash network/network.sh up
+bash network/network.sh deploy
+export KEYFLEET_FABRIC_CONNECTION="$repo_root/.fabric/network/connection.json"
+
+log "HSM tokens and keys: the operator's, and Org2's verifier's"
+KEYFLEET_HSM_DIR="$repo_root/.softhsm" bash scripts/softhsm-init.sh >/dev/null
+KEYFLEET_HSM_DIR="$repo_root/.softhsm/verifier" KEYFLEET_HSM_TOKEN=keyfleet-verifier \
+  bash scripts/softhsm-init.sh >/dev/null
 export SOFTHSM2_CONF="$repo_root/.softhsm/softhsm2.conf"
 export KEYFLEET_HSM_PIN_FILE="$repo_root/.softhsm/user-pin"
 
@@ -53,7 +64,7 @@ fi
 
 pid_file="$KEYFLEET_DATA_DIR/gateway.pid"
 gateway_log="$KEYFLEET_DATA_DIR/gateway.log"
-bash scripts/stop.sh >/dev/null
+bash scripts/stop.sh --services >/dev/null
 url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
 if curl -fsS "$url/healthz" >/dev/null 2>&1; then
   log "something else already answers at $url; choose another KEYFLEET_HTTP_PORT"

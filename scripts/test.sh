@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: bootstrap, lint, unit tests, then the integration suites against real SoftHSM
-# and, where the Fabric binaries are installed, a real Fabric network that the suites start
-# on their own ports and always stop.
+# and a real Fabric network that the suites start on their own ports and always stop.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,4 +20,8 @@ step "unit tests"
 npx mocha --config .mocharc.unit.json
 
 step "integration tests"
+# The suites start their own network (test/src/support/network.ts); this stops it even when
+# mocha is interrupted before its teardown runs.
+test_network_dir="$repo_root/.fabric/test-${KEYFLEET_TEST_PORT_BASE:-17000}"
+trap 'bash network/network.sh down --dir "$test_network_dir" >/dev/null 2>&1 || true' EXIT
 npx mocha --config .mocharc.integration.json

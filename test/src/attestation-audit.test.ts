@@ -100,10 +100,10 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('anchors the three results in one batch on the ledger', () => {
+  it('anchors the three results in one batch on the ledger', async () => {
     const batches = new Set(outcomes.map((o) => o.recorded.batchId));
     expect(batches.size).to.equal(1);
-    expect(f.ledger.transactions().filter((t) => t.method === 'RecordAttestationBatch')).to.have.length(1);
+    expect((await f.ledger.transactions()).filter((t) => t.method === 'RecordAttestationBatch')).to.have.length(1);
   });
 
   it('verifies every device’s proof, with the gateway-reported and with a pinned anchor', async () => {

@@ -10,6 +10,7 @@ import { newAgent, type Agent } from '@keyfleet/agent';
 import type { KeyRecord } from '@keyfleet/chaincode';
 import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { fabricEnv, newNamespace } from './support/network';
 
 const main = resolve(__dirname, '../../gateway/dist/main.js');
 
@@ -22,6 +23,7 @@ const main = resolve(__dirname, '../../gateway/dist/main.js');
 describe('crash recovery: the gateway killed mid-rotation', function () {
   this.timeout(120_000);
   let store: SoftHsmStore;
+  let chaincode: string;
   let dir: string;
   let port: number;
   let operatorKey: KeyLike;
@@ -42,6 +44,8 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
         KEYFLEET_HTTP_PORT: String(port),
         KEYFLEET_LOG_LEVEL: 'warn',
         KEYFLEET_FAILPOINT: failpoint ?? '',
+        KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
+        ...fabricEnv(chaincode),
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -98,6 +102,7 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
   const ledgerKey = async () => ((await operator('GET', '/v1/keys/edge-9-data')) as { record: KeyRecord }).record;
 
   before(async () => {
+    chaincode = newNamespace('crash');
     store = createSoftHsmStore('keyfleet-crash');
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-crash-'));
     mkdirSync(join(dir, 'gateway'));

@@ -40,8 +40,7 @@ describe('fleet simulator against a gateway on SoftHSM', function () {
   });
 
   const read = async <T>(transaction: string, id: string): Promise<T> => {
-    const creator = f.ledger.transactions()[0]?.creator ?? expect.fail('no transaction yet');
-    return JSON.parse(await f.ledger.evaluate(creator, transaction, [id])) as T;
+    return f.ledger.evaluate<T>(transaction, id);
   };
   const ids = () => Array.from({ length: size }, (_, i) => `sim-${String(i + 1).padStart(5, '0')}`);
 
@@ -89,7 +88,7 @@ describe('fleet simulator against a gateway on SoftHSM', function () {
         id,
       ).to.deep.equal(id === tamperedId ? ['active'] : ['deactivated', 'active']);
     }
-    const rotations = f.ledger.transactions().filter((t) => t.method === 'RotateKey');
+    const rotations = (await f.ledger.transactions()).filter((t) => t.method === 'RotateKey');
     expect(rotations).to.have.length(size - 1);
   });
 });

@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
-import { LocalLedger } from '@keyfleet/chaincode';
 import { openGateway, loadConfig, ApiRole, issueBearerToken, type Gateway } from '@keyfleet/gateway';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
 
 export const AUDIENCE = 'keyfleet-gateway';
 
@@ -17,10 +17,15 @@ export interface Caller {
   readonly key: KeyLike;
 }
 
-/** A gateway on a fresh SoftHSM token (no key files anywhere) and an in-process ledger, on 127.0.0.1. */
+/**
+ * A gateway on a fresh SoftHSM token (no key files anywhere) and a fresh chaincode namespace of
+ * the real test network, on 127.0.0.1; `ledger` reads that namespace as Org2's auditor.
+ */
 export interface GatewayFixture {
   readonly gateway: Gateway;
-  readonly ledger: LocalLedger;
+  readonly ledger: LedgerView;
+  /** The namespace's chaincode name. */
+  readonly chaincode: string;
   readonly store: SoftHsmStore;
   readonly dataDir: string;
   readonly url: string;
@@ -47,6 +52,7 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
 }
 
 export async function startGatewayFixture(env: Record<string, string> = {}): Promise<GatewayFixture> {
+  const chaincode = newNamespace('gw');
   const store = createSoftHsmStore('keyfleet-it');
   const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
   const operator = await newCaller('alice', ApiRole.Operator);
@@ -66,11 +72,12 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     KEYFLEET_DATA_DIR: dataDir,
     KEYFLEET_AUTH_JWKS: jwksFile,
     KEYFLEET_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
-    KEYFLEET_LEDGER: 'local',
+    KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
+    ...fabricEnv(chaincode),
     ...env,
   });
-  const ledger = new LocalLedger();
-  let gateway = await openGateway(config, { localLedger: ledger });
+  const ledger = openLedgerView(chaincode);
+  let gateway = await openGateway(config);
   let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
 
   return {
@@ -78,6 +85,7 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
       return gateway;
     },
     ledger,
+    chaincode,
     store,
     dataDir,
     get url() {
@@ -104,11 +112,12 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     },
     async restart() {
       await gateway.close();
-      gateway = await openGateway(config, { localLedger: ledger });
+      gateway = await openGateway(config);
       url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
     },
     async close() {
       await gateway.close();
+      ledger.close();
       store.remove();
       rmSync(dataDir, { recursive: true, force: true });
     },

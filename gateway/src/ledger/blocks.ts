@@ -1,0 +1,62 @@
+import { common, msp, peer } from '@hyperledger/fabric-protos';
+
+/** One transaction of a block, as the ledger itself recorded it. */
+export interface BlockTransaction {
+  readonly blockNumber: number;
+  readonly transactionId: string;
+  /** The chaincode (namespace) the transaction invoked. */
+  readonly chaincode: string;
+  /** The contract function, e.g. `EnrolDevice`. */
+  readonly method: string;
+  /** The function's arguments, as strings. */
+  readonly args: readonly string[];
+  readonly creator: { readonly mspId: string; readonly certificatePem: string };
+  /** The committing peer's validation code (`VALID` = 0). */
+  readonly validationCode: number;
+}
+
+/**
+ * The endorser transactions of a block (common.Block bytes, as qscc's GetBlockByNumber or the
+ * block event service return them). Configuration and other non-chaincode envelopes are skipped.
+ */
+export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
+  const block = common.Block.deserializeBinary(bytes);
+  const blockNumber = Number(block.getHeader()?.getNumber() ?? 0);
+  const filter = block.getMetadata()?.getMetadataList_asU8()[common.BlockMetadataIndex.TRANSACTIONS_FILTER];
+  const out: BlockTransaction[] = [];
+  block
+    .getData()
+    ?.getDataList_asU8()
+    .forEach((envelopeBytes, index) => {
+      const payload = common.Payload.deserializeBinary(common.Envelope.deserializeBinary(envelopeBytes).getPayload_asU8());
+      const header = payload.getHeader();
+      if (!header) return;
+      const channelHeader = common.ChannelHeader.deserializeBinary(header.getChannelHeader_asU8());
+      if (channelHeader.getType() !== common.HeaderType.ENDORSER_TRANSACTION) return;
+      const creator = msp.SerializedIdentity.deserializeBinary(
+        common.SignatureHeader.deserializeBinary(header.getSignatureHeader_asU8()).getCreator_asU8(),
+      );
+      const action = peer.Transaction.deserializeBinary(payload.getData_asU8()).getActionsList()[0];
+      if (!action) return;
+      const proposal = peer.ChaincodeProposalPayload.deserializeBinary(
+        peer.ChaincodeActionPayload.deserializeBinary(action.getPayload_asU8()).getChaincodeProposalPayload_asU8(),
+      );
+      const spec = peer.ChaincodeInvocationSpec.deserializeBinary(proposal.getInput_asU8()).getChaincodeSpec();
+      const args = (spec?.getInput()?.getArgsList_asU8() ?? []).map((arg) => Buffer.from(arg).toString());
+      out.push({
+        blockNumber,
+        transactionId: channelHeader.getTxId(),
+        chaincode: spec?.getChaincodeId()?.getName() ?? '',
+        method: args[0] ?? '',
+        args: args.slice(1),
+        creator: { mspId: creator.getMspid(), certificatePem: Buffer.from(creator.getIdBytes_asU8()).toString() },
+        validationCode: filter?.[index] ?? -1,
+      });
+    });
+  return out;
+}
+
+/** The height of a channel from qscc's GetChainInfo answer (common.BlockchainInfo bytes). */
+export function chainHeight(bytes: Uint8Array): number {
+  return Number(common.BlockchainInfo.deserializeBinary(bytes).getHeight());
+}

@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { connect, hash, signers, type Contract, type Gateway, type Network } from '@hyperledger/fabric-gateway';
+import { createPrivateKey } from 'node:crypto';
+import { chainHeight, decodeBlock, readOrganization, type BlockTransaction } from '@keyfleet/gateway';
+
+/**
+ * The real Fabric network every integration suite runs on: started once per test run on its own
+ * ports and directory (so it never meets `npm start`'s network), stopped when the run ends. Each
+ * suite deploys the chaincode under a chaincode name of its own, so suites share the network but
+ * not their state.
+ */
+const repoRoot = resolve(__dirname, '..', '..', '..');
+const portBase = Number(process.env.KEYFLEET_TEST_PORT_BASE ?? 17000);
+export const networkDir = resolve(repoRoot, '.fabric', `test-${String(portBase)}`);
+export const connectionProfile = join(networkDir, 'connection.json');
+
+export function networkScript(...args: string[]): string {
+  return execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), ...args, '--dir', networkDir], {
+    env: { ...process.env, KEYFLEET_NETWORK_PORT_BASE: String(portBase) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
+}
+
+/** mocha: before the first suite. */
+export function mochaGlobalSetup(): void {
+  networkScript('up');
+  networkScript('deploy');
+}
+
+/** mocha: after the last suite, failed or not (scripts/test.sh also stops it on an interrupt). */
+export function mochaGlobalTeardown(): void {
+  if (process.env.KEYFLEET_TEST_KEEP_NETWORK === '1') return;
+  networkScript('down');
+}
+
+let namespaces = 0;
+
+/** Deploys the chaincode under a fresh name: an empty ledger state for one suite. */
+export function newNamespace(label: string): string {
+  namespaces += 1;
+  const name = `kf-${label}-${String(process.pid)}-${String(namespaces)}`.toLowerCase().slice(0, 48);
+  networkScript('deploy', '--name', name);
+  return name;
+}
+
+/** The gateway configuration that points at the test network and a namespace. */
+export function fabricEnv(chaincode: string): Record<string, string> {
+  return { KEYFLEET_FABRIC_CONNECTION: connectionProfile, KEYFLEET_FABRIC_CHAINCODE: chaincode };
+}
+
+/**
+ * The ledger as an auditor of Org2 sees it, through Org2's peer with Org2's own identity (a
+ * file key from its Fabric CA): never through keyfleet's gateway.
+ */
+export interface LedgerView {
+  /** A read-only transaction of the namespace's contract, its JSON answer parsed. */
+  evaluate<T>(transaction: string, ...args: string[]): Promise<T>;
+  /** The channel's block height: unchanged means nothing was written. */
+  height(): Promise<number>;
+  /** Every transaction of this namespace, oldest first, from the blocks (qscc). */
+  transactions(): Promise<BlockTransaction[]>;
+  close(): void;
+}
+
+export function openLedgerView(chaincode: string, identity = 'auditor'): LedgerView {
+  const org = readOrganization(connectionProfile, 'Org2');
+  const peer = org.peers[0] ?? assertNever('no Org2 peer');
+  const keyDir = join(networkDir, 'identities', 'org2', identity, 'msp', 'keystore');
+  const keyFile = readdirSync(keyDir)[0] ?? assertNever(`no key for ${identity}`);
+  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(readFileSync(peer.tlsRootCert)), {
+    'grpc.ssl_target_name_override': peer.hostAlias,
+  });
+  const gateway: Gateway = connect({
+    client,
+    identity: {
+      mspId: org.mspId,
+      credentials: readFileSync(join(networkDir, 'identities', 'org2', identity, 'msp', 'signcerts', 'cert.pem')),
+    },
+    signer: signers.newPrivateKeySigner(createPrivateKey(readFileSync(join(keyDir, keyFile)))),
+    hash: hash.sha256,
+    evaluateOptions: () => ({ deadline: Date.now() + 10_000 }),
+  });
+  const network: Network = gateway.getNetwork(org.channel);
+  const contract: Contract = network.getContract(chaincode);
+  const qscc = network.getContract('qscc');
+  const blocks = new Map<number, BlockTransaction[]>();
+  const decoder = new TextDecoder();
+
+  const height = async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', org.channel));
+  return {
+    async evaluate<T>(transaction: string, ...args: string[]) {
+      return JSON.parse(decoder.decode(await contract.evaluateTransaction(transaction, ...args))) as T;
+    },
+    height,
+    async transactions() {
+      const top = await height();
+      const out: BlockTransaction[] = [];
+      for (let n = 0; n < top; n++) {
+        let txs = blocks.get(n);
+        if (!txs) {
+          txs = decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', org.channel, String(n)));
+          blocks.set(n, txs);
+        }
+        out.push(...txs.filter((t) => t.chaincode === chaincode));
+      }
+      return out;
+    },
+    close() {
+      gateway.close();
+      client.close();
+    },
+  };
+}
+
+function assertNever(message: string): never {
+  throw new Error(message);
+}
