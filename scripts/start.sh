@@ -44,7 +44,7 @@ export KEYFLEET_FABRIC_CONNECTION="$repo_root/.fabric/network/connection.json"
 
 log "HSM tokens and keys: the operator's, and Org2's verifier's"
 KEYFLEET_HSM_DIR="$repo_root/.softhsm" bash scripts/softhsm-init.sh >/dev/null
-KEYFLEET_HSM_DIR="$repo_root/.softhsm/verifier" KEYFLEET_HSM_TOKEN=keyfleet-verifier \
+KEYFLEET_HSM_DIR="$repo_root/.softhsm/verifier" KEYFLEET_HSM_TOKEN=keyfleet-verifier KEYFLEET_HSM_KEY_SET=verifier \
   bash scripts/softhsm-init.sh >/dev/null
 export SOFTHSM2_CONF="$repo_root/.softhsm/softhsm2.conf"
 export KEYFLEET_HSM_PIN_FILE="$repo_root/.softhsm/user-pin"
@@ -62,39 +62,61 @@ if [[ ! -f $operator ]]; then
   node gateway/dist/cli/keyfleet.js credentials create operator --role operator --out "$operator" >/dev/null
 fi
 
-pid_file="$KEYFLEET_DATA_DIR/gateway.pid"
-gateway_log="$KEYFLEET_DATA_DIR/gateway.log"
 bash scripts/stop.sh --services >/dev/null
+: "${KEYFLEET_VERIFIER_HTTP_PORT:=8081}"
 url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
-if curl -fsS "$url/healthz" >/dev/null 2>&1; then
-  log "something else already answers at $url; choose another KEYFLEET_HTTP_PORT"
-  exit 1
-fi
-log "starting the gateway (log: $gateway_log)"
-setsid node gateway/dist/main.js >>"$gateway_log" 2>&1 </dev/null &
-echo $! >"$pid_file"
-
-for _ in $(seq 1 100); do
-  if curl -fsS "$url/healthz" >/dev/null 2>&1; then
-    cat <<EOF_READY
-
-keyfleet gateway ready at $url  (ledger: ${KEYFLEET_LEDGER:-local})
-  curl $url/healthz
-  curl $url/openapi.json
-  export KEYFLEET_CREDENTIALS=$operator
-  ./keyfleet devices token sensor-1 --group lab --location bench --function demo
-Stop it with: npm stop
-EOF_READY
-    if [[ ${KEYFLEET_DEMO:-1} != 0 ]]; then bash scripts/demo.sh; fi
-    exit 0
-  fi
-  if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    log "the gateway exited; last lines of $gateway_log:"
-    tail -n 20 "$gateway_log" >&2
+verifier_url="http://127.0.0.1:$KEYFLEET_VERIFIER_HTTP_PORT"
+export KEYFLEET_VERIFIER_URL=$verifier_url
+for answering in "$url" "$verifier_url"; do
+  if curl -fsS "$answering/healthz" >/dev/null 2>&1; then
+    log "something else already answers at $answering; choose another KEYFLEET_HTTP_PORT / KEYFLEET_VERIFIER_HTTP_PORT"
     exit 1
   fi
-  # Waiting on the health endpoint: each try is a real request; this only paces them.
-  sleep 0.2
 done
-log "the gateway did not answer $url/healthz in time; see $gateway_log"
-exit 1
+
+# Starts NAME in the background and waits for URL/healthz; fails with the end of its log.
+start_service() {
+  local name=$1 check=$2
+  shift 2
+  local log_file="$KEYFLEET_DATA_DIR/$name.log" pid_file="$KEYFLEET_DATA_DIR/$name.pid"
+  log "starting the $name (log: $log_file)"
+  setsid "$@" >>"$log_file" 2>&1 </dev/null &
+  echo $! >"$pid_file"
+  for _ in $(seq 1 300); do
+    curl -fsS "$check/healthz" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+      log "the $name exited; last lines of $log_file:"
+      tail -n 20 "$log_file" >&2
+      exit 1
+    fi
+    # Waiting on the health endpoint: each try is a real request; this only paces them.
+    sleep 0.2
+  done
+  log "the $name did not answer $check/healthz in time; see $log_file"
+  exit 1
+}
+
+start_service gateway "$url" node gateway/dist/main.js
+# Org2's verifier: its own token and store, its own Fabric identity from Org2's CA; it pins the
+# device CA certificate the gateway has just written.
+start_service verifier "$verifier_url" env \
+  SOFTHSM2_CONF="$repo_root/.softhsm/verifier/softhsm2.conf" \
+  KEYFLEET_VERIFIER_HSM_URI=pkcs11:token=keyfleet-verifier \
+  KEYFLEET_VERIFIER_HSM_PIN_FILE="$repo_root/.softhsm/verifier/user-pin" \
+  KEYFLEET_VERIFIER_HTTP_PORT="$KEYFLEET_VERIFIER_HTTP_PORT" \
+  KEYFLEET_VERIFIER_DATA_DIR="$KEYFLEET_DATA_DIR/verifier" \
+  KEYFLEET_VERIFIER_DEVICE_CA_CERT="$KEYFLEET_DATA_DIR/device-ca.pem" \
+  KEYFLEET_VERIFIER_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" \
+  node gateway/dist/verifier-main.js
+
+cat <<EOF_READY
+
+keyfleet gateway ready at $url, Org2's verifier at $verifier_url, on the Fabric network in .fabric/network
+  curl $url/healthz
+  curl $url/openapi.json
+  network/network.sh status
+  export KEYFLEET_CREDENTIALS=$operator
+  ./keyfleet devices token sensor-1 --group lab --location bench --function demo
+Stop it all with: npm stop
+EOF_READY
+if [[ ${KEYFLEET_DEMO:-1} != 0 ]]; then bash scripts/demo.sh; fi

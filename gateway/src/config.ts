@@ -1,17 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { httpUrlProblem } from './env';
 import { GatewayError, GatewayErrorCode } from './errors';
-
-/** Which ledger the gateway writes to. */
-export const LedgerKind = {
-  /** A Fabric network described by a connection profile written by network/network.sh. */
-  Fabric: 'fabric',
-  /**
-   * keyfleet's contract run inside the gateway process over a file-backed store: the same
-   * rules, but no endorsement by a second organisation. For development only.
-   */
-  Local: 'local',
-} as const;
-export type LedgerKind = (typeof LedgerKind)[keyof typeof LedgerKind];
 
 export interface Config {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: number };
@@ -22,21 +11,32 @@ export interface Config {
     readonly pin: string;
     readonly sessions: number;
   };
-  readonly ledger:
-    | { readonly kind: 'fabric'; readonly connectionProfile: string; readonly org: string }
-    | { readonly kind: 'local'; readonly stateFile: string };
+  /** The Fabric network: always a real one (network/network.sh writes the connection description). */
+  readonly ledger: {
+    /** The connection description (JSON) that network/network.sh writes. */
+    readonly connectionProfile: string;
+    /** Which organisation's peer and CA this process uses, e.g. `Org1`. */
+    readonly org: string;
+    /** The registered Fabric CA enrolment id of this process's HSM-held identity. */
+    readonly enrolmentId: string;
+    /** The chaincode name, when not the connection description's (a second namespace). */
+    readonly chaincode?: string;
+  };
   readonly auth: {
     /** JWKS (RFC 7517) of the keys whose bearer tokens the gateway accepts. */
     readonly jwksFile: string;
     readonly audience: string;
   };
   readonly enrolmentTokenTtlSeconds: number;
-  readonly attestation: {
-    readonly challengeTtlSeconds: number;
-    /** Results per Merkle batch; 1 records each result in its own transaction. */
-    readonly batchSize: number;
-    /** Longest a result waits for its batch. */
-    readonly batchDelayMs: number;
+  /**
+   * The attestation verifier: Org2's own service (gateway/src/verifier-main.ts). The gateway
+   * forwards the device-facing attestation routes to it and holds no key of Org2's.
+   */
+  readonly verifier: {
+    /** Base URL of the verifier's HTTP listener. */
+    readonly url: string;
+    /** Longest wait for one forwarded answer (an evidence answer includes the ledger commit). */
+    readonly timeoutMs: number;
   };
   /** How often the rotation scheduler asks the ledger which keys are due; 0 turns it off. */
   readonly schedulerIntervalMs: number;
@@ -75,20 +75,15 @@ export function loadConfig(env: Env): Config {
   const dataDir = str('KEYFLEET_DATA_DIR', '.keyfleet');
   const pin = readPin(env, problems);
 
-  const kind = env.KEYFLEET_LEDGER ?? LedgerKind.Local;
-  let ledger: Config['ledger'];
-  if (kind === LedgerKind.Fabric) {
-    ledger = {
-      kind,
-      connectionProfile: str('KEYFLEET_FABRIC_CONNECTION'),
-      org: str('KEYFLEET_FABRIC_ORG', 'Org1'),
-    };
-  } else if (kind === LedgerKind.Local) {
-    ledger = { kind, stateFile: str('KEYFLEET_LOCAL_LEDGER_FILE', `${dataDir}/local-ledger.jsonl`) };
-  } else {
-    problems.push(`KEYFLEET_LEDGER must be "fabric" or "local", got "${kind}"`);
-    ledger = { kind: LedgerKind.Local, stateFile: '' };
+  if (env.KEYFLEET_LEDGER !== undefined && env.KEYFLEET_LEDGER !== 'fabric') {
+    problems.push(`KEYFLEET_LEDGER=${env.KEYFLEET_LEDGER} is not supported: the ledger is always a Fabric network`);
   }
+  const ledger: Config['ledger'] = {
+    connectionProfile: str('KEYFLEET_FABRIC_CONNECTION', '.fabric/network/connection.json'),
+    org: str('KEYFLEET_FABRIC_ORG', 'Org1'),
+    enrolmentId: str('KEYFLEET_FABRIC_ENROLMENT_ID', 'keyfleet-gateway'),
+    ...(env.KEYFLEET_FABRIC_CHAINCODE ? { chaincode: env.KEYFLEET_FABRIC_CHAINCODE } : {}),
+  };
 
   const config: Config = {
     http: {
@@ -108,20 +103,36 @@ export function loadConfig(env: Env): Config {
       audience: str('KEYFLEET_AUTH_AUDIENCE', 'keyfleet-gateway'),
     },
     enrolmentTokenTtlSeconds: int('KEYFLEET_ENROLMENT_TOKEN_TTL', 3600, 60, 7 * 24 * 3600),
-    attestation: {
-      challengeTtlSeconds: int('KEYFLEET_CHALLENGE_TTL', 120, 1, 3600),
-      batchSize: int('KEYFLEET_ATTESTATION_BATCH_SIZE', 1, 1, 10_000),
-      batchDelayMs: int('KEYFLEET_ATTESTATION_BATCH_DELAY_MS', 2000, 1, 60_000),
+    verifier: {
+      url: verifierUrl(env, problems),
+      timeoutMs: int('KEYFLEET_VERIFIER_TIMEOUT_MS', 90_000, 100, 600_000),
     },
     schedulerIntervalMs: int('KEYFLEET_SCHEDULER_INTERVAL_MS', 60_000, 0, 24 * 3600 * 1000),
     dataDir,
     logLevel: str('KEYFLEET_LOG_LEVEL', 'info'),
   };
 
+  // Attestation moved to the verifier service: an old setting here would silently do nothing.
+  for (const [moved, now] of [
+    ['KEYFLEET_CHALLENGE_TTL', 'KEYFLEET_VERIFIER_CHALLENGE_TTL'],
+    ['KEYFLEET_ATTESTATION_BATCH_SIZE', 'KEYFLEET_VERIFIER_BATCH_SIZE'],
+    ['KEYFLEET_ATTESTATION_BATCH_DELAY_MS', 'KEYFLEET_VERIFIER_BATCH_DELAY_MS'],
+  ] as const) {
+    if (env[moved] !== undefined) problems.push(`${moved} is a setting of the verifier service now: ${now}`);
+  }
+
   if (problems.length > 0) {
     throw new GatewayError(GatewayErrorCode.ConfigInvalid, `invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return config;
+}
+
+/** KEYFLEET_VERIFIER_URL: where the verifier service listens (by default its port on this host). */
+function verifierUrl(env: Env, problems: string[]): string {
+  const raw = env.KEYFLEET_VERIFIER_URL ?? 'http://127.0.0.1:8081';
+  const problem = httpUrlProblem('KEYFLEET_VERIFIER_URL', raw);
+  if (problem !== null) problems.push(problem);
+  return raw;
 }
 
 /** The HSM user PIN from KEYFLEET_HSM_PIN or the file named by KEYFLEET_HSM_PIN_FILE. */

@@ -32,6 +32,11 @@ export const GatewayErrorCode = {
    * which (`FabricEnrolmentFailure`). Raised at start-up only; retrying will not help.
    */
   FabricEnrolmentRefused: 'FABRIC_ENROLMENT_REFUSED',
+  /**
+   * The attestation verifier (Org2's own service, `KEYFLEET_VERIFIER_URL`) could not be reached,
+   * did not answer in time, or failed with a fault of its own; a retry may succeed.
+   */
+  VerifierUnavailable: 'VERIFIER_UNAVAILABLE',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];

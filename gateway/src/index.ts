@@ -1,12 +1,17 @@
 /**
  * @keyfleet/gateway: the keyfleet service. HSM custody (PKCS#11), the device CA, the REST API,
- * and the ledger clients. Programs start it through {@link openGateway}; `main.ts` is the
- * process entry point and `cli/keyfleet.ts` the operator's command line.
+ * and the ledger clients. Programs start the operator gateway through {@link openGateway} and
+ * Org2's attestation verifier through {@link openVerifier}; `main.ts` and `verifier-main.ts` are
+ * their process entry points and `cli/keyfleet.ts` the operator's command line.
  *
  * @packageDocumentation
  */
-export { openGateway, type Gateway, type OpenGatewayOptions } from './app';
-export { loadConfig, LedgerKind, type Config } from './config';
+export { openGateway, type Gateway } from './app';
+export { loadConfig, type Config } from './config';
+export { openVerifier, type VerifierService } from './verifier-app';
+export { loadVerifierConfig, type VerifierConfig } from './verifier-config';
+export { chainHeight, decodeBlock, type BlockTransaction } from './ledger/blocks';
+export { readOrganization, type OrganizationProfile } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';
 export { newDeviceCa, deviceUri, DEVICE_ID_PATTERN, type DeviceCa, type DeviceCertificate } from './ca/device-ca';

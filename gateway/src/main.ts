@@ -8,7 +8,10 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const gateway = await openGateway(config);
   const address = await gateway.server.listen({ host: config.http.host, port: config.http.port });
-  gateway.server.log.info({ address, ledger: config.ledger.kind, anchors: gateway.anchors }, 'keyfleet gateway ready');
+  gateway.server.log.info(
+    { address, fabric: config.ledger.connectionProfile, anchors: gateway.anchors },
+    'keyfleet gateway ready',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

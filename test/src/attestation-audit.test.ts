@@ -53,10 +53,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
   };
 
   before(async () => {
-    f = await startGatewayFixture({
-      KEYFLEET_ATTESTATION_BATCH_SIZE: '3',
-      KEYFLEET_ATTESTATION_BATCH_DELAY_MS: '5000',
-    });
+    f = await startGatewayFixture({}, { KEYFLEET_VERIFIER_BATCH_SIZE: '3', KEYFLEET_VERIFIER_BATCH_DELAY_MS: '5000' });
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-audit-'));
     const firmware = join(dir, 'firmware.bin');
     writeFileSync(firmware, 'firmware 2.1');
@@ -108,7 +105,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
 
   it('verifies every device’s proof, with the gateway-reported and with a pinned anchor', async () => {
     const pinned = join(dir, 'verifier.pem');
-    writeFileSync(pinned, (await f.gateway.hsm.getPublicKey({ label: 'verifier' })).pem);
+    writeFileSync(pinned, (await f.verifier.hsm.getPublicKey({ label: 'verifier' })).pem);
     for (const { result, recorded } of outcomes) {
       expect(await verify(result, recorded.proof)).to.deep.include({ code: 0 });
       const pinnedRun = await verify(result, recorded.proof, pinned);

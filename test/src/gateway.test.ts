@@ -72,12 +72,16 @@ describe('gateway on SoftHSM', function () {
       'device-kex',
       'fabric-identity',
       'metadata-signing',
-      'verifier',
     ]);
     for (const key of keys) expect(key).to.include({ sensitive: true, extractable: false });
+    // Org2's verifier key and Fabric identity live in Org2's own token, never in the operator's.
+    const verifierKeys = await f.verifier.hsm.findKeys({ kind: 'private' });
+    expect(verifierKeys.map((k) => k.label).sort()).to.deep.equal(['fabric-identity', 'verifier']);
+    for (const key of verifierKeys) expect(key).to.include({ sensitive: true, extractable: false });
     // The data directory holds certificates and the test's JWKS, never key material.
-    const files = readdirSync(f.dataDir, { recursive: true }).map(String).sort();
-    expect(files).to.deep.equal(['auth', join('auth', 'jwks.json'), 'device-ca.pem']);
+    const files = readdirSync(f.dataDir).map(String).sort();
+    expect(files).to.deep.equal(['auth', 'device-ca.pem', 'fabric-identity-keyfleet-gateway.pem', 'verifier']);
+    expect(readdirSync(join(f.dataDir, 'auth'))).to.deep.equal(['jwks.json']);
   });
 
   it('answers /healthz, /metrics and /openapi.json', async () => {
@@ -94,8 +98,12 @@ describe('gateway on SoftHSM', function () {
 
   it('registers its HSM public keys as the ledger trust anchors, once', async () => {
     const anchors = await f.ledger.evaluate<TrustAnchorRecord[]>('ListTrustAnchors');
-    for (const label of ['metadata-signing', 'device-ca', 'verifier']) {
-      const jwk = await exportJWK((await f.gateway.hsm.getPublicKey({ label })).keyObject);
+    for (const [hsm, label] of [
+      [f.gateway.hsm, 'metadata-signing'],
+      [f.gateway.hsm, 'device-ca'],
+      [f.verifier.hsm, 'verifier'],
+    ] as const) {
+      const jwk = await exportJWK((await hsm.getPublicKey({ label })).keyObject);
       const thumbprint = await calculateJwkThumbprint(jwk);
       expect(
         anchors.filter((a) => a.Thumbprint === thumbprint),

@@ -14,6 +14,7 @@ import { newKeyClient, KeyClientErrorCode } from '@keyfleet/agent';
 import { isGatewayError, type Principal } from '@keyfleet/gateway';
 import { exportKekDerivationData, parseEnvelope } from '@keyfleet/gateway/dist/key-service';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
+import type {} from '@keyfleet/gateway/dist/http/base';
 import { handleError } from '@keyfleet/gateway/dist/http/errors';
 import { registerKeyRoutes } from '@keyfleet/gateway/dist/http/key-routes';
 import { generateVersionKey } from '@keyfleet/gateway/dist/rotation/hsm-steps';

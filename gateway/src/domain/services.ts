@@ -119,15 +119,19 @@ export interface ReferenceValuesRequest {
   readonly measurements: readonly { readonly name: string; readonly algorithm: string; readonly digest: string }[];
 }
 
-/** Device attestation (docs/protocol-attestation.md). */
+/** What an appraisal answers a device: the EAR, the verdict, and where the result is on the ledger. */
+export type AppraisalAnswer = Pick<
+  AppraisalOutcome,
+  'ear' | 'status' | 'deviceId' | 'result' | 'recorded' | 'actions' | 'findings'
+>;
+
+/**
+ * Device attestation (docs/protocol-attestation.md): what the verifier service answers, and what
+ * the operator gateway answers by forwarding the device-facing calls to it.
+ */
 export interface AttestationApi {
   challenge(deviceId: string): Promise<{ challenge: string; expiresAt: string }>;
-  appraise(evidence: string): Promise<AppraisalOutcome>;
-  setReferenceValues(
-    by: Principal,
-    group: string,
-    request: ReferenceValuesRequest,
-  ): Promise<{ transactionId: string; record: ReferenceValuesRecord }>;
+  appraise(evidence: string): Promise<AppraisalAnswer>;
   getReferenceValues(group: string): Promise<ReferenceValuesRecord>;
   /** A Merkle batch record, for auditors checking inclusion proofs. */
   getBatch(batchId: string): Promise<AttestationBatchRecord>;
@@ -135,11 +139,20 @@ export interface AttestationApi {
   trustAnchors(): Promise<readonly TrustAnchorRecord[]>;
 }
 
+/** The operator's side of attestation: the gateway also sets the reference values (Org1, metadata anchor). */
+export interface OperatorAttestationApi extends AttestationApi {
+  setReferenceValues(
+    by: Principal,
+    group: string,
+    request: ReferenceValuesRequest,
+  ): Promise<{ transactionId: string; record: ReferenceValuesRecord }>;
+}
+
 export interface Services {
   readonly devices: DeviceService;
   readonly keys: KeyService;
   readonly rotation: RotationApi;
-  readonly attestation: AttestationApi;
+  readonly attestation: OperatorAttestationApi;
   readonly keyOperations: KeyOperations;
   readonly keyRotation: ApplicationKeyRotation;
   health(): Promise<Health>;

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureKeys, isHsmError, newHsm, type HsmOptions, type PinSource } from './index.js';
+import { ensureKeys, gatewayKeys, isHsmError, newHsm, verifierKeys, type HsmOptions, type PinSource } from './index.js';
 import { initToken } from './token-init.js';
 
 const usage = `usage: node gateway/dist/hsm/cli.js <command>
@@ -14,8 +14,9 @@ commands:
   init-token                    initialise token KEYFLEET_HSM_TOKEN (default keyfleet) in a free
                                 slot unless it exists; PINs from KEYFLEET_HSM_SO_PIN and
                                 KEYFLEET_HSM_PIN (development stores only)
-  ensure-keys [--pem-dir DIR]   create the gateway's keys that are missing; with --pem-dir,
-                                write each public key to DIR/<label>.pem
+  ensure-keys [--pem-dir DIR]   create the keys that are missing (the operator gateway's, or
+                                with KEYFLEET_HSM_KEY_SET=verifier the verifier service's); with
+                                --pem-dir, write each public key to DIR/<label>.pem
   list                          list the key objects on the token
 
 environment:
@@ -23,6 +24,7 @@ environment:
   KEYFLEET_HSM_MODULE    PKCS#11 library (default /usr/lib/softhsm/libsofthsm2.so)
   KEYFLEET_HSM_PIN       user PIN, or
   KEYFLEET_HSM_PIN_FILE  file holding the user PIN
+  KEYFLEET_HSM_KEY_SET   gateway (default) or verifier: which keys ensure-keys makes
 `;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -76,6 +78,13 @@ async function main(args: readonly string[], env: Env): Promise<number> {
     return 2;
   }
 
+  const keySets = { gateway: gatewayKeys, verifier: verifierKeys } as const;
+  const keySet = env.KEYFLEET_HSM_KEY_SET ?? 'gateway';
+  if (keySet !== 'gateway' && keySet !== 'verifier') {
+    process.stderr.write(`KEYFLEET_HSM_KEY_SET must be gateway or verifier, got "${keySet}"\n`);
+    return 2;
+  }
+
   const hsm = await newHsm(optionsFrom(env));
   try {
     if (command === 'list') {
@@ -91,7 +100,7 @@ async function main(args: readonly string[], env: Env): Promise<number> {
       }
       return 0;
     }
-    const result = await ensureKeys(hsm);
+    const result = await ensureKeys(hsm, keySets[keySet]);
     for (const label of result.created) process.stdout.write(`created ${label}\n`);
     for (const label of result.existing) process.stdout.write(`exists  ${label}\n`);
     if (pemDir !== undefined) {

@@ -29,7 +29,7 @@ export type {
 export { HsmError, HsmErrorCode, isHsmError } from './hsm-error.js';
 export { formatPkcs11Uri, parsePkcs11Uri } from './pkcs11-uri.js';
 export type { Pkcs11ObjectType, Pkcs11Uri } from './pkcs11-uri.js';
-export { gatewayKeys, ensureKeys } from './key-inventory.js';
+export { gatewayKeys, verifierKeys, ensureKeys } from './key-inventory.js';
 export type { GatewayKey, EnsureKeysResult } from './key-inventory.js';
 
 /**

@@ -11,7 +11,10 @@ export interface GatewayKey {
   readonly derive: boolean;
 }
 
-/** Every key the gateway needs; all P-256, sensitive and never extractable. See docs/hsm.md. */
+/**
+ * Every key the operator gateway (Org1) needs; all P-256, sensitive and never extractable. See
+ * docs/hsm.md. No Org2 key is among them: the attestation verifier has its own token ({@link verifierKeys}).
+ */
 export const gatewayKeys: readonly GatewayKey[] = [
   { label: 'device-ca', purpose: 'root of the device CA: signs device certificates', sign: true, derive: false },
   {
@@ -20,13 +23,31 @@ export const gatewayKeys: readonly GatewayKey[] = [
     sign: true,
     derive: false,
   },
-  { label: 'verifier', purpose: 'signs attestation results (EAR)', sign: true, derive: false },
   { label: 'fabric-identity', purpose: "the gateway's Fabric identity: signs transactions", sign: true, derive: false },
   {
     label: 'device-kex',
     purpose: 'ECDH with devices at enrolment: device master keys are derived from it',
     sign: false,
     derive: true,
+  },
+];
+
+/**
+ * Every key of the verifier service (Org2) on its own token. Its third key, the challenge HMAC key
+ * `attestation-challenge`, is secret and made by the service itself.
+ */
+export const verifierKeys: readonly GatewayKey[] = [
+  {
+    label: 'verifier',
+    purpose: "signs attestation results (EAR) and the verifier's ledger writes; a verifier trust anchor",
+    sign: true,
+    derive: false,
+  },
+  {
+    label: 'fabric-identity',
+    purpose: "the verifier's Fabric identity (Org2, role verifier): signs transactions",
+    sign: true,
+    derive: false,
   },
 ];
 

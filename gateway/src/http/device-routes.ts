@@ -2,27 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import { principalOf } from './principal';
 import { ApiRole } from '../auth/bearer';
 import type { Services } from '../domain/services';
+import { closed, compactJws as jws, id, open } from './schemas';
 
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
-const jws = {
-  type: 'string',
-  minLength: 1,
-  maxLength: 16_384,
-  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
-};
-const closed = (required: string[], properties: Record<string, unknown>) =>
-  ({ type: 'object', additionalProperties: false, required, properties }) as const;
-const open = { type: 'object', additionalProperties: true } as const;
 const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
 
 /**
  * Routes devices call (they prove possession of their certified key inside the signed bodies,
  * so they carry no bearer token) and the operator routes that prepare them: device keys,
- * rotation, attestation and reference values.
+ * rotation, and the reference values attestation appraises against. The attestation routes
+ * themselves are in attestation-routes.ts, shared with the verifier service.
  */
 export function registerDeviceRoutes(v1: FastifyInstance, services: Services): void {
   const operators = { roles: [ApiRole.Operator] };
-  const readers = { roles: [ApiRole.Operator, ApiRole.Auditor] };
   const secured = { security: [{ bearer: [] }] };
 
   v1.post<{ Params: { id: string }; Body: { keyId: string } }>(
@@ -72,25 +63,6 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     async (request) => services.rotation.checkIn(request.body.checkIn, { deviceId: request.params.id }),
   );
 
-  v1.post<{ Body: { deviceId: string } }>(
-    '/attestation/challenges',
-    { schema: { body: closed(['deviceId'], { deviceId: id }), response: { 201: open } } },
-    async (request, reply) => reply.status(201).send(await services.attestation.challenge(request.body.deviceId)),
-  );
-
-  v1.post<{ Body: { evidence: string } }>(
-    '/attestation/evidence',
-    { schema: { body: closed(['evidence'], { evidence: jws }), response: { 200: open } } },
-    async (request) => {
-      const { ear, status, deviceId, result, recorded, actions, findings } = await services.attestation.appraise(
-        request.body.evidence,
-      );
-      // `result` is the ledger record (a batch's Merkle leaf): with `recorded.proof` it lets anyone
-      // check the device's verdict against the ledger later (keyfleet audit verify-proof).
-      return { ear, status, deviceId, result, recorded, actions, findings };
-    },
-  );
-
   v1.put<{
     Params: { group: string };
     Body: { policyId: string; measurements: { name: string; algorithm: string; digest: string }[] };
@@ -119,23 +91,5 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     },
     async (request) =>
       services.attestation.setReferenceValues(principalOf(request), request.params.group, request.body),
-  );
-
-  v1.get<{ Params: { group: string } }>(
-    '/reference-values/:group',
-    { config: readers, schema: { ...secured, params: closed(['group'], { group: id }), response: { 200: open } } },
-    async (request) => services.attestation.getReferenceValues(request.params.group),
-  );
-
-  v1.get<{ Params: { id: string } }>(
-    '/audit/attestation-batches/:id',
-    { config: readers, schema: { ...secured, params: closed(['id'], { id }), response: { 200: open } } },
-    async (request) => services.attestation.getBatch(request.params.id),
-  );
-
-  v1.get(
-    '/audit/trust-anchors',
-    { config: readers, schema: { ...secured, response: { 200: { type: 'array', items: open } } } },
-    async () => services.attestation.trustAnchors(),
   );
 }

@@ -21,6 +21,7 @@ const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
   CONFIG_INVALID: 500,
   FABRIC_CA_UNAVAILABLE: 503,
   FABRIC_ENROLMENT_REFUSED: 500,
+  VERIFIER_UNAVAILABLE: 503,
 };
 
 /** The chaincode's codes that are not conflicts (409) but the caller's input or rights. */

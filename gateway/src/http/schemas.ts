@@ -3,7 +3,20 @@
  * returns, with the matching TypeScript types. Bodies are closed: unknown fields are refused.
  */
 
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+/** keyfleet's id grammar: device, key, group and batch ids. */
+export const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+/** A compact JWS (RFC 7515 §3.1) a device signed: evidence, rotation requests, acknowledgements. */
+export const compactJws = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 16_384,
+  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+} as const;
+/** An object with exactly these properties (unknown fields refused). */
+export const closed = (required: string[], properties: Record<string, unknown>) =>
+  ({ type: 'object', additionalProperties: false, required, properties }) as const;
+/** An answer whose fields the route's code decides. */
+export const open = { type: 'object', additionalProperties: true } as const;
 const text = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' } as const;
 export const health = {
   type: 'object',

@@ -21,14 +21,16 @@ export interface BlockTransaction {
  */
 export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
   const block = common.Block.deserializeBinary(bytes);
-  const blockNumber = Number(block.getHeader()?.getNumber() ?? 0);
+  const blockNumber = block.getHeader()?.getNumber() ?? 0;
   const filter = block.getMetadata()?.getMetadataList_asU8()[common.BlockMetadataIndex.TRANSACTIONS_FILTER];
   const out: BlockTransaction[] = [];
   block
     .getData()
     ?.getDataList_asU8()
     .forEach((envelopeBytes, index) => {
-      const payload = common.Payload.deserializeBinary(common.Envelope.deserializeBinary(envelopeBytes).getPayload_asU8());
+      const payload = common.Payload.deserializeBinary(
+        common.Envelope.deserializeBinary(envelopeBytes).getPayload_asU8(),
+      );
       const header = payload.getHeader();
       if (!header) return;
       const channelHeader = common.ChannelHeader.deserializeBinary(header.getChannelHeader_asU8());
@@ -58,5 +60,5 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
 
 /** The height of a channel from qscc's GetChainInfo answer (common.BlockchainInfo bytes). */
 export function chainHeight(bytes: Uint8Array): number {
-  return Number(common.BlockchainInfo.deserializeBinary(bytes).getHeight());
+  return common.BlockchainInfo.deserializeBinary(bytes).getHeight();
 }

@@ -49,7 +49,10 @@ export async function ensureFabricIdentity(options: FabricIdentityOptions): Prom
   }
   const secret = (await readFile(enrolment.secretFile, 'utf8').catch(() => '')).trim();
   if (secret === '') {
-    throw new GatewayError(GatewayErrorCode.ConfigInvalid, `no enrolment secret for ${options.enrolmentId} in ${enrolment.secretFile}`);
+    throw new GatewayError(
+      GatewayErrorCode.ConfigInvalid,
+      `no enrolment secret for ${options.enrolmentId} in ${enrolment.secretFile}`,
+    );
   }
   const { certificatePem } = await enrolFabricIdentity(options.key, {
     url: org.ca.url,

@@ -23,25 +23,67 @@ import type { LedgerTransport } from './transport';
 export interface ConnectionProfile {
   readonly channel: string;
   readonly chaincode: string;
-  readonly organizations: Readonly<
-    Record<
-      string,
-      {
-        readonly mspId: string;
-        readonly peers: readonly {
-          readonly endpoint: string;
-          readonly hostAlias: string;
-          readonly tlsRootCert: string;
-        }[];
-      }
-    >
-  >;
+  readonly organizations: Readonly<Record<string, OrganizationProfile>>;
+}
+
+export interface OrganizationProfile {
+  readonly mspId: string;
+  readonly peers: readonly PeerProfile[];
+  readonly ca: {
+    readonly url: string;
+    readonly caName: string;
+    readonly tlsRootCert: string;
+    /** The organisation's CA certificate: the issuer of its members' identities. */
+    readonly caCert: string;
+  };
+  /** Registered, not yet enrolled identities: their secrets, for HSM-held keys to enrol with. */
+  readonly enrolments: Readonly<Record<string, { readonly role: string; readonly secretFile: string }>>;
+}
+
+export interface PeerProfile {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly hostAlias: string;
+  readonly tlsRootCert: string;
+}
+
+/** An organisation of the connection description, with its paths made absolute. */
+export function readOrganization(
+  profilePath: string,
+  org: string,
+): OrganizationProfile & { channel: string; chaincode: string } {
+  let profile: ConnectionProfile;
+  try {
+    profile = JSON.parse(readFileSync(profilePath, 'utf8')) as ConnectionProfile;
+  } catch (err) {
+    throw new GatewayError(
+      GatewayErrorCode.ConfigInvalid,
+      `the Fabric connection description ${profilePath} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'not JSON'}); is the network up? (network/network.sh up)`,
+    );
+  }
+  const found = profile.organizations[org];
+  if (!found || found.peers.length === 0) {
+    throw new GatewayError(GatewayErrorCode.ConfigInvalid, `no peer of ${org} in ${profilePath}`);
+  }
+  const at = (path: string) => resolve(dirname(profilePath), path);
+  return {
+    ...found,
+    channel: profile.channel,
+    chaincode: profile.chaincode,
+    peers: found.peers.map((peer) => ({ ...peer, tlsRootCert: at(peer.tlsRootCert) })),
+    ca: { ...found.ca, tlsRootCert: at(found.ca.tlsRootCert), caCert: at(found.ca.caCert) },
+    enrolments: Object.fromEntries(
+      Object.entries(found.enrolments).map(([id, e]) => [id, { ...e, secretFile: at(e.secretFile) }]),
+    ),
+  };
 }
 
 export interface FabricTransportOptions {
   readonly profilePath: string;
   /** Which organisation's peer to reach, e.g. `Org1`. */
   readonly org: string;
+  /** The chaincode name, when not the connection description's. */
+  readonly chaincode?: string;
   /** The gateway's X.509 certificate, PEM, issued by the org's CA for the HSM-held key. */
   readonly certificatePem: string;
   /** Signs proposal and transaction digests with the HSM-held key (DER, low S). */
@@ -54,14 +96,10 @@ const retriableCommitCodes = new Set<number>([StatusCode.MVCC_READ_CONFLICT, Sta
 
 /** Connects to the org's peer through the Fabric Gateway service, with a deadline on every call. */
 export function newFabricTransport(options: FabricTransportOptions): LedgerTransport {
-  const profile = JSON.parse(readFileSync(options.profilePath, 'utf8')) as ConnectionProfile;
-  const org = profile.organizations[options.org];
-  const peer = org?.peers[0];
-  if (!org || !peer) {
-    throw new GatewayError(GatewayErrorCode.ConfigInvalid, `no peer of ${options.org} in ${options.profilePath}`);
-  }
-  const tlsRoot = readFileSync(resolve(dirname(options.profilePath), peer.tlsRootCert));
-  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(tlsRoot), {
+  const org = readOrganization(options.profilePath, options.org);
+  const peer = org.peers[0];
+  if (!peer) throw new Error('unreachable: readOrganization checks for a peer');
+  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(readFileSync(peer.tlsRootCert)), {
     'grpc.ssl_target_name_override': peer.hostAlias,
   });
   const deadline = (seconds: number) => () => ({ deadline: Date.now() + seconds * 1000 });
@@ -76,7 +114,7 @@ export function newFabricTransport(options: FabricTransportOptions): LedgerTrans
     commitStatusOptions: deadline(60),
     chaincodeEventsOptions: deadline(60),
   });
-  const contract = gateway.getNetwork(profile.channel).getContract(profile.chaincode);
+  const contract = gateway.getNetwork(org.channel).getContract(options.chaincode ?? org.chaincode);
   const attempts = options.attempts ?? 3;
 
   return {

@@ -3,7 +3,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
-import { openGateway, loadConfig, ApiRole, issueBearerToken, type Gateway } from '@keyfleet/gateway';
+import {
+  openGateway,
+  openVerifier,
+  loadConfig,
+  loadVerifierConfig,
+  ApiRole,
+  issueBearerToken,
+  type Gateway,
+  type VerifierService,
+} from '@keyfleet/gateway';
+import { createServer } from 'node:net';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
 import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
@@ -23,6 +33,8 @@ export interface Caller {
  */
 export interface GatewayFixture {
   readonly gateway: Gateway;
+  /** Org2's verifier, on a token of its own; the gateway forwards attestation to it. */
+  readonly verifier: VerifierService;
   readonly ledger: LedgerView;
   /** The namespace's chaincode name. */
   readonly chaincode: string;
@@ -51,9 +63,17 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
   };
 }
 
-export async function startGatewayFixture(env: Record<string, string> = {}): Promise<GatewayFixture> {
+export async function startGatewayFixture(
+  env: Record<string, string> = {},
+  verifierEnv: Record<string, string> = {},
+): Promise<GatewayFixture> {
   const chaincode = newNamespace('gw');
   const store = createSoftHsmStore('keyfleet-it');
+  // Org2's token: another token (SoftHSM reads one store per process; in production the
+  // verifier is its own process with its own module and store).
+  const verifierToken = 'keyfleet-verifier-it';
+  store.addToken(verifierToken);
+  const verifierPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
   const operator = await newCaller('alice', ApiRole.Operator);
   const auditor = await newCaller('audrey', ApiRole.Auditor);
@@ -73,17 +93,33 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     KEYFLEET_AUTH_JWKS: jwksFile,
     KEYFLEET_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
     KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
+    KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
     ...fabricEnv(chaincode),
     ...env,
   });
+  const verifierConfig = () =>
+    loadVerifierConfig({
+      KEYFLEET_VERIFIER_HSM_MODULE: softHsmModule,
+      KEYFLEET_VERIFIER_HSM_URI: `pkcs11:token=${verifierToken}`,
+      KEYFLEET_VERIFIER_HSM_PIN: store.pin,
+      KEYFLEET_VERIFIER_DATA_DIR: join(dataDir, 'verifier'),
+      KEYFLEET_VERIFIER_DEVICE_CA_CERT: join(dataDir, 'device-ca.pem'),
+      KEYFLEET_VERIFIER_FABRIC_CONNECTION: fabricEnv(chaincode).KEYFLEET_FABRIC_CONNECTION ?? '',
+      KEYFLEET_VERIFIER_FABRIC_CHAINCODE: chaincode,
+      KEYFLEET_VERIFIER_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
+      ...verifierEnv,
+    });
   const ledger = openLedgerView(chaincode);
   let gateway = await openGateway(config);
   let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
+  const verifier = await openVerifier(verifierConfig());
+  await verifier.server.listen({ host: '127.0.0.1', port: verifierPort });
 
   return {
     get gateway() {
       return gateway;
     },
+    verifier,
     ledger,
     chaincode,
     store,
@@ -117,6 +153,7 @@ export async function startGatewayFixture(env: Record<string, string> = {}): Pro
     },
     async close() {
       await gateway.close();
+      await verifier.close();
       ledger.close();
       store.remove();
       rmSync(dataDir, { recursive: true, force: true });
@@ -158,4 +195,14 @@ export async function customToken(
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** A port nobody listens on right now (the verifier's, known before the gateway starts). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return address.port;
 }

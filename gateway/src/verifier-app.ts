@@ -1,0 +1,189 @@
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { calculateJwkThumbprint, exportJWK } from 'jose';
+import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
+import { jwksFile } from './auth/jwks-file';
+import { newBearerAuthenticator } from './auth/bearer';
+import { hsmSigningKey } from './crypto/hsm-key';
+import { notFoundAs } from './domain/records';
+import type { AttestationApi } from './domain/services';
+import { ensureVerifierAnchor } from './domain/trust-anchors';
+import { GatewayError, GatewayErrorCode } from './errors';
+import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
+import { newVerifierHttpServer } from './http/verifier-server';
+import { readOrganization } from './ledger/fabric';
+import { openHsmFabricTransport } from './ledger/hsm-fabric';
+import type { LedgerClient } from './ledger/ledger-client';
+import type { VerifierConfig } from './verifier-config';
+
+export interface VerifierService {
+  readonly server: FastifyInstance;
+  readonly hsm: Hsm;
+  /** The verifier's trust-anchor id on the ledger: every result's VerifierID and the EAR `kid`. */
+  readonly verifierId: string;
+  /** Stops serving, flushes a pending batch, then closes the ledger and the HSM. */
+  close(): Promise<void>;
+}
+
+/** HMAC key of the attestation challenges; secret, so not in the P-256 inventory. */
+const CHALLENGE_KEY = 'attestation-challenge';
+
+/**
+ * The verifier service's composition root (Org2's own process, docs/verifier.md): opens its own
+ * HSM token, makes sure its keys exist, enrols its Fabric identity with Org2's CA, registers its
+ * verifier key as a trust anchor (proof of possession), pins the device CA the ledger names, and
+ * builds its REST API (not yet listening). No operator key or identity takes part.
+ */
+export async function openVerifier(config: VerifierConfig): Promise<VerifierService> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const closer of [...closers].reverse()) await closer().catch(() => undefined);
+  };
+  try {
+    assertVerifierEnrolment(config);
+    const hsm = await newHsm({
+      uri: config.hsm.tokenUri,
+      modulePath: config.hsm.modulePath,
+      pin: config.hsm.pin,
+      sessions: config.hsm.sessions,
+    });
+    closers.push(() => hsm.close());
+    await ensureKeys(hsm, verifierKeys);
+    if ((await hsm.findKeys({ label: CHALLENGE_KEY })).length === 0) {
+      await hsm.generateSecretKey({ label: CHALLENGE_KEY, type: 'hmac-sha256', usage: ['sign', 'verify'] });
+    }
+    const [verifierKey, identityKey] = await Promise.all(
+      ['verifier', 'fabric-identity'].map((label) => hsmSigningKey(hsm, label)),
+    );
+    if (!verifierKey || !identityKey) throw new Error('unreachable: two keys asked for');
+
+    const transport = await openHsmFabricTransport({
+      profilePath: config.ledger.connectionProfile,
+      org: config.ledger.org,
+      enrolmentId: config.ledger.enrolmentId,
+      hsm,
+      key: identityKey,
+      dataDir: config.dataDir,
+      chaincode: config.ledger.chaincode,
+    });
+    closers.push(() => transport.close());
+
+    const { anchorId: verifierId, ledger } = await ensureVerifierAnchor(transport, {
+      key: verifierKey,
+      description: `HSM attestation verifier key (${config.ledger.org}, ${config.ledger.enrolmentId})`,
+    });
+    const deviceCaCertificatePem = await trustedDeviceCa(config.deviceCaCertificateFile, ledger);
+
+    const challenges = newChallengeIssuer({
+      key: hsmChallengeKey(hsm, CHALLENGE_KEY),
+      ttlSeconds: config.attestation.challengeTtlSeconds,
+    });
+    const batcher =
+      config.attestation.batchSize > 1
+        ? newAttestationBatcher({
+            ledger,
+            verifierId,
+            maxSize: config.attestation.batchSize,
+            maxDelayMs: config.attestation.batchDelayMs,
+          })
+        : undefined;
+    if (batcher !== undefined) closers.push(() => batcher.close());
+    // No `reinstateWith`: reinstating a device is an operator's write (ReinstateDevice is Org1's);
+    // the operator gateway does it when an affirming answer passes through it.
+    const verifier = newVerifier({
+      deviceCaCertificatePem,
+      ledger,
+      resultKey: verifierKey,
+      verifierId,
+      policyId: config.attestation.policyId,
+      challenges,
+      ...(batcher === undefined ? {} : { batcher }),
+    });
+
+    const attestation: AttestationApi = {
+      async challenge(deviceId) {
+        const { nonce, expiresAt } = await challenges.issue(deviceId);
+        return { challenge: nonce, expiresAt: expiresAt.toISOString() };
+      },
+      appraise: (evidence) => verifier.appraise(evidence),
+      getReferenceValues: (group) =>
+        notFoundAs(ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
+      getBatch: (batchId) =>
+        notFoundAs(ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
+      trustAnchors: () => ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
+    };
+    const server = await newVerifierHttpServer({
+      attestation,
+      async health() {
+        const [hsmOk, ledgerOk] = await Promise.all([
+          hsm.getPublicKey({ label: 'verifier' }).then(
+            () => true,
+            () => false,
+          ),
+          transport.evaluate('ListTrustAnchors', []).then(
+            () => true,
+            () => false,
+          ),
+        ]);
+        return { hsm: hsmOk, ledger: ledgerOk };
+      },
+      authenticator: newBearerAuthenticator({
+        jwks:
+          config.auth.jwksFile === undefined
+            ? { keys: [] }
+            : jwksFile(config.auth.jwksFile, 'KEYFLEET_VERIFIER_AUTH_JWKS'),
+        audience: config.auth.audience,
+      }),
+      bodyLimit: config.http.bodyLimit,
+      logger: { level: config.logLevel },
+    });
+    closers.push(() => server.close());
+    return { server, hsm, verifierId, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** The enrolment must be a registered `verifier` of the organisation: anything else writes nothing. */
+function assertVerifierEnrolment(config: VerifierConfig): void {
+  const { connectionProfile, org, enrolmentId } = config.ledger;
+  const enrolment = readOrganization(connectionProfile, org).enrolments[enrolmentId];
+  if (enrolment !== undefined && enrolment.role !== 'verifier') {
+    throw new GatewayError(
+      GatewayErrorCode.ConfigInvalid,
+      `${enrolmentId} of ${org} is registered with role ${enrolment.role}; the verifier needs role verifier`,
+    );
+  }
+}
+
+/**
+ * The device CA certificate, trusted only when its key is an active `device-ca` trust anchor on the
+ * ledger: the file is how the operator publishes the certificate, the ledger (endorsed by both
+ * organisations) is what makes it the device CA.
+ */
+async function trustedDeviceCa(file: string, ledger: LedgerClient): Promise<string> {
+  const invalid = (why: string) =>
+    new GatewayError(GatewayErrorCode.ConfigInvalid, `KEYFLEET_VERIFIER_DEVICE_CA_CERT ${file}: ${why}`);
+  const pem = await readFile(file, 'utf8').catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw invalid(`cannot be read (${code}); the operator gateway publishes it in its data directory at start-up`);
+  });
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(pem);
+  } catch {
+    throw invalid('is not a PEM X.509 certificate');
+  }
+  if (!certificate.ca || !certificate.verify(certificate.publicKey))
+    throw invalid('is not a self-signed CA certificate');
+  const thumbprint = await calculateJwkThumbprint(await exportJWK(certificate.publicKey));
+  const anchors = await ledger.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const anchor = anchors.find((a) => a.Thumbprint === thumbprint);
+  if (anchor?.Kind !== 'device-ca' || anchor.Status !== 'active') {
+    throw invalid(`its key is not an active device-ca trust anchor on the ledger (${anchor?.AnchorID ?? 'no anchor'})`);
+  }
+  return pem;
+}
