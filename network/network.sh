@@ -455,7 +455,7 @@ start_peer() {
   node=$(peer_dir "$org" "$j")
   domain=$(org_domain "$org")
   name=peer$j.org$org
-  builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}, {name: keyfleet_node, path: $repo_root/network/builders/node, propagateEnvironment: [HOME, PATH, KEYFLEET_NODE_BUILDER_NODE_MODULES]}]"
+  builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}]"
   mkdir -p "$dir/nodes/$name"
   start_process "$name" "$dir/nodes/$name" env \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
@@ -482,7 +482,6 @@ start_peer() {
     CORE_VM_ENDPOINT= \
     CORE_CHAINCODE_EXTERNALBUILDERS="$builders" \
     CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG="{\"ccport\":\"$(cc_port "$org")\"}" \
-    KEYFLEET_NODE_BUILDER_NODE_MODULES="$repo_root/node_modules" \
     peer node start
 }
 
@@ -933,7 +932,6 @@ cmd_down() {
   local stopped
   stopped=$(stop_all)
   if $keep; then
-    rm -f "$dir/.ready.lock"
     log "stopped $stopped process(es); data kept in $dir"
   else
     rm -rf "$dir"
