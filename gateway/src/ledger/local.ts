@@ -3,7 +3,7 @@ import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerTransport } from './transport';
 
 /**
- * A transport onto keyfleet's contract running in this process (`KEYFLEET_LEDGER=local`):
+ * A transport onto keyfleet's contract running in this process (a test double: the product always talks to Fabric):
  * the same contract, roles and signatures as on Fabric, without endorsement or ordering.
  */
 export function newLocalTransport(ledger: LocalLedger, creator: LocalCreator): LedgerTransport {
