@@ -310,12 +310,14 @@ Capabilities:
   Channel: &ChannelCapabilities {V3_0: true}
   Orderer: &OrdererCapabilities {V2_0: true}
   Application: &ApplicationCapabilities {V2_5: true}
+Channel:
+  Policies: &MetaPolicies
+    Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
+    Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
+    Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
 Profiles:
   KeyfleetChannel:
-    Policies:
-      Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
-      Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
-      Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+    Policies: *MetaPolicies
     Capabilities: *ChannelCapabilities
     Orderer:
       OrdererType: $cons
@@ -323,9 +325,7 @@ Profiles:
       BatchSize: {MaxMessageCount: 500, AbsoluteMaxBytes: 10 MB, PreferredMaxBytes: 2 MB}
       Organizations: [*OrdererOrg]
       Policies:
-        Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
-        Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
-        Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+        <<: *MetaPolicies
         BlockValidation: {Type: ImplicitMeta, Rule: "ANY Writers"}
       Capabilities: *OrdererCapabilities
 EOF
@@ -360,9 +360,7 @@ EOF
     Application:
       Organizations: [*Org1, *Org2]
       Policies:
-        Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
-        Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
-        Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
+        <<: *MetaPolicies
         LifecycleEndorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
         Endorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
       Capabilities: *ApplicationCapabilities

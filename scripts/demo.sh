@@ -51,6 +51,5 @@ Next:
                  ./keyfleet devices list --group demo-fleet
                  ./keyfleet audit device ${prefix}-00001
   bigger fleet   node agent/dist/fleet/cli.js --devices 2000 --tampered 5 --rounds 3 --prefix big
-  benchmark      npm run bench      (results: BENCHMARKS.md)
   stop           npm stop
 EOF_NEXT

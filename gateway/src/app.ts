@@ -18,6 +18,7 @@ import { newApplicationKeyRotation, newKeyOperations } from './key-service';
 import { newRotationScheduler, type SchedulerLog } from './scheduler';
 import { ensureTrustAnchors } from './domain/trust-anchors';
 import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
+import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
 import { newVerifierClient } from './http/verifier-client';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
@@ -129,19 +130,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       attestation,
       keyOperations: newKeyOperations({ hsm, ledger }),
       keyRotation,
-      async health() {
-        const [hsmOk, ledgerOk] = await Promise.all([
-          hsm.getPublicKey({ label: 'metadata-signing' }).then(
-            () => true,
-            () => false,
-          ),
-          transport.evaluate('ListTrustAnchors', []).then(
-            () => true,
-            () => false,
-          ),
-        ]);
-        return { hsm: hsmOk, ledger: ledgerOk };
-      },
+      health: healthCheck(hsm, 'metadata-signing', transport),
     };
 
     const server = await newHttpServer({

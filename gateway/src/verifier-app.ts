@@ -10,6 +10,7 @@ import { hsmSigningKey } from './crypto/hsm-key';
 import { notFoundAs } from './domain/records';
 import type { AttestationApi } from './domain/services';
 import { ensureVerifierAnchor } from './domain/trust-anchors';
+import { healthCheck } from './health';
 import { GatewayError, GatewayErrorCode } from './errors';
 import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
 import { newVerifierHttpServer } from './http/verifier-server';
@@ -116,19 +117,7 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
     };
     const server = await newVerifierHttpServer({
       attestation,
-      async health() {
-        const [hsmOk, ledgerOk] = await Promise.all([
-          hsm.getPublicKey({ label: 'verifier' }).then(
-            () => true,
-            () => false,
-          ),
-          transport.evaluate('ListTrustAnchors', []).then(
-            () => true,
-            () => false,
-          ),
-        ]);
-        return { hsm: hsmOk, ledger: ledgerOk };
-      },
+      health: healthCheck(hsm, 'verifier', transport),
       authenticator: newBearerAuthenticator({
         jwks:
           config.auth.jwksFile === undefined

@@ -13,9 +13,9 @@ import {
   type Gateway,
   type VerifierService,
 } from '@keyfleet/gateway';
-import { createServer } from 'node:net';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { freePort } from '@keyfleet/gateway/dist/testing/fabric-ca-server';
 import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
 
 export const AUDIENCE = 'keyfleet-gateway';
@@ -195,14 +195,4 @@ export async function customToken(
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** A port nobody listens on right now (the verifier's, known before the gateway starts). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
 }
