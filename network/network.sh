@@ -17,7 +17,10 @@ Verbs:
                               one chaincode server per organisation, endorsed by both; changed
                               code is committed with the next sequence number. NAME (default
                               keyfleet) is the chaincode name: another name is another state
-                              namespace served by the same chaincode servers
+                              namespace served by the same chaincode servers. --lang node
+                              deploys the conventional way instead: a package made by
+                              `peer lifecycle chaincode package --lang node`, built and
+                              launched by the peer through network/builders/node
   status                      each process, its health endpoint, the block height of each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
   down [--keep]               stop what this network started; remove its data unless --keep
@@ -60,6 +63,7 @@ shift
 profile=
 keep=false
 cc_name=keyfleet
+cc_lang=ccaas
 positional=()
 while (($# > 0)); do
   case "$1" in
@@ -82,6 +86,10 @@ while (($# > 0)); do
       ;;
     --name)
       cc_name=${2:?--name needs a value}
+      shift 2
+      ;;
+    --lang)
+      cc_lang=${2:?--lang needs a value}
       shift 2
       ;;
     -h | --help)
@@ -453,7 +461,7 @@ start_peer() {
   node=$(peer_dir "$org" "$j")
   domain=$(org_domain "$org")
   name=peer$j.org$org
-  builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}]"
+  builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}, {name: keyfleet_node, path: $repo_root/network/builders/node, propagateEnvironment: [PATH, HOME, npm_config_cache]}]"
   mkdir -p "$dir/nodes/$name"
   start_process "$name" "$dir/nodes/$name" env \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
@@ -757,6 +765,21 @@ make_package() {
   rm -rf "$work"
 }
 
+# The conventional Node package: what `peer lifecycle chaincode package --lang node` makes of a
+# folder holding the chaincode's package.json and built JavaScript. The folder is self-contained:
+# the root's npm overrides go into its package.json, tests and test helpers stay out.
+make_node_package() {
+  local path=$1 label=$2 out=$3 stage
+  stage=$dir/chaincode/$label-src
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  jq --slurpfile root "$repo_root/package.json" '. + {overrides: ($root[0].overrides // {})} | del(.devDependencies)' \
+    "$path/package.json" >"$stage/package.json"
+  tar -C "$path" --exclude='*.test.*' --exclude='*.map' --exclude='*.d.ts' -cf - dist | tar -C "$stage" -xf -
+  as_peer 1 0 admin peer lifecycle chaincode package "$out" --lang node --path "$stage" --label "$label" \
+    >>"$logs/peer-cli.log" 2>&1 || die "peer lifecycle chaincode package --lang node failed; see $logs/peer-cli.log"
+}
+
 start_chaincode_servers() {
   local org id path
   id=$(cat "$dir/chaincode/package-id")
@@ -794,8 +817,13 @@ cmd_deploy() {
   all_alive "$profile_now" || die "the network in $dir is not running; run 'up' first"
   path=$(cd "${positional[0]:-$repo_root/chaincode}" && pwd)
   [[ -f $path/package.json && -d $path/dist ]] || die "$path has no package.json and dist/ (build it first: npx tsc -b)"
-  label="${CHAINCODE}_$(code_digest "$path")"
+  case $cc_lang in
+    ccaas) label="${CHAINCODE}_$(code_digest "$path")" ;;
+    node) label="${CHAINCODE}_node_$(code_digest "$path")" ;;
+    *) die "--lang $cc_lang: ccaas (default) or node" ;;
+  esac
   package=$dir/chaincode/$label.tar.gz
+  if [[ ! -f $package && $cc_lang == node ]]; then make_node_package "$path" "$label" "$package"; fi
   if [[ ! -f $package ]]; then make_package "$label" "$package"; fi
   id=$(as_peer 1 0 admin peer lifecycle chaincode calculatepackageid "$package")
   n=$(peers_per_org "$profile_now")
@@ -803,9 +831,11 @@ cmd_deploy() {
   [[ $cc_name =~ ^[a-z][a-z0-9_-]{0,48}$ ]] || die "chaincode name $cc_name: lower-case letters, digits, _ and - only"
   current=$(committed || true)
   if [[ -n $current && -f $dir/chaincode/committed-$cc_name && $(cat "$dir/chaincode/committed-$cc_name") == "$id" ]]; then
-    echo "$path" >"$dir/chaincode/path"
-    start_chaincode_servers
-    for org in 1 2; do wait_for "cc.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0; done
+    if [[ $cc_lang == ccaas ]]; then
+      echo "$path" >"$dir/chaincode/path"
+      start_chaincode_servers
+    fi
+    for org in 1 2; do wait_for "peer0.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0; done
     log "chaincode $label is already committed as $cc_name (sequence $(jq .sequence <<<"$current"))"
     return 0
   fi
@@ -821,12 +851,15 @@ cmd_deploy() {
     done
   done
 
-  if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
-    stop_chaincode_servers
-    echo "$id" >"$dir/chaincode/package-id"
+  # A node package runs where the peer launches it; a service package in our chaincode servers.
+  if [[ $cc_lang == ccaas ]]; then
+    if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
+      stop_chaincode_servers
+      echo "$id" >"$dir/chaincode/package-id"
+    fi
+    echo "$path" >"$dir/chaincode/path"
+    start_chaincode_servers
   fi
-  echo "$path" >"$dir/chaincode/path"
-  start_chaincode_servers
 
   local policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=()
   for org in 1 2; do
@@ -851,7 +884,7 @@ cmd_deploy() {
   for org in 1 2; do
     for ((j = 0; j < n; j++)); do
       wait_for "peer$j.org$org" "the chaincode definition (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
-      wait_for "cc.org$org" "a chaincode answer through peer$j.org$org" 30 chaincode_answers "$org" "$j"
+      wait_for "peer$j.org$org" "a chaincode answer" 60 chaincode_answers "$org" "$j"
     done
   done
   echo "$id" >"$dir/chaincode/committed-$cc_name"

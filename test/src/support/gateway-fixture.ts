@@ -66,8 +66,9 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
 export async function startGatewayFixture(
   env: Record<string, string> = {},
   verifierEnv: Record<string, string> = {},
+  options: { chaincodeLang?: 'ccaas' | 'node' } = {},
 ): Promise<GatewayFixture> {
-  const chaincode = newNamespace('gw');
+  const chaincode = newNamespace('gw', options.chaincodeLang);
   const store = createSoftHsmStore('keyfleet-it');
   // Org2's token: another token (SoftHSM reads one store per process; in production the
   // verifier is its own process with its own module and store).

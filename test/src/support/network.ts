@@ -39,11 +39,15 @@ export function mochaGlobalTeardown(): void {
 
 let namespaces = 0;
 
-/** Deploys the chaincode under a fresh name: an empty ledger state for one suite. */
-export function newNamespace(label: string): string {
+/**
+ * Deploys the chaincode under a fresh name: an empty ledger state for one suite. `ccaas` runs it
+ * in the network's chaincode servers; `node` as the conventional `--lang node` package that the
+ * peer builds and launches itself (network/builders/node).
+ */
+export function newNamespace(label: string, lang: 'ccaas' | 'node' = 'ccaas'): string {
   namespaces += 1;
   const name = `kf-${label}-${String(process.pid)}-${String(namespaces)}`.toLowerCase().slice(0, 48);
-  networkScript('deploy', '--name', name);
+  networkScript('deploy', '--name', name, '--lang', lang);
   return name;
 }
 
