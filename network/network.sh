@@ -167,41 +167,44 @@ start_process() {
   echo $! >"$pids/$name.pid"
 }
 
-stop_pid() {
-  local pid=$1 i
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+# Stops processes together: SIGTERM to each (and its process group), up to 5 s for all of them to
+# exit, then SIGKILL for what is left.
+stop_pids() {
+  local pid i left
+  for pid in "$@"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
   for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    ((i % 10 == 0)) && kill -TERM "$pid" 2>/dev/null
+    left=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=$((left + 1)); done
+    ((left == 0)) && return 0
     sleep 0.1
   done
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  for pid in "$@"; do
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  done
 }
 
 # Stops every process of this network: those with pid files, and any leftover whose working
-# directory is inside the data directory (a pid file lost in a crash).
+# directory is inside the data directory (a pid file lost in a crash). Prints how many.
 stop_all() {
-  local file pid stopped=0
+  local file pid proc found=()
   if [[ -d $pids ]]; then
     for file in "$pids"/*.pid; do
       [[ -f $file ]] || continue
       pid=$(cat "$file")
-      if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
-        stop_pid "$pid"
-        stopped=$((stopped + 1))
-      fi
+      if kill -0 "$pid" 2>/dev/null && ours "$pid"; then found+=("$pid"); fi
       rm -f "$file"
     done
   fi
-  local proc
   for proc in /proc/[0-9]*; do
     pid=${proc#/proc/}
-    if ours "$pid" && [[ $pid != "$$" && $pid != "$BASHPID" ]]; then
-      stop_pid "$pid"
-      stopped=$((stopped + 1))
+    if ours "$pid" && [[ $pid != "$$" && $pid != "$BASHPID" && " ${found[*]} " != *" $pid "* ]]; then
+      found+=("$pid")
     fi
   done
-  echo "$stopped"
+  ((${#found[@]} == 0)) || stop_pids "${found[@]}"
+  echo "${#found[@]}"
 }
 
 port_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -801,7 +804,7 @@ stop_chaincode_servers() {
   for org in 1 2; do
     if alive "cc.org$org"; then
       pid=$(cat "$pids/cc.org$org.pid")
-      stop_pid "$pid"
+      stop_pids "$pid"
     fi
     rm -f "$pids/cc.org$org.pid"
   done

@@ -23,5 +23,11 @@ step "integration tests"
 # The suites start their own network (test/src/support/network.ts); this stops it even when
 # mocha is interrupted before its teardown runs.
 test_network_dir="$repo_root/.fabric/test-${KEYFLEET_TEST_PORT_BASE:-17000}"
-trap 'bash network/network.sh down --dir "$test_network_dir" >/dev/null 2>&1 || true' EXIT
+stop_test_networks() {
+  local network
+  for network in "$test_network_dir" "$test_network_dir-beside"; do
+    bash network/network.sh down --dir "$network" >/dev/null 2>&1 || true
+  done
+}
+trap stop_test_networks EXIT
 npx mocha --config .mocharc.integration.json

@@ -5,7 +5,9 @@ import { expect } from 'chai';
 import type { TrustAnchorRecord } from '@keyfleet/chaincode';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
-import { connectionProfile, networkScript } from './support/network';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { besideNetwork, connectionProfile, networkScript, networkScriptAt } from './support/network';
 
 /** Runs Fabric's own peer CLI as IDENTITY of ORG, with the exports `network.sh env` prints. */
 function peerCli(org: string, identity: string, ...args: string[]): string {
@@ -14,10 +16,10 @@ function peerCli(org: string, identity: string, ...args: string[]): string {
 }
 
 /** `network.sh status`: each healthy running process → its pid, and each peer's block height. */
-function status(): { pids: Map<string, string>; heights: Map<string, number> } {
+function status(output = networkScript('status')): { pids: Map<string, string>; heights: Map<string, number> } {
   const pids = new Map<string, string>();
   const heights = new Map<string, number>();
-  for (const line of networkScript('status').split('\n')) {
+  for (const line of output.split('\n')) {
     const height = /^(\S+)\s+keyfleet block height (\d+)$/.exec(line);
     if (height?.[1] !== undefined && height[2] !== undefined) heights.set(height[1], Number(height[2]));
     const process = /^(\S+)\s+(\d+)\s+running\s+(OK|listening)$/.exec(line);
@@ -101,5 +103,62 @@ describe('the Fabric network (network/network.sh) under keyfleet', function () {
     };
     expect(profile.organizations.Org1?.enrolments['keyfleet-gateway']?.role).to.equal('operator');
     expect(profile.organizations.Org2?.enrolments['keyfleet-verifier']?.role).to.equal('verifier');
+  });
+});
+
+describe('a second network beside the first, crashed and brought back by up', function () {
+  this.timeout(240_000);
+  const beside = (...args: string[]) => networkScriptAt(besideNetwork.dir, besideNetwork.portBase, ...args);
+  const alive = (pid: string) => {
+    try {
+      process.kill(Number(pid), 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const everyProcess = ['ca.org1', 'ca.org2', 'cc.org1', 'cc.org2', 'orderer0', 'peer0.org1', 'peer0.org2'];
+  after(() => {
+    beside('down');
+  });
+
+  it('comes up and deploys on its own ports while the test network runs', () => {
+    beside('up');
+    beside('deploy');
+    expect([...status(beside('status')).pids.keys()].sort()).to.deep.equal([...everyProcess].sort());
+    expect([...status().pids.keys()]).to.include.members(everyProcess);
+  });
+
+  it('after a crash (a peer and a chaincode server killed, a pid file lost) up restarts it on its data', () => {
+    const before = status(beside('status'));
+    const pid = (name: string) => before.pids.get(name) ?? expect.fail(`no ${name}`);
+    process.kill(-Number(pid('peer0.org1')), 'SIGKILL');
+    process.kill(-Number(pid('cc.org1')), 'SIGKILL');
+    // The orderer keeps running and holding its ports, but nothing records it any more.
+    rmSync(join(besideNetwork.dir, 'pids', 'orderer0.pid'));
+
+    beside('up');
+    const after = status(beside('status'));
+    expect([...after.pids.keys()].sort()).to.deep.equal([...everyProcess].sort());
+    expect(alive(pid('orderer0')), 'the leftover orderer').to.be.false;
+    // The ledger survived: both peers are back at least at their height before the crash.
+    for (const peer of ['peer0.org1', 'peer0.org2']) {
+      expect(after.heights.get(peer), peer).to.be.at.least(before.heights.get(peer) ?? Infinity);
+    }
+    const exports = beside('env', 'Org2', 'auditor');
+    const anchors = execFileSync(
+      'bash',
+      ['-c', `${exports}\npeer chaincode query -C keyfleet -n keyfleet -c '{"Args":["ListTrustAnchors"]}'`],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(anchors)).to.deep.equal([]);
+  });
+
+  it('goes down twice without complaint, and leaves nothing of its own behind', () => {
+    const pids = [...status(beside('status')).pids.values()];
+    beside('down');
+    beside('down');
+    expect(existsSync(besideNetwork.dir)).to.be.false;
+    expect(pids.filter(alive)).to.deep.equal([]);
   });
 });

@@ -17,9 +17,17 @@ const portBase = Number(process.env.KEYFLEET_TEST_PORT_BASE ?? 17000);
 export const networkDir = resolve(repoRoot, '.fabric', `test-${String(portBase)}`);
 export const connectionProfile = join(networkDir, 'connection.json');
 
+/** Runs network/network.sh on the test network and answers its standard output. */
 export function networkScript(...args: string[]): string {
-  return execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), ...args, '--dir', networkDir], {
-    env: { ...process.env, KEYFLEET_NETWORK_PORT_BASE: String(portBase) },
+  return networkScriptAt(networkDir, portBase, ...args);
+}
+
+/** A second network beside the test network: its own directory and ports. */
+export const besideNetwork = { dir: `${networkDir}-beside`, portBase: portBase + 200 };
+
+export function networkScriptAt(dir: string, base: number, ...args: string[]): string {
+  return execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), ...args, '--dir', dir], {
+    env: { ...process.env, KEYFLEET_NETWORK_PORT_BASE: String(base) },
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',
   });
@@ -33,6 +41,7 @@ export function mochaGlobalSetup(): void {
 
 /** mocha: after the last suite, failed or not (scripts/test.sh also stops it on an interrupt). */
 export function mochaGlobalTeardown(): void {
+  networkScriptAt(besideNetwork.dir, besideNetwork.portBase, 'down');
   if (process.env.KEYFLEET_TEST_KEEP_NETWORK === '1') return;
   networkScript('down');
 }
