@@ -32,11 +32,17 @@ describe('the verifier service: Org2 process, own token, reached through the gat
   const repoRoot = resolve(__dirname, '..', '..');
   const networkDir = join(repoRoot, '.fabric', `verifier-test-${String(process.pid)}`);
   const profilePath = join(networkDir, 'connection.json');
+  // Its own ports, below the integration network's (KEYFLEET_TEST_PORT_BASE, default 17000).
+  const portBase = String(Number(process.env.KEYFLEET_TEST_PORT_BASE ?? 17000) - 4500);
   const network = (verb: string) =>
-    execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), verb, '--dir', networkDir, '--port-base', '12500'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      encoding: 'utf8',
-    });
+    execFileSync(
+      'bash',
+      [join(repoRoot, 'network', 'network.sh'), verb, '--dir', networkDir, '--port-base', portBase],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      },
+    );
 
   const work = mkdtempSync(join(tmpdir(), 'keyfleet-verifier-svc-'));
   const gatewayDir = join(work, 'gateway');
