@@ -16,8 +16,9 @@ describe('verifier anchors are Org2 keys, registered by Org2 with proof of posse
   let h: Harness;
 
   /** Signs `request` with `signer` (kid = `kid`, default the signer's own) and submits it as `who`. */
-  const register = async (who: TestIdentity, request: Record<string, unknown>, signer: TestSigner, kid?: string) =>
-    JSON.parse(
+  const register = async (who: TestIdentity, unsent: Record<string, unknown>, signer: TestSigner, kid?: string) => {
+    const request = h.as(who, unsent);
+    return JSON.parse(
       await h.invoke(
         who,
         TransactionName.RegisterTrustAnchor,
@@ -25,6 +26,7 @@ describe('verifier anchors are Org2 keys, registered by Org2 with proof of posse
         await signer.sign(request, kid === undefined ? {} : { kid }),
       ),
     ) as TrustAnchorRecord;
+  };
 
   beforeEach(async () => {
     h = await Harness.create();
@@ -163,7 +165,7 @@ describe('verifier anchors are Org2 keys, registered by Org2 with proof of posse
       name: 'JWS by the key, over another request',
       code: ErrorCode.SignatureInvalid,
       run: async (h) => {
-        const request = h.anchorRequest('verifier-1', 'verifier', h.signers.verifier.publicJwk);
+        const request = h.as(h.ids.verifier, h.anchorRequest('verifier-1', 'verifier', h.signers.verifier.publicJwk));
         const other = { ...request, Description: 'something else' };
         return h.invoke(
           h.ids.verifier,
@@ -222,7 +224,7 @@ describe('verifier anchors are Org2 keys, registered by Org2 with proof of posse
         Description: 'verifier key, rotated',
       });
     const replace = async (who: TestIdentity, authoriser: TestSigner, kid?: string) => {
-      const request = replaceRequest();
+      const request = h.as(who, replaceRequest());
       return h.invoke(
         who,
         TransactionName.ReplaceTrustAnchor,
@@ -259,12 +261,15 @@ describe('verifier anchors are Org2 keys, registered by Org2 with proof of posse
         name: 'the verifier replacing the metadata anchor',
         code: ErrorCode.AccessDenied,
         run: async () => {
-          const request = h.req(TransactionName.ReplaceTrustAnchor, {
-            OldAnchorID: 'hsm-metadata-1',
-            NewAnchorID: 'verifier-2',
-            PublicKey: h.signers.spare.publicJwk,
-            Description: 'x',
-          });
+          const request = h.as(
+            h.ids.verifier,
+            h.req(TransactionName.ReplaceTrustAnchor, {
+              OldAnchorID: 'hsm-metadata-1',
+              NewAnchorID: 'verifier-2',
+              PublicKey: h.signers.spare.publicJwk,
+              Description: 'x',
+            }),
+          );
           return h.invoke(
             h.ids.verifier,
             TransactionName.ReplaceTrustAnchor,

@@ -26,11 +26,13 @@ describe('devices', () => {
       EnrolledAt: '2026-01-01T00:00:00.000Z',
     });
     expect(device.Proof.AnchorID).to.equal('hsm-metadata-1');
+    expect(device.Proof.Principal).to.deep.equal({ Kind: 'operator', ID: 'alice' });
     expect(h.lastEvent).to.deep.include({ name: EventName.DeviceEnrolled });
     expect(h.lastEvent.payload).to.deep.equal({
       DeviceID: 'dev-0001',
       Group: 'gw-edge',
       Shard: 3,
+      Principal: { Kind: 'operator', ID: 'alice' },
       TxID: h.lastEvent.txId,
     });
     const stored = await h.read<DeviceRecord>(h.ids.auditor, TransactionName.GetDevice, 'dev-0001');

@@ -20,7 +20,8 @@ async function send(
   request: Record<string, unknown>,
   signer: TestSigner = h.signers.metadata,
 ): Promise<string> {
-  return h.invoke(who, tx, JSON.stringify(request), await signer.sign(request));
+  const sent = h.as(who, request);
+  return h.invoke(who, tx, JSON.stringify(sent), await signer.sign(sent));
 }
 
 /** Submits raw request text with a JWS over that text's parsed value (so only the text is hostile). */
@@ -105,6 +106,65 @@ const rows: Row[] = [
     name: 'trailing garbage after JSON',
     code: ErrorCode.MalformedJson,
     run: (h) => sendText(h, h.ids.operator, TransactionName.EnrolDevice, '{}x'),
+  },
+  // ---- who asked: the Principal, checked against the caller before the request's schema
+  { name: 'Principal missing', code: ErrorCode.PrincipalInvalid, run: (h) => enrol(h, { Principal: undefined }) },
+  { name: 'Principal null', code: ErrorCode.PrincipalInvalid, run: (h) => enrol(h, { Principal: null }) },
+  {
+    name: 'Principal of an unknown kind',
+    code: ErrorCode.PrincipalInvalid,
+    run: (h) => enrol(h, { Principal: { Kind: 'root', ID: 'alice' } }),
+  },
+  {
+    name: 'Principal id outside the id grammar',
+    code: ErrorCode.PrincipalInvalid,
+    run: (h) => enrol(h, { Principal: { Kind: 'operator', ID: 'alice smith' } }),
+  },
+  {
+    name: 'Principal with an extra field',
+    code: ErrorCode.PrincipalInvalid,
+    run: (h) => enrol(h, { Principal: { Kind: 'operator', ID: 'alice', Role: 'operator' } }),
+  },
+  {
+    name: 'operator caller claiming to be the verifier service',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => enrol(h, { Principal: { Kind: 'service', ID: 'verifier.appraisal' } }),
+  },
+  {
+    name: 'operator caller naming a service without its gateway. prefix',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => enrol(h, { Principal: { Kind: 'service', ID: 'scheduler' } }),
+  },
+  {
+    name: 'verifier caller acting for an operator',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => attest(h, { Principal: { Kind: 'operator', ID: 'alice' } }),
+  },
+  {
+    name: "verifier caller claiming the gateway's scheduler",
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => attest(h, { Principal: { Kind: 'service', ID: 'gateway.scheduler' } }),
+  },
+  {
+    name: 'application caller acting for another application',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => keyTx(h, TransactionName.RotateKey, { Principal: { Kind: 'application', ID: 'app-other' } }, h.ids.app),
+  },
+  {
+    name: 'application caller acting for an operator',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => keyTx(h, TransactionName.RotateKey, { Principal: { Kind: 'operator', ID: 'alice' } }, h.ids.app),
+  },
+  {
+    name: 'device acting for another device',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) => keyTx(h, TransactionName.RotateKey, { Principal: { Kind: 'device', ID: 'dev-0002' } }, h.ids.device),
+  },
+  {
+    name: 'device caller claiming a gateway service',
+    code: ErrorCode.PrincipalNotAllowed,
+    run: (h) =>
+      keyTx(h, TransactionName.RotateKey, { Principal: { Kind: 'service', ID: 'gateway.scheduler' } }, h.ids.device),
   },
   {
     name: 'request is JSON null',

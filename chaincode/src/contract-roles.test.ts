@@ -13,7 +13,7 @@ type Call = (h: Harness, who: TestIdentity) => Promise<unknown>;
 const signed =
   (tx: Tx, body: (h: Harness) => Record<string, unknown>, signer: 'metadata' | 'verifier' = 'metadata'): Call =>
   async (h, who) => {
-    const request = h.req(tx, body(h));
+    const request = h.as(who, h.req(tx, body(h)));
     return h.invoke(who, tx, JSON.stringify(request), await h.signers[signer].sign(request));
   };
 const read =
@@ -53,12 +53,15 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorC
     tx: TransactionName.ReplaceTrustAnchor,
     denied: W,
     call: async (h, who) => {
-      const r = h.req(TransactionName.ReplaceTrustAnchor, {
-        OldAnchorID: 'hsm-device-ca-1',
-        NewAnchorID: 'hsm-metadata-2',
-        PublicKey: h.signers.spare.publicJwk,
-        Description: 'x',
-      });
+      const r = h.as(
+        who,
+        h.req(TransactionName.ReplaceTrustAnchor, {
+          OldAnchorID: 'hsm-device-ca-1',
+          NewAnchorID: 'hsm-metadata-2',
+          PublicKey: h.signers.spare.publicJwk,
+          Description: 'x',
+        }),
+      );
       return h.invoke(
         who,
         TransactionName.ReplaceTrustAnchor,

@@ -17,7 +17,14 @@ import {
   type TxTime,
 } from './lifecycle.js';
 import { merkleLeafHash, verifyInclusionProof } from './merkle.js';
-import { assertKeyPermission, assertPolicyWellFormed, assertRole, callerName, type Caller } from './policy.js';
+import {
+  assertKeyPermission,
+  assertPolicyWellFormed,
+  assertPrincipalFor,
+  assertRole,
+  callerName,
+  type Caller,
+} from './policy.js';
 import * as requests from './requests.js';
 import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
 import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
@@ -42,6 +49,7 @@ import {
   type Proof,
   type PublicJwk,
   type ReferenceValuesRecord,
+  type RequestPrincipal,
   type TrustAnchorRecord,
 } from './types.js';
 import { Limits, id, int, isoTime, oneOf, sha256Hex as sha256HexCheck, str, validate, type Check } from './validate.js';
@@ -62,6 +70,8 @@ const keyOperations = [...KeyOperation.protect, ...KeyOperation.process];
 interface Write<T> {
   store: Store;
   caller: Caller;
+  /** Who asked for the write, checked against the caller's role. */
+  principal: RequestPrincipal;
   raw: unknown;
   request: T & { Action: string; RequestID: string };
   now: TxTime;
@@ -92,6 +102,23 @@ function assertAnchorKindFor(caller: Caller, kind: AnchorKind, what: 'register' 
         ? `only the verifier organisation may ${what} a verifier anchor`
         : `role ${caller.Role} may ${what} only verifier anchors, not ${kind}`,
     );
+  }
+}
+
+/** Splits the request's `Principal` from the rest; a missing or malformed one is PRINCIPAL_INVALID. */
+function principalOf(raw: unknown): { principal: RequestPrincipal; rest: unknown } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new LedgerError(ErrorCode.InvalidArgument, 'request must be an object');
+  }
+  const { Principal: value, ...rest } = raw as Record<string, unknown>;
+  if (value === undefined) throw new LedgerError(ErrorCode.PrincipalInvalid, 'request.Principal is missing');
+  try {
+    return { principal: validate(requests.requestPrincipal, value, 'request.Principal'), rest };
+  } catch (err) {
+    if (err instanceof LedgerError && err.code === ErrorCode.InvalidArgument) {
+      throw new LedgerError(ErrorCode.PrincipalInvalid, err.detail);
+    }
+    throw err;
   }
 }
 
@@ -130,7 +157,10 @@ export class KeyfleetContract extends Contract {
 
   // ---- shared steps of every write --------------------------------------------------------------
 
-  /** Role gate, then parse and validate the request, then refuse a RequestID seen before. */
+  /**
+   * Role gate, then parse the request, check its `Principal` against the caller, validate the rest
+   * against the transaction's schema, then refuse a RequestID seen before.
+   */
   private async authenticate<T extends { Action: string; RequestID: string }>(
     ctx: Context,
     action: TransactionName,
@@ -141,12 +171,14 @@ export class KeyfleetContract extends Contract {
     const caller = callerOf(ctx);
     assertRole(caller, roles, action);
     const raw = parseJson(requestJson, 'request', Limits.RequestBytes);
-    const request = validate(check, raw);
+    const { principal, rest } = principalOf(raw);
+    assertPrincipalFor(caller, principal);
+    const request = validate(check, rest);
     const store = new Store(ctx.stub);
     if ((await store.get(store.key(KeyType.Request, request.RequestID))) !== null) {
       throw new LedgerError(ErrorCode.RequestReplayed, `request ${request.RequestID} was already executed`);
     }
-    return { store, caller, raw, request, now: txTime(ctx), txId: ctx.stub.getTxID() };
+    return { store, caller, principal, raw, request, now: txTime(ctx), txId: ctx.stub.getTxID() };
   }
 
   /** Finds the active anchor named by the JWS `kid`, of the expected kind, and verifies the JWS with it. */
@@ -168,7 +200,7 @@ export class KeyfleetContract extends Contract {
   }
 
   private proof(write: Write<unknown>, anchorId: string, jws: string): Proof {
-    return { AnchorID: anchorId, JWS: jws, TxID: write.txId };
+    return { AnchorID: anchorId, JWS: jws, TxID: write.txId, Principal: write.principal };
   }
 
   /** All writes happen here, after every check passed, so a rejected request writes nothing. */
@@ -182,8 +214,12 @@ export class KeyfleetContract extends Contract {
       TxID: write.txId,
       At: write.now.iso,
       By: callerName(write.caller),
+      Principal: write.principal,
     });
-    ctx.stub.setEvent(effects.event.name, canonicalBytes({ ...effects.event.payload, TxID: write.txId }));
+    ctx.stub.setEvent(
+      effects.event.name,
+      canonicalBytes({ ...effects.event.payload, Principal: write.principal, TxID: write.txId }),
+    );
     return canonicalJson(result);
   }
 

@@ -6,6 +6,8 @@ export const ErrorCode = {
   MalformedJson: 'MALFORMED_JSON',
   InvalidArgument: 'INVALID_ARGUMENT',
   AccessDenied: 'ACCESS_DENIED',
+  PrincipalInvalid: 'PRINCIPAL_INVALID',
+  PrincipalNotAllowed: 'PRINCIPAL_NOT_ALLOWED',
   SignatureMissing: 'SIGNATURE_MISSING',
   SignatureInvalid: 'SIGNATURE_INVALID',
   RequestReplayed: 'REQUEST_REPLAYED',

@@ -1,5 +1,16 @@
 import { ErrorCode, LedgerError } from './errors.js';
-import { Msp, Permission, Role, RoleMsps, type AccessPolicy, type KeyRecord, type Principal } from './types.js';
+import {
+  Msp,
+  Permission,
+  PrincipalKind,
+  Role,
+  RoleMsps,
+  ServicePrefix,
+  type AccessPolicy,
+  type KeyRecord,
+  type Principal,
+  type RequestPrincipal,
+} from './types.js';
 
 /** The authenticated caller: MSP id, role attribute and subject CN of its certificate. */
 export interface Caller {
@@ -11,6 +22,44 @@ export interface Caller {
 /** How a caller is written into records (`EnrolledBy`, `ConsumedBy`, …): `MSPID/role/ID`. */
 export function callerName(caller: Caller): string {
   return `${caller.MSPID}/${caller.Role}/${caller.ID}`;
+}
+
+/**
+ * Whether `caller` may write on behalf of `principal`: the operator gateway for operators, applications,
+ * devices and its own (`gateway.`) services; the verifier for devices and its own (`verifier.`) services;
+ * an application or a device only for itself. Auditors never write.
+ */
+export function assertPrincipalFor(caller: Caller, principal: RequestPrincipal): void {
+  const ownService = (role: keyof typeof ServicePrefix): boolean =>
+    principal.Kind === PrincipalKind.Service && principal.ID.startsWith(`${ServicePrefix[role]}.`);
+  let allowed: boolean;
+  switch (caller.Role) {
+    case Role.Operator:
+      allowed =
+        principal.Kind === PrincipalKind.Operator ||
+        principal.Kind === PrincipalKind.Application ||
+        principal.Kind === PrincipalKind.Device ||
+        ownService(Role.Operator);
+      break;
+    case Role.Verifier:
+      allowed = principal.Kind === PrincipalKind.Device || ownService(Role.Verifier);
+      break;
+    case Role.Application:
+      allowed = principal.Kind === PrincipalKind.Application && principal.ID === caller.ID;
+      break;
+    case Role.Device:
+      allowed = principal.Kind === PrincipalKind.Device && principal.ID === caller.ID;
+      break;
+    case Role.Auditor:
+      allowed = false;
+      break;
+  }
+  if (!allowed) {
+    throw new LedgerError(
+      ErrorCode.PrincipalNotAllowed,
+      `caller ${callerName(caller)} may not write on behalf of ${principal.Kind} ${principal.ID}`,
+    );
+  }
 }
 
 /** What each role could ever be granted on a key: only operators administer. */

@@ -6,6 +6,7 @@ import {
   KeyPurpose,
   NoncePurpose,
   OwnerType,
+  PrincipalKind,
   RevocationReason,
   Role,
   RotationTrigger,
@@ -39,6 +40,9 @@ const principal = object({
   Role: oneOf(Object.values(Role)),
   ID: nullable(id),
 });
+/** Who asked for a write (see {@link PrincipalKind}); checked against the caller before the request's schema. */
+export const requestPrincipal = object({ Kind: oneOf(Object.values(PrincipalKind)), ID: id });
+
 const principals = arrayOf(principal, { max: Limits.PrincipalsPerPermission, unique: true });
 
 export const accessPolicy = object({ Read: principals, Use: principals, Rotate: principals, Administer: principals });

@@ -181,10 +181,38 @@ export interface RotationPolicy {
 }
 
 /** The JWS that authorised a write, kept beside the record so any client can re-verify it. */
+/**
+ * Who asked for a write, as the gateway authenticated them: an operator, an application, a device, or
+ * a named service for an organisation process's own work (a scheduler, a reconciler, the verifier).
+ * Carried inside the HSM-signed request as `Principal`; the chaincode checks it against the caller's role.
+ */
+export const PrincipalKind = {
+  Operator: 'operator',
+  Application: 'application',
+  Device: 'device',
+  Service: 'service',
+} as const;
+export type PrincipalKind = (typeof PrincipalKind)[keyof typeof PrincipalKind];
+
+export interface RequestPrincipal {
+  Kind: PrincipalKind;
+  ID: string;
+}
+
+/**
+ * Service principals are named `<prefix>.<name>`; the prefix says whose process runs the service, so
+ * one organisation cannot attribute a write to the other's services (`gateway.scheduler`, `verifier.appraisal`).
+ */
+export const ServicePrefix = { operator: 'gateway', verifier: 'verifier' } as const satisfies Partial<
+  Record<Role, string>
+>;
+
 export interface Proof {
   AnchorID: string;
   JWS: string;
   TxID: string;
+  /** Who asked for the write (the request's `Principal`). */
+  Principal: RequestPrincipal;
 }
 
 export interface PublicJwk {

@@ -6,7 +6,7 @@ import type { ChaincodeStub } from 'fabric-shim-api';
 import { canonicalJson, sha256Hex } from '../canonical.js';
 import { KeyfleetContract } from '../contract.js';
 import { errorCodeOf, type ErrorCode } from '../errors.js';
-import { TransactionName, type PublicJwk } from '../types.js';
+import { PrincipalKind, TransactionName, type PublicJwk, type RequestPrincipal } from '../types.js';
 import { newCa, newIdentity, type TestIdentity } from './identities.js';
 import { MapStub, type StubEvent } from './map-stub.js';
 import { TestSigner } from './signer.js';
@@ -16,6 +16,9 @@ type TxMethod = {
     ? K
     : never;
 }[keyof KeyfleetContract];
+
+/** The principal of a request built by {@link Harness.req}: operator alice, the usual case. */
+export const DefaultPrincipal: RequestPrincipal = Object.freeze({ Kind: PrincipalKind.Operator, ID: 'alice' });
 
 export const StartTime = Date.parse('2026-01-01T00:00:00.000Z');
 
@@ -170,8 +173,31 @@ export class Harness {
     request: Record<string, unknown>,
     signer: TestSigner = this.signers.metadata,
   ): Promise<T> {
-    const jws = await signer.sign(request);
-    return JSON.parse(await this.invoke(identity, method, JSON.stringify(request), jws)) as T;
+    const signed = this.as(identity, request);
+    const jws = await signer.sign(signed);
+    return JSON.parse(await this.invoke(identity, method, JSON.stringify(signed), jws)) as T;
+  }
+
+  /**
+   * `request` as `identity` sends it: a request built by req() (operator alice) or one without a
+   * Principal names the identity's own default instead; an explicit Principal is kept.
+   */
+  as(identity: TestIdentity, request: Record<string, unknown>): Record<string, unknown> {
+    return !('Principal' in request) || request.Principal === DefaultPrincipal
+      ? { ...request, Principal: this.principalFor(identity) }
+      : request;
+  }
+
+  /**
+   * The principal a request names when a test does not set one: operator `alice` for the operator
+   * gateway, the verifier's appraisal service for the verifier, and an application or device itself.
+   */
+  principalFor(identity: TestIdentity): RequestPrincipal {
+    const cn = identity.cn;
+    if (identity === this.ids.verifier) return { Kind: PrincipalKind.Service, ID: 'verifier.appraisal' };
+    if (identity === this.ids.app || identity === this.ids.app2) return { Kind: PrincipalKind.Application, ID: cn };
+    if (identity === this.ids.device || identity === this.ids.device2) return { Kind: PrincipalKind.Device, ID: cn };
+    return { Kind: PrincipalKind.Operator, ID: 'alice' };
   }
 
   get lastEvent(): { name: string; payload: Record<string, unknown>; txId: string } {
@@ -187,7 +213,7 @@ export class Harness {
   // ---- request builders (defaults a test can override) -------------------------------------------
 
   req(action: string, fields: Record<string, unknown>): Record<string, unknown> {
-    return { Action: action, RequestID: this.nextRequestId(), ...fields };
+    return { Action: action, RequestID: this.nextRequestId(), Principal: DefaultPrincipal, ...fields };
   }
 
   anchorRequest(
