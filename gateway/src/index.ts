@@ -31,6 +31,14 @@ export type { EcSigningKey } from './crypto/ec-key';
 export { hsmSigningKey } from './crypto/hsm-key';
 export { signCompactJws } from './crypto/jws';
 export { newLedgerClient, type LedgerClient, type Written } from './ledger/ledger-client';
+export {
+  asPrincipal,
+  currentPrincipal,
+  devicePrincipal,
+  gatewayService,
+  verifierService,
+  type RequestPrincipal,
+} from './ledger/principal-context';
 export { newFabricTransport, type ConnectionProfile, type FabricTransportOptions } from './ledger/fabric';
 export { newLocalTransport } from './ledger/local';
 export type { LedgerTransport, Submitted } from './ledger/transport';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { asPrincipal, verifierService } from '../ledger/principal-context';
 import { merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { AttestationError, AttestationErrorCode } from './errors';
@@ -74,15 +75,18 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
     const issued = results.map((result) => result.IssuedAt).sort();
     const batchId = newBatchId();
     try {
-      const { transactionId } = await options.ledger.write<AttestationBatchRecord>('RecordAttestationBatch', {
-        BatchID: batchId,
-        VerifierID: options.verifierId,
-        MerkleRoot: tree.root,
-        Count: results.length,
-        FirstIssuedAt: issued[0],
-        LastIssuedAt: issued.at(-1),
-        Contraindicated: [...new Set(results.filter((r) => r.Status === 'contraindicated').map((r) => r.DeviceID))],
-      });
+      // A batch anchors many devices' results: the verifier's own batching service asks for it.
+      const { transactionId } = await asPrincipal(verifierService('batcher'), () =>
+        options.ledger.write<AttestationBatchRecord>('RecordAttestationBatch', {
+          BatchID: batchId,
+          VerifierID: options.verifierId,
+          MerkleRoot: tree.root,
+          Count: results.length,
+          FirstIssuedAt: issued[0],
+          LastIssuedAt: issued.at(-1),
+          Contraindicated: [...new Set(results.filter((r) => r.Status === 'contraindicated').map((r) => r.DeviceID))],
+        }),
+      );
       batch.forEach((queued, index) => {
         queued.resolve({
           BatchID: batchId,

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { asPrincipal } from '../ledger/principal-context';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import type {
@@ -126,32 +127,34 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
 
     it('contraindicates a device whose measured file changed: suspended, keys due, rotation asked; reinstated when healthy again', async () => {
       const device = await fleet.enrol('dev-tampered');
-      await fleet.operator.write('RegisterKey', {
-        KeyID: 'dev-tampered-data',
-        Owner: { Type: 'device', ID: device.id },
-        Algorithm: 'AES-256',
-        Purpose: 'encrypt',
-        RotationPolicy: {
-          IntervalSeconds: 86_400,
-          GraceSeconds: 3_600,
-          RetentionSeconds: 86_400,
-          Triggers: ['attestation-failure'],
-        },
-        AccessPolicy: {
-          Read: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
-          Use: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
-          Rotate: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
-          Administer: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
-        },
-        InitialVersion: {
-          Fingerprint: 'a1b2c3',
-          FingerprintType: 'kcv',
-          Pkcs11URI: 'pkcs11:token=keyfleet;object=dev-tampered-data-v1;type=secret-key',
-          WrappedKeyDigest: null,
-        },
-        InitialState: 'active',
-        NextKeyCommitment: null,
-      });
+      await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        fleet.operator.write('RegisterKey', {
+          KeyID: 'dev-tampered-data',
+          Owner: { Type: 'device', ID: device.id },
+          Algorithm: 'AES-256',
+          Purpose: 'encrypt',
+          RotationPolicy: {
+            IntervalSeconds: 86_400,
+            GraceSeconds: 3_600,
+            RetentionSeconds: 86_400,
+            Triggers: ['attestation-failure'],
+          },
+          AccessPolicy: {
+            Read: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
+            Use: [{ MSPID: 'Org1MSP', Role: 'device', ID: device.id }],
+            Rotate: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
+            Administer: [{ MSPID: 'Org1MSP', Role: 'operator', ID: null }],
+          },
+          InitialVersion: {
+            Fingerprint: 'a1b2c3',
+            FingerprintType: 'kcv',
+            Pkcs11URI: 'pkcs11:token=keyfleet;object=dev-tampered-data-v1;type=secret-key',
+            WrappedKeyDigest: null,
+          },
+          InitialState: 'active',
+          NextKeyCommitment: null,
+        }),
+      );
       const original = device.files['agent.json'] as string;
       appendFileSync(original, ' ');
 
@@ -179,7 +182,9 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
 
     it('does not reinstate a device an operator suspended for another reason', async () => {
       const device = await fleet.enrol('dev-held');
-      await fleet.operator.write('SuspendDevice', { DeviceID: device.id, Reason: 'maintenance' });
+      await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        fleet.operator.write('SuspendDevice', { DeviceID: device.id, Reason: 'maintenance' }),
+      );
       const outcome = await verifier.appraise(await fleet.attest(device));
       expect(outcome.status).to.equal('affirming');
       expect(outcome.actions.reinstated).to.equal(false);
@@ -285,7 +290,9 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
     it('a revoked device', async () => {
       const device = await fleet.enrol('dev-revoked');
       const evidence = await fleet.attest(device);
-      await fleet.operator.write('RevokeDevice', { DeviceID: device.id, Reason: 'keyCompromise', Comment: null });
+      await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        fleet.operator.write('RevokeDevice', { DeviceID: device.id, Reason: 'keyCompromise', Comment: null }),
+      );
       await expectRefused(evidence, 'DEVICE_REVOKED');
     });
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import type {
   AttestationRecord,
   AttestationResult,
@@ -131,7 +132,10 @@ export function newVerifier(options: VerifierOptions): Verifier {
   const { ledger, verifierId } = options;
   const build = options.build ?? 'keyfleet-verifier/0.1.0';
 
-  const record = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
+  // The device whose evidence was appraised is who asked for its result (and its nonce's consumption).
+  const record = (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> =>
+    asPrincipal(devicePrincipal(result.DeviceID), () => recordFor(result));
+  const recordFor = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
     if (options.batcher === undefined) {
       const written = await ledgerCall(() => ledger.write<AttestationRecord>('RecordAttestation', { ...result }));
       return {
@@ -172,10 +176,12 @@ export function newVerifier(options: VerifierOptions): Verifier {
       device.StatusReason === 'attestation contraindicated'
     ) {
       try {
-        await reinstateWith.write('ReinstateDevice', {
-          DeviceID: device.DeviceID,
-          Reason: `attestation affirming (verifier ${verifierId})`,
-        });
+        await asPrincipal(devicePrincipal(device.DeviceID), () =>
+          reinstateWith.write('ReinstateDevice', {
+            DeviceID: device.DeviceID,
+            Reason: `attestation affirming (verifier ${verifierId})`,
+          }),
+        );
         reinstated = true;
       } catch (err) {
         failures.push(`reinstate: ${err instanceof Error ? err.message : String(err)}`);

@@ -4,8 +4,14 @@ import type { DeviceCa } from '../ca/device-ca';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { asPrincipal } from '../ledger/principal-context';
 import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
-import type { DeviceRecord, HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/chaincode';
+import {
+  PrincipalKind,
+  type DeviceRecord,
+  type HistoryEntry as LedgerHistoryEntry,
+  type Page as LedgerPage,
+} from '@keyfleet/chaincode';
 import { fromBookmark, notFoundAs, signed, toHistory, toPage } from './records';
 import { DeviceAction, type DeviceService } from './services';
 
@@ -45,15 +51,19 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
       // The certificate is returned only after the commit.
       let transactionId: string;
       try {
-        ({ transactionId } = await ledger.write('EnrolDevice', {
-          DeviceID: grant.deviceId,
-          Group: grant.group,
-          Location: grant.location,
-          Function: grant.function,
-          Shard: grant.shard,
-          CertFingerprint: certificate.fingerprint,
-          EnrolmentNonceDigest: sha256Hex(grant.tokenId),
-        }));
+        // Who asked is the operator who issued the token (the device only presents it).
+        const issuer = { Kind: PrincipalKind.Operator, ID: grant.issuedBy };
+        ({ transactionId } = await asPrincipal(issuer, () =>
+          ledger.write('EnrolDevice', {
+            DeviceID: grant.deviceId,
+            Group: grant.group,
+            Location: grant.location,
+            Function: grant.function,
+            Shard: grant.shard,
+            CertFingerprint: certificate.fingerprint,
+            EnrolmentNonceDigest: sha256Hex(grant.tokenId),
+          }),
+        ));
       } catch (err) {
         if (err instanceof GatewayError && err.detail === 'NONCE_REPLAYED') {
           throw new GatewayError(GatewayErrorCode.EnrolmentTokenUsed, 'this enrolment token was already used');

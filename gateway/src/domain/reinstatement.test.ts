@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { asPrincipal } from '../ledger/principal-context';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { newAttestationBatcher, type AttestationBatcher } from '../attestation';
 import { newFleet, type Fleet, type TestDevice } from '../attestation/testing/fleet';
@@ -151,7 +152,9 @@ describe('reinstatement by the operator after an affirming answer from the verif
   it('leaves a device an operator suspended for another reason, and ignores other verdicts', async () => {
     count += 1;
     const device = await fleet.enrol(`dev-o${String(count)}`);
-    await fleet.operator.write('SuspendDevice', { DeviceID: device.id, Reason: 'lost in transit' });
+    await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+      fleet.operator.write('SuspendDevice', { DeviceID: device.id, Reason: 'lost in transit' }),
+    );
     fleet.advance(1);
     const good = await verifier.appraise(await fleet.attest(device));
     const answer = await reinstate(good);

@@ -1,4 +1,5 @@
 import { canonicalJson, type AttestationRecord, type DeviceRecord } from '@keyfleet/chaincode';
+import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { AppraisalAnswer } from './services';
 
@@ -52,10 +53,13 @@ export function newReinstatement(options: ReinstatementOptions): (answer: Apprai
       if (why !== null) {
         failures.push(`reinstate: ${why}`);
       } else {
-        await ledger.write('ReinstateDevice', {
-          DeviceID: device.DeviceID,
-          Reason: `attestation affirming (verifier ${answer.result.VerifierID})`,
-        });
+        // Reinstated on the strength of the device's own affirming evidence: the device asked.
+        await asPrincipal(devicePrincipal(device.DeviceID), () =>
+          ledger.write('ReinstateDevice', {
+            DeviceID: device.DeviceID,
+            Reason: `attestation affirming (verifier ${answer.result.VerifierID})`,
+          }),
+        );
         return { ...answer, actions: { ...answer.actions, reinstated: true } };
       }
     } catch (err) {

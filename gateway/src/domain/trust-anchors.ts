@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { asPrincipal, gatewayService, verifierService } from '../ledger/principal-context';
 import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/chaincode';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
@@ -37,12 +38,14 @@ export async function ensureTrustAnchors(
     const thumbprint = await calculateJwkThumbprint(jwk);
     const found = existing.find((a) => a.Thumbprint === thumbprint && a.Status === 'active');
     if (found) return found.AnchorID;
-    await ledger.write('RegisterTrustAnchor', {
-      AnchorID: anchorId,
-      Kind: anchor.kind,
-      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-      Description: anchor.description,
-    });
+    await asPrincipal(gatewayService('anchors'), () =>
+      ledger.write('RegisterTrustAnchor', {
+        AnchorID: anchorId,
+        Kind: anchor.kind,
+        PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+        Description: anchor.description,
+      }),
+    );
     return anchorId;
   };
 
@@ -91,12 +94,14 @@ export async function ensureVerifierAnchor(
     };
   }
   const jwk = await exportJWK(verifier.key.publicKey);
-  await ledger.write('RegisterTrustAnchor', {
-    AnchorID: anchorId,
-    Kind: 'verifier',
-    PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-    Description: verifier.description,
-  });
+  await asPrincipal(verifierService('anchors'), () =>
+    ledger.write('RegisterTrustAnchor', {
+      AnchorID: anchorId,
+      Kind: 'verifier',
+      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+      Description: verifier.description,
+    }),
+  );
   return { anchorId, ledger };
 }
 

@@ -4,7 +4,9 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 import type { ApiRole, Authenticator, Principal } from '../auth/bearer';
 import type { Health } from '../domain/services';
 import { GatewayError, GatewayErrorCode } from '../errors';
+import { asPrincipal } from '../ledger/principal-context';
 import { handleError } from './errors';
+import { requestPrincipalOf } from './principal';
 import * as schema from './schemas';
 
 export interface BaseServerOptions {
@@ -95,6 +97,16 @@ export async function newBaseServer(options: BaseServerOptions): Promise<Fastify
       throw new GatewayError(GatewayErrorCode.Forbidden, `role ${principal.role} may not do this`);
     }
     request.principal = principal;
+  });
+  // The rest of an authenticated request (handler included) runs on behalf of its caller, so its
+  // ledger writes name them. A callback hook: `done` inside run() carries the context onwards.
+  app.addHook('preHandler', (request, _reply, done) => {
+    const principal = request.principal === undefined ? undefined : requestPrincipalOf(request.principal);
+    if (principal === undefined) {
+      done();
+      return;
+    }
+    asPrincipal(principal, done);
   });
 
   app.get('/healthz', { schema: { response: { 200: schema.health, 503: schema.health } } }, async (_req, reply) => {

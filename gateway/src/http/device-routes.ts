@@ -1,8 +1,15 @@
 import type { FastifyInstance } from 'fastify';
+import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import { principalOf } from './principal';
 import { ApiRole } from '../auth/bearer';
 import type { Services } from '../domain/services';
 import { closed, compactJws as jws, id, open } from './schemas';
+
+/**
+ * Device routes write on behalf of the device named in the path. The services verify the signed body
+ * against that device's certificate before any write, so an unproven device never reaches the ledger.
+ */
+const asDevice = <T>(deviceId: string, fn: () => Promise<T>): Promise<T> => asPrincipal(devicePrincipal(deviceId), fn);
 
 const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
 
@@ -37,9 +44,11 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     '/devices/:id/keys/:keyId/rotate',
     { schema: { params: deviceKeyParams, body: closed(['request'], { request: jws }), response: { 200: open } } },
     async (request) => {
-      const { response, version, transactionId, redelivered } = await services.rotation.rotateDeviceKey(
-        request.body.request,
-        { deviceId: request.params.id, keyId: request.params.keyId },
+      const { response, version, transactionId, redelivered } = await asDevice(request.params.id, () =>
+        services.rotation.rotateDeviceKey(request.body.request, {
+          deviceId: request.params.id,
+          keyId: request.params.keyId,
+        }),
       );
       return { response, version, transactionId, redelivered };
     },
@@ -49,10 +58,12 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     '/devices/:id/keys/:keyId/rotate/ack',
     { schema: { params: deviceKeyParams, body: closed(['ack'], { ack: jws }), response: { 200: open } } },
     async (request) =>
-      services.rotation.acknowledgeRotation(request.body.ack, {
-        deviceId: request.params.id,
-        keyId: request.params.keyId,
-      }),
+      asDevice(request.params.id, () =>
+        services.rotation.acknowledgeRotation(request.body.ack, {
+          deviceId: request.params.id,
+          keyId: request.params.keyId,
+        }),
+      ),
   );
 
   v1.post<{ Params: { id: string }; Body: { checkIn: string } }>(
@@ -60,7 +71,10 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
     {
       schema: { params: closed(['id'], { id }), body: closed(['checkIn'], { checkIn: jws }), response: { 200: open } },
     },
-    async (request) => services.rotation.checkIn(request.body.checkIn, { deviceId: request.params.id }),
+    async (request) =>
+      asDevice(request.params.id, () =>
+        services.rotation.checkIn(request.body.checkIn, { deviceId: request.params.id }),
+      ),
   );
 
   v1.put<{

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { canonicalJson } from '@keyfleet/chaincode';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
+import { currentPrincipal } from './principal-context';
 import type { LedgerTransport } from './transport';
 
 /**
@@ -10,7 +11,10 @@ import type { LedgerTransport } from './transport';
  * the registered trust anchor before it writes anything.
  */
 export interface LedgerClient {
-  /** Signs and submits `{Action, RequestID, ...fields}`; resolves once committed. */
+  /**
+   * Signs and submits `{Action, RequestID, Principal, ...fields}`, `Principal` being the one the work
+   * runs for ({@link asPrincipal}); resolves once committed. Throws if no principal is in context.
+   */
   write<T = unknown>(action: string, fields: Readonly<Record<string, unknown>>): Promise<Written<T>>;
   /** Evaluates a read-only transaction and parses its JSON answer. */
   read<T = unknown>(transaction: string, ...args: string[]): Promise<T>;
@@ -36,7 +40,7 @@ export function newLedgerClient(options: LedgerClientOptions): LedgerClient {
 
   return {
     async write<T>(action: string, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> {
-      const request = { ...fields, Action: action, RequestID: newRequestId() };
+      const request = { ...fields, Action: action, RequestID: newRequestId(), Principal: currentPrincipal() };
       const payload = canonicalJson(request);
       const jws = await signCompactJws(signingKey, { kid: anchorId }, Buffer.from(payload));
       const { payload: answer, transactionId } = await transport.submit(action, [payload, jws]);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { asPrincipal } from '../ledger/principal-context';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import type { KeyRecord, NonceRecord } from '@keyfleet/chaincode';
@@ -61,9 +62,15 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     dev1 = await enrolTestDevice(world, 'dev-1');
     dev2 = await enrolTestDevice(world, 'dev-2');
     dev3 = await enrolTestDevice(world, 'dev-3');
-    await service.provisionDeviceKey({ deviceId: 'dev-1', keyId: 'dev-1-data' });
-    await service.provisionDeviceKey({ deviceId: 'dev-2', keyId: 'dev-2-data' });
-    await service.provisionDeviceKey({ deviceId: 'dev-3', keyId: 'dev-3-data' });
+    await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+      service.provisionDeviceKey({ deviceId: 'dev-1', keyId: 'dev-1-data' }),
+    );
+    await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+      service.provisionDeviceKey({ deviceId: 'dev-2', keyId: 'dev-2-data' }),
+    );
+    await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+      service.provisionDeviceKey({ deviceId: 'dev-3', keyId: 'dev-3-data' }),
+    );
   });
 
   afterEach(async () => {
@@ -302,7 +309,9 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
       {
         name: 'a revoked device',
         setup: async () => {
-          await world.ledger.write('RevokeDevice', { DeviceID: 'dev-3', Reason: 'keyCompromise', Comment: null });
+          await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+            world.ledger.write('RevokeDevice', { DeviceID: 'dev-3', Reason: 'keyCompromise', Comment: null }),
+          );
         },
         jws: () => request(dev3, 'dev-3-data', 1).jws(),
         code: 'FORBIDDEN',
@@ -390,7 +399,9 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     let dev4: TestDevice;
     beforeEach(async () => {
       dev4 = await enrolTestDevice(world, 'dev-4');
-      await service.provisionDeviceKey({ deviceId: 'dev-4', keyId: 'dev-4-data' });
+      await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        service.provisionDeviceKey({ deviceId: 'dev-4', keyId: 'dev-4-data' }),
+      );
     });
 
     it('reconcile destroys version keys the ledger does not account for, keeps the others and the version after next', async () => {

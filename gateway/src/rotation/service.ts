@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
+import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
 import type { DeviceRecord, KeyRecord, NonceRecord, RotationPolicy } from '@keyfleet/chaincode';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
@@ -582,6 +583,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
 
     async verifyCheckIn(checkInJws, route) {
       const message = await verifyDeviceMessage(checkInJws, RotationMessageType.CheckIn);
+      // The verified device is who asked for whatever this call writes.
+      enterPrincipal(devicePrincipal(message.deviceId));
       const claims = message.claims as { device_id?: unknown; iat?: unknown } | null;
       if (
         claims === null ||
@@ -598,6 +601,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
 
     async rotateDeviceKey(requestJws, route) {
       const message = await verifyDeviceMessage(requestJws, RotationMessageType.Request);
+      // The verified device is who asked for whatever this call writes.
+      enterPrincipal(devicePrincipal(message.deviceId));
       const problem = requestClaimsProblem(message.claims);
       if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
       const claims = message.claims as RotationRequestClaims;
@@ -623,6 +628,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
 
     async acknowledgeRotation(ackJws, route) {
       const message = await verifyDeviceMessage(ackJws, RotationMessageType.Ack);
+      // The verified device is who asked for whatever this call writes.
+      enterPrincipal(devicePrincipal(message.deviceId));
       const problem = ackClaimsProblem(message.claims);
       if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
       const claims = message.claims as RotationAckClaims;

@@ -6,6 +6,7 @@
  * a key is rotated once and the others' attempts end as `lost` (STALE_VERSION, ROTATION_IN_PROGRESS)
  * or `not-due` (they read it after the winner committed).
  */
+import { asPrincipal, gatewayService } from '../ledger/principal-context';
 import type { DueKey, KeyRecord, Page } from '@keyfleet/chaincode';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
@@ -104,7 +105,12 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
     }
   }
 
-  async function runOnce(): Promise<SchedulerRun> {
+  /** A pass is the scheduler's own work, whoever starts it: its writes name `gateway.scheduler`. */
+  function runOnce(): Promise<SchedulerRun> {
+    return asPrincipal(gatewayService('scheduler'), runPass);
+  }
+
+  async function runPass(): Promise<SchedulerRun> {
     const at = now();
     const run: MutableRun = { due: 0, rotated: [], lost: [], deviceOwned: [], failed: [] };
     const devices = new Map<string, DeviceKeyDue[]>();

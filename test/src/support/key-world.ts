@@ -4,6 +4,7 @@
  * Hsm instance (PKCS#11 login is shared within the process, docs/hsm.md), its own Fabric identity
  * and LedgerClient, the application key service and its rotation.
  */
+import { asPrincipal } from '@keyfleet/gateway';
 import { LocalLedger } from '@keyfleet/chaincode';
 import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
 import {
@@ -114,12 +115,14 @@ export async function newKeyWorld(): Promise<KeyWorld> {
 
   const gateway = await gatewayOn('gateway-1', first);
   const jwk = metadataKey.publicKey.export({ format: 'jwk' });
-  await gateway.ledger.write('RegisterTrustAnchor', {
-    AnchorID: MetadataAnchorId,
-    Kind: 'metadata-signing',
-    PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-    Description: 'metadata-signing key in the test HSM',
-  });
+  await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+    gateway.ledger.write('RegisterTrustAnchor', {
+      AnchorID: MetadataAnchorId,
+      Kind: 'metadata-signing',
+      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+      Description: 'metadata-signing key in the test HSM',
+    }),
+  );
   const keys = newKeyService({ hsm: first, ledger: gateway.ledger });
 
   return {

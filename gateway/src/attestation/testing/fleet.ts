@@ -6,6 +6,7 @@ process.env.CORE_CHAINCODE_LOGGING_LEVEL ??= 'WARNING';
  * production LedgerClient and transport, the device CA is the gateway's, and devices run the real
  * agent code over real files.
  */
+import { asPrincipal } from '../../ledger/principal-context';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, KeyObject, webcrypto } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -121,7 +122,9 @@ export async function newFleet(): Promise<Fleet> {
     Algorithm: 'sha-256' as const,
     Digest: createHash('sha256').update(readFileSync(path)).digest('hex'),
   }));
-  await anchors.ledger.write('SetReferenceValues', { Group, PolicyID: GroupPolicy, Measurements: reference });
+  await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+    anchors.ledger.write('SetReferenceValues', { Group, PolicyID: GroupPolicy, Measurements: reference }),
+  );
 
   const challenges = newChallengeIssuer({ key: hsmChallengeKey(hsm, 'attestation-challenge'), ttlSeconds: 60, now });
   const agent = loadAgentAttestation();
@@ -150,14 +153,16 @@ export async function newFleet(): Promise<Fleet> {
     async enrol(id, group = Group) {
       const { key, csrPem } = await newCsr(id);
       const cert = await ca.issue(csrPem, id);
-      await anchors.ledger.write('EnrolDevice', {
-        DeviceID: id,
-        Group: group,
-        Location: 'plant-7/hall-2',
-        Function: 'temperature gateway',
-        Shard: 0,
-        CertFingerprint: cert.fingerprint,
-      });
+      await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        anchors.ledger.write('EnrolDevice', {
+          DeviceID: id,
+          Group: group,
+          Location: 'plant-7/hall-2',
+          Function: 'temperature gateway',
+          Shard: 0,
+          CertFingerprint: cert.fingerprint,
+        }),
+      );
       const dir = mkdtempSync(join(tmpdir(), `keyfleet-${id}-`));
       dirs.push(dir);
       const files: Record<string, string> = {};

@@ -3,6 +3,7 @@
  * in-process (LocalLedger) behind a real LedgerClient, a device CA over the HSM, and devices that
  * follow docs/protocol-rotation.md in software (written from the spec, independently of agent/).
  */
+import { asPrincipal } from '../../ledger/principal-context';
 import { createHash, createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { LocalLedger } from '@keyfleet/chaincode';
 import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
@@ -54,12 +55,14 @@ export async function newRotationWorld(): Promise<RotationWorld> {
     anchorId: MetadataAnchorId,
   });
   const jwk = metadataKey.publicKey.export({ format: 'jwk' });
-  await ledger.write('RegisterTrustAnchor', {
-    AnchorID: MetadataAnchorId,
-    Kind: 'metadata-signing',
-    PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-    Description: 'metadata-signing key in the test HSM',
-  });
+  await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+    ledger.write('RegisterTrustAnchor', {
+      AnchorID: MetadataAnchorId,
+      Kind: 'metadata-signing',
+      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+      Description: 'metadata-signing key in the test HSM',
+    }),
+  );
   return {
     store,
     hsm,
@@ -100,14 +103,16 @@ export async function enrolTestDevice(world: RotationWorld, id: string, ca: Devi
     certificateDer: new X509Certificate(certificate.pem).raw,
   };
   if (ca === world.ca) {
-    await world.ledger.write('EnrolDevice', {
-      DeviceID: id,
-      Group: 'edge',
-      Location: 'lab',
-      Function: 'sensor',
-      Shard: 0,
-      CertFingerprint: createHash('sha256').update(device.certificateDer).digest('hex'),
-    });
+    await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+      world.ledger.write('EnrolDevice', {
+        DeviceID: id,
+        Group: 'edge',
+        Location: 'lab',
+        Function: 'sensor',
+        Shard: 0,
+        CertFingerprint: createHash('sha256').update(device.certificateDer).digest('hex'),
+      }),
+    );
   }
   return device;
 }
