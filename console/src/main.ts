@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+import { runService } from '@keyfleet/gateway/dist/service-process';
+import { loadConsoleConfig } from './config';
+import { openConsole } from './console';
+
+/** The auditor's console process: configuration from the environment, signals, orderly shutdown. */
+runService('console', async () => {
+  const config = loadConsoleConfig(process.env);
+  const service = await openConsole(config);
+  const { connectionProfile: fabric, org, identity } = config.ledger;
+  return { service, ...config.http, ready: { fabric, org, identity } };
+});

@@ -1,0 +1,142 @@
+import { resolve } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { GatewayErrorCode, isGatewayError } from '@keyfleet/gateway';
+import type { AuditorLedger } from './auditor-ledger';
+
+export interface ConsoleServerOptions {
+  readonly ledger: AuditorLedger;
+  readonly logLevel?: string;
+  /** The folder of the page (index.html, style.css); default: the package's `web/public`. */
+  readonly publicDir?: string;
+  /** The folder of the page's compiled scripts; default: the package's `dist/web/src`. */
+  readonly scriptDir?: string;
+}
+
+const packageRoot = resolve(__dirname, '..');
+/** Ledger identifiers: 1-128 of the contract's id alphabet (docs/ledger.md, "World state layout"). */
+const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' } as const;
+const txId = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const page = {
+  pageSize: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+  bookmark: { type: 'string', maxLength: 4096, default: '' },
+} as const;
+
+/**
+ * The console's HTTP side: JSON reads of the ledger (as the auditor) and the static page. It
+ * decides nothing about trust: the page verifies every record itself against the anchors the
+ * auditor pinned, so a console that lied would be caught by its own page.
+ */
+export function buildConsoleServer(options: ConsoleServerOptions): FastifyInstance {
+  const { ledger } = options;
+  const server = Fastify({ logger: { level: options.logLevel ?? 'info' } });
+
+  void server.register(fastifyStatic, { root: options.publicDir ?? resolve(packageRoot, 'web', 'public') });
+  void server.register(fastifyStatic, {
+    root: options.scriptDir ?? resolve(packageRoot, 'dist', 'web', 'src'),
+    prefix: '/js/',
+    decorateReply: false,
+    // Only the page's modules: not the source maps' neighbours, never a test file.
+    allowedPath: (path) => path.endsWith('.mjs') && !path.includes('.test.'),
+  });
+
+  server.setErrorHandler((err, _request, reply) => {
+    if (isGatewayError(err)) {
+      if (err.code === GatewayErrorCode.LedgerRejected) {
+        const status = err.detail === 'INVALID_ARGUMENT' ? 400 : err.detail === 'ACCESS_DENIED' ? 403 : 502;
+        return send(reply, status, err.detail ?? err.code, err.message);
+      }
+      server.log.error({ err }, 'ledger read failed');
+      return send(reply, 502, err.code, 'the ledger could not be read');
+    }
+    const validation = (err as { validation?: unknown }).validation;
+    if (validation !== undefined) return send(reply, 400, GatewayErrorCode.BadRequest, (err as Error).message);
+    server.log.error({ err }, 'unexpected error');
+    return send(reply, 500, 'INTERNAL', 'internal error');
+  });
+
+  const notFound = (reply: FastifyReply, what: string) =>
+    send(reply, 404, GatewayErrorCode.NotFound, `${what} not found`);
+
+  server.get('/healthz', async () => {
+    await ledger.anchors();
+    return { status: 'ok', ledger: true };
+  });
+
+  server.get('/api/anchors', () => ledger.anchors());
+
+  server.get<{ Querystring: { group: string; pageSize: number; bookmark: string } }>(
+    '/api/devices',
+    { schema: { querystring: { type: 'object', required: ['group'], properties: { group: id, ...page } } } },
+    (request) => ledger.devicesByGroup(request.query.group, request.query.pageSize, request.query.bookmark),
+  );
+
+  server.get<{ Params: { id: string } }>(
+    '/api/devices/:id',
+    { schema: { params: { type: 'object', properties: { id } } } },
+    async (request, reply) => {
+      const [record, history] = await Promise.all([
+        ledger.device(request.params.id),
+        ledger.deviceHistory(request.params.id),
+      ]);
+      if (record === null) return notFound(reply, `device ${request.params.id}`);
+      // Oldest first: the reverse of Fabric's newest-first block order, not a sort by timestamps.
+      return { Record: record, History: history.reverse() };
+    },
+  );
+
+  server.get<{ Params: { id: string }; Querystring: { pageSize: number; bookmark: string } }>(
+    '/api/devices/:id/attestations',
+    { schema: { params: { type: 'object', properties: { id } }, querystring: { type: 'object', properties: page } } },
+    (request) => ledger.attestations(request.params.id, request.query.pageSize, request.query.bookmark),
+  );
+
+  server.get<{ Params: { id: string } }>(
+    '/api/keys/:id',
+    { schema: { params: { type: 'object', properties: { id } } } },
+    async (request, reply) => {
+      const [record, history] = await Promise.all([
+        ledger.key(request.params.id),
+        ledger.keyHistory(request.params.id),
+      ]);
+      if (record === null) return notFound(reply, `key ${request.params.id}`);
+      return { Record: record, History: history.reverse() };
+    },
+  );
+
+  server.get<{ Params: { id: string } }>(
+    '/api/batches/:id',
+    { schema: { params: { type: 'object', properties: { id } } } },
+    async (request, reply) => (await ledger.batch(request.params.id)) ?? notFound(reply, `batch ${request.params.id}`),
+  );
+
+  server.get<{ Params: { id: string } }>(
+    '/api/transactions/:id',
+    { schema: { params: { type: 'object', properties: { id: txId } } } },
+    async (request, reply) =>
+      (await ledger.transaction(request.params.id)) ?? notFound(reply, `transaction ${request.params.id}`),
+  );
+
+  /** What an id names: a device, a key, a batch or a transaction (in that order). */
+  server.get<{ Querystring: { q: string } }>(
+    '/api/search',
+    { schema: { querystring: { type: 'object', required: ['q'], properties: { q: id } } } },
+    async (request, reply) => {
+      const q = request.query.q;
+      const found: { Kind: string; ID: string }[] = [];
+      const [device, key, batch] = await Promise.all([ledger.device(q), ledger.key(q), ledger.batch(q)]);
+      if (device) found.push({ Kind: 'device', ID: q });
+      if (key) found.push({ Kind: 'key', ID: q });
+      if (batch) found.push({ Kind: 'batch', ID: q });
+      if (/^[0-9a-f]{64}$/.test(q) && (await ledger.transaction(q)) !== null)
+        found.push({ Kind: 'transaction', ID: q });
+      return found.length > 0 ? { Results: found } : notFound(reply, q);
+    },
+  );
+
+  return server;
+}
+
+function send(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
