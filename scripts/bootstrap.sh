@@ -32,6 +32,7 @@ declare -A os_packages=(
   [jq]=/usr/bin/jq
   [shellcheck]=/usr/bin/shellcheck
   [openssl]=/usr/bin/openssl
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!os_packages[@]}"; do
