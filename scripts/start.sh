@@ -16,6 +16,7 @@ verifier in the background (logs: .keyfleet/gateway.log, .keyfleet/verifier.log;
 Environment:
   KEYFLEET_HTTP_PORT           gateway port (default 8080)
   KEYFLEET_VERIFIER_HTTP_PORT  verifier port (default 8081)
+  KEYFLEET_CONSOLE_HTTP_PORT   auditor's console port (default 8082)
   KEYFLEET_NETWORK_PORT_BASE   first port of the Fabric network (default 7000)
   KEYFLEET_DEMO=0              skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
 EOF_USAGE
@@ -109,9 +110,21 @@ start_service verifier "$verifier_url" env \
   KEYFLEET_VERIFIER_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" \
   node gateway/dist/verifier-main.js
 
+# The auditor's console: reads the ledger as Org2's auditor (Org2's peer, the auditor identity of
+# the connection description), never through the gateway; the page verifies each record itself.
+: "${KEYFLEET_CONSOLE_HTTP_PORT:=8082}"
+console_url="http://127.0.0.1:$KEYFLEET_CONSOLE_HTTP_PORT"
+if curl -fsS "$console_url/healthz" >/dev/null 2>&1; then
+  log "something else already answers at $console_url; choose another KEYFLEET_CONSOLE_HTTP_PORT"
+  exit 1
+fi
+start_service console "$console_url" env KEYFLEET_CONSOLE_HTTP_PORT="$KEYFLEET_CONSOLE_HTTP_PORT" \
+  KEYFLEET_CONSOLE_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" node console/dist/main.js
+
 cat <<EOF_READY
 
 keyfleet gateway ready at $url, Org2's verifier at $verifier_url, on the Fabric network in .fabric/network
+Auditor's console (read-only, verified in your browser): $console_url/#/fleet?group=demo-fleet
   curl $url/healthz
   curl $url/openapi.json
   network/network.sh status

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm stop`: stops what `npm start` started — the gateway, the verifier and the Fabric network
+# `npm stop`: stops what `npm start` started — the gateway, the verifier, the console and the Fabric network
 # (whose data goes with it; `KEYFLEET_KEEP_NETWORK=1` keeps the network running) — and nothing else.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +25,7 @@ stop_service() {
 
 stop_service gateway gateway/dist/main.js
 stop_service verifier gateway/dist/verifier-main.js
+stop_service console console/dist/main.js
 if [[ ${KEYFLEET_KEEP_NETWORK:-0} != 1 && ${1:-} != --services ]]; then
   bash "$repo_root/network/network.sh" down
 fi
