@@ -92,7 +92,8 @@ export class Store {
 
   private async drain<T>(
     iterator: Awaited<ReturnType<ChaincodeStub['getStateByRange']>>,
-    metadata: { fetchedRecordsCount: number; bookmark: string },
+    // A real peer answers an empty page with no metadata at all (the Map stub always sends it).
+    metadata: { fetchedRecordsCount: number; bookmark: string } | undefined,
   ): Promise<Page<T>> {
     const records: T[] = [];
     try {
@@ -102,7 +103,11 @@ export class Store {
     } finally {
       await iterator.close();
     }
-    return { Records: records, FetchedCount: metadata.fetchedRecordsCount, Bookmark: metadata.bookmark };
+    return {
+      Records: records,
+      FetchedCount: metadata?.fetchedRecordsCount ?? records.length,
+      Bookmark: metadata?.bookmark ?? '',
+    };
   }
 
   async history<T>(key: string): Promise<HistoryEntry<T>[]> {

@@ -11,6 +11,7 @@ export { loadConfig, type Config } from './config';
 export { openVerifier, type VerifierService } from './verifier-app';
 export { loadVerifierConfig, type VerifierConfig } from './verifier-config';
 export { chainHeight, decodeBlock, type BlockTransaction } from './ledger/blocks';
+export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';
 export { readOrganization, type OrganizationProfile } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';

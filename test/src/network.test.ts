@@ -48,6 +48,18 @@ describe('the Fabric network (network/network.sh) under keyfleet', function () {
     expect(heights.get('peer0.org2')).to.be.at.least(height);
   });
 
+  it('answers an empty page on a real peer (which sends no page metadata for one)', async () => {
+    const devices = await f.ledger.evaluate<{ Records: unknown[]; Bookmark: string }>(
+      'ListDevicesByGroup',
+      'nobody-here',
+      '10',
+      '',
+    );
+    expect(devices).to.deep.include({ Records: [], Bookmark: '' });
+    const attestations = await f.ledger.evaluate<{ Records: unknown[] }>('ListAttestations', 'nobody-here', '10', '');
+    expect(attestations.Records).to.deep.equal([]);
+  });
+
   it('answers up on a running network without restarting anything', () => {
     const before = status();
     networkScript('up');

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { compactVerify } from 'jose';
 import { parseArgs } from 'node:util';
 import {
   Limits,
@@ -12,6 +13,8 @@ import {
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
 import { ApiRole } from '../auth/bearer';
 import { enrolmentTokenBody, keyBody } from '../http/schemas';
+import type { BlockTransaction } from '../ledger/blocks';
+import { openLedgerReader } from '../ledger/ledger-reader';
 import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
 
@@ -54,6 +57,10 @@ Audit (a history is printed oldest first):
         checks an attestation result's inclusion proof against its batch on the ledger, and the
         batch's signature against the verifier's public key (--anchor: a pinned PEM; without it,
         the anchor the gateway reports)
+  audit tx <tx-id> [--anchor FILE] [--org Org2] [--identity auditor]
+        reads the transaction from its block through Fabric's qscc, as an organisation's own
+        identity (not through the gateway): block, time, creator, function, who asked; with
+        --anchor (a pinned PEM public key) also checks the HSM signature over the request
 
 Environment:
   KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
@@ -61,6 +68,8 @@ Environment:
                         npm start makes .keyfleet/operator.json)
   KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
   KEYFLEET_AUTH_JWKS    JWKS file that 'credentials create' adds to (default .keyfleet/auth/jwks.json)
+  KEYFLEET_FABRIC_CONNECTION  the network's connection description, for 'audit tx' and the block
+                        numbers of 'audit device|key' (default .fabric/network/connection.json)
 `;
 
 interface Output {
@@ -244,6 +253,8 @@ const options = {
   'policy-id': { type: 'string' },
   file: { type: 'string' },
   result: { type: 'string' },
+  org: { type: 'string' },
+  identity: { type: 'string' },
   proof: { type: 'string' },
   anchor: { type: 'string' },
 } as const;
@@ -387,8 +398,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       out.print(await api.request('GET', `/v1/keys/${id()}`), (r: { record: unknown }) => describe(r.record));
       return 0;
     case 'keys history':
-    case 'audit key':
-      out.print(await api.request('GET', `/v1/audit/keys/${id()}`), historyText);
+      out.print(await api.request<History>('GET', `/v1/audit/keys/${id()}`), (h: History) => historyText(h));
       return 0;
     case 'devices provision-key': {
       const provisioned = await api.request('POST', `/v1/devices/${id()}/keys`, {
@@ -434,8 +444,24 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       return verdict.ok ? 0 : 1;
     }
     case 'audit device':
-      out.print(await api.request('GET', `/v1/audit/devices/${id()}`), historyText);
+    case 'audit key': {
+      const path = noun === 'audit' && verb === 'device' ? 'devices' : 'keys';
+      const history = await api.request<History>('GET', `/v1/audit/${path}/${id()}`);
+      const blocks = await blockNumbers(connectionFile(env), history);
+      out.print({ ...history, blocks: Object.fromEntries(blocks) }, () => historyText(history, blocks));
       return 0;
+    }
+    case 'audit tx': {
+      const verdict = await auditTransaction(
+        connectionFile(env),
+        values.org ?? 'Org2',
+        values.identity ?? 'auditor',
+        required('<tx-id>', target),
+        values.anchor,
+      );
+      out.print(verdict, transactionText);
+      return verdict.found && verdict.signature !== 'invalid' ? 0 : 1;
+    }
     default:
       throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   }
@@ -518,11 +544,128 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
  * A record's history, oldest first. The gateway answers in Fabric's order, newest first by block
  * and transaction height (docs/ledger.md): reversed, not sorted by the clients' timestamps.
  */
-function historyText(history: { entries: { transactionId: string; timestamp: string; value: unknown }[] }): string {
+interface History {
+  readonly entries: readonly { transactionId: string; timestamp: string; value: unknown }[];
+}
+
+/** A record's history oldest first: when, in which block and transaction, who asked, what. */
+function historyText(history: History, blocks: ReadonlyMap<string, number> = new Map()): string {
   return [...history.entries]
     .reverse()
-    .map((e) => `${e.timestamp}  ${e.transactionId.slice(0, 12)}  ${summarise(e.value)}`)
+    .map((e) => {
+      const block = blocks.get(e.transactionId);
+      const principal = (e.value as { Proof?: { Principal?: { Kind: string; ID: string } } } | null)?.Proof?.Principal;
+      return [
+        e.timestamp,
+        ...(blocks.size > 0 ? [`block ${block === undefined ? '?' : String(block)}`.padEnd(11)] : []),
+        e.transactionId.slice(0, 12),
+        (principal ? `${principal.Kind}/${principal.ID}` : '-').padEnd(24),
+        summarise(e.value),
+      ].join('  ');
+    })
     .join('\n');
+}
+
+const connectionFile = (env: NodeJS.ProcessEnv) => env.KEYFLEET_FABRIC_CONNECTION ?? '.fabric/network/connection.json';
+
+/**
+ * The block of each transaction of a history, read through qscc as Org2's auditor when this
+ * machine has the network's connection description; none otherwise (the history still prints).
+ */
+async function blockNumbers(profile: string, history: History): Promise<Map<string, number>> {
+  const blocks = new Map<string, number>();
+  if (!existsSync(profile)) return blocks;
+  const reader = openLedgerReader(profile, 'Org2', 'auditor');
+  try {
+    for (const { transactionId } of history.entries) {
+      const tx = await reader.transaction(transactionId);
+      if (tx) blocks.set(transactionId, tx.blockNumber);
+    }
+  } finally {
+    reader.close();
+  }
+  return blocks;
+}
+
+type TransactionVerdict =
+  | { found: false; transactionId: string }
+  | {
+      found: true;
+      transactionId: string;
+      blockNumber: number;
+      timestamp: string;
+      valid: boolean;
+      chaincode: string;
+      method: string;
+      creator: { mspId: string; subject: string };
+      principal: unknown;
+      signature: 'not checked' | 'valid' | 'invalid';
+    };
+
+/**
+ * The auditor's offline check of one write: the transaction from its block (qscc, as an
+ * organisation's own identity), and with a pinned anchor the HSM's JWS over the request it carries.
+ */
+async function auditTransaction(
+  profile: string,
+  org: string,
+  identity: string,
+  transactionId: string,
+  anchorFile: string | undefined,
+): Promise<TransactionVerdict> {
+  const reader = openLedgerReader(profile, org, identity);
+  let tx: BlockTransaction | null;
+  try {
+    tx = await reader.transaction(transactionId);
+  } finally {
+    reader.close();
+  }
+  if (!tx) return { found: false, transactionId };
+  const [requestJson = '', jws = ''] = tx.args;
+  const request = (() => {
+    try {
+      return JSON.parse(requestJson) as { Principal?: unknown };
+    } catch {
+      return {};
+    }
+  })();
+  let signature: 'not checked' | 'valid' | 'invalid' = 'not checked';
+  if (anchorFile !== undefined) {
+    const key = createPublicKey(readFileSync(anchorFile, 'utf8'));
+    signature = await compactVerify(jws, key).then(
+      ({ payload }) => (Buffer.from(payload).toString() === requestJson ? 'valid' : 'invalid'),
+      () => 'invalid' as const,
+    );
+  }
+  return {
+    found: true,
+    transactionId,
+    blockNumber: tx.blockNumber,
+    timestamp: tx.timestamp,
+    valid: tx.validationCode === 0,
+    chaincode: tx.chaincode,
+    method: tx.method,
+    creator: {
+      mspId: tx.creator.mspId,
+      subject: new X509Certificate(tx.creator.certificatePem).subject.replace(/\n/g, ', '),
+    },
+    principal: request.Principal ?? null,
+    signature,
+  };
+}
+
+function transactionText(v: TransactionVerdict): string {
+  if (!v.found) return `NOT FOUND: no block of the channel holds transaction ${v.transactionId}`;
+  const principal = v.principal as { Kind?: string; ID?: string } | null;
+  return [
+    `transaction ${v.transactionId}`,
+    `  block        ${String(v.blockNumber)} (${v.valid ? 'valid' : 'INVALID'} in its block)`,
+    `  time         ${v.timestamp}`,
+    `  function     ${v.chaincode} ${v.method}`,
+    `  creator      ${v.creator.mspId}: ${v.creator.subject}`,
+    `  asked by     ${principal ? `${principal.Kind ?? '?'}/${principal.ID ?? '?'}` : '-'}`,
+    `  signature    ${v.signature === 'valid' ? 'VALID against the pinned anchor' : v.signature === 'invalid' ? 'INVALID against the pinned anchor' : 'not checked (no --anchor)'}`,
+  ].join('\n');
 }
 
 /** One line for a device or key record as history shows it. */

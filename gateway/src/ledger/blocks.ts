@@ -4,6 +4,8 @@ import { common, msp, peer } from '@hyperledger/fabric-protos';
 export interface BlockTransaction {
   readonly blockNumber: number;
   readonly transactionId: string;
+  /** When the client made the transaction (its channel header), ISO 8601. */
+  readonly timestamp: string;
   /** The chaincode (namespace) the transaction invoked. */
   readonly chaincode: string;
   /** The contract function, e.g. `EnrolDevice`. */
@@ -48,6 +50,7 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
       out.push({
         blockNumber,
         transactionId: channelHeader.getTxId(),
+        timestamp: isoTime(channelHeader.getTimestamp() as unknown),
         chaincode: spec?.getChaincodeId()?.getName() ?? '',
         method: args[0] ?? '',
         args: args.slice(1),
@@ -61,4 +64,11 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
 /** The height of a channel from qscc's GetChainInfo answer (common.BlockchainInfo bytes). */
 export function chainHeight(bytes: Uint8Array): number {
   return common.BlockchainInfo.deserializeBinary(bytes).getHeight();
+}
+
+/** A google.protobuf.Timestamp (typed loosely: fabric-protos does not ship its typings) as ISO 8601. */
+function isoTime(timestamp: unknown): string {
+  const t = timestamp as { getSeconds?: () => number; getNanos?: () => number } | undefined;
+  if (!t?.getSeconds || !t.getNanos) return '';
+  return new Date(t.getSeconds() * 1000 + Math.floor(t.getNanos() / 1e6)).toISOString();
 }

@@ -38,6 +38,8 @@ export interface OrganizationProfile {
   };
   /** Registered, not yet enrolled identities: their secrets, for HSM-held keys to enrol with. */
   readonly enrolments: Readonly<Record<string, { readonly role: string; readonly secretFile: string }>>;
+  /** Role identities the CA enrolled as files (for Fabric's CLI, auditors and tests). */
+  readonly identities: Readonly<Record<string, { readonly certificate: string; readonly privateKeyDir: string }>>;
 }
 
 export interface PeerProfile {
@@ -74,6 +76,12 @@ export function readOrganization(
     ca: { ...found.ca, tlsRootCert: at(found.ca.tlsRootCert), caCert: at(found.ca.caCert) },
     enrolments: Object.fromEntries(
       Object.entries(found.enrolments).map(([id, e]) => [id, { ...e, secretFile: at(e.secretFile) }]),
+    ),
+    identities: Object.fromEntries(
+      Object.entries(found.identities).map(([name, i]) => [
+        name,
+        { certificate: at(i.certificate), privateKeyDir: at(i.privateKeyDir) },
+      ]),
     ),
   };
 }

@@ -1,10 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { connect, hash, signers, type Contract, type Gateway, type Network } from '@hyperledger/fabric-gateway';
-import { createPrivateKey } from 'node:crypto';
-import { chainHeight, decodeBlock, readOrganization, type BlockTransaction } from '@keyfleet/gateway';
+import { openLedgerReader, type BlockTransaction } from '@keyfleet/gateway';
 
 /**
  * The real Fabric network every integration suite runs on: started once per test run on its own
@@ -80,55 +76,29 @@ export interface LedgerView {
 }
 
 export function openLedgerView(chaincode: string, identity = 'auditor'): LedgerView {
-  const org = readOrganization(connectionProfile, 'Org2');
-  const peer = org.peers[0] ?? assertNever('no Org2 peer');
-  const keyDir = join(networkDir, 'identities', 'org2', identity, 'msp', 'keystore');
-  const keyFile = readdirSync(keyDir)[0] ?? assertNever(`no key for ${identity}`);
-  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(readFileSync(peer.tlsRootCert)), {
-    'grpc.ssl_target_name_override': peer.hostAlias,
-  });
-  const gateway: Gateway = connect({
-    client,
-    identity: {
-      mspId: org.mspId,
-      credentials: readFileSync(join(networkDir, 'identities', 'org2', identity, 'msp', 'signcerts', 'cert.pem')),
-    },
-    signer: signers.newPrivateKeySigner(createPrivateKey(readFileSync(join(keyDir, keyFile)))),
-    hash: hash.sha256,
-    evaluateOptions: () => ({ deadline: Date.now() + 10_000 }),
-  });
-  const network: Network = gateway.getNetwork(org.channel);
-  const contract: Contract = network.getContract(chaincode);
-  const qscc = network.getContract('qscc');
+  const reader = openLedgerReader(connectionProfile, 'Org2', identity);
   const blocks = new Map<number, BlockTransaction[]>();
   const decoder = new TextDecoder();
-
-  const height = async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', org.channel));
   return {
     async evaluate<T>(transaction: string, ...args: string[]) {
-      return JSON.parse(decoder.decode(await contract.evaluateTransaction(transaction, ...args))) as T;
+      return JSON.parse(decoder.decode(await reader.evaluate(chaincode, transaction, ...args))) as T;
     },
-    height,
+    height: () => reader.height(),
     async transactions() {
-      const top = await height();
+      const top = await reader.height();
       const out: BlockTransaction[] = [];
       for (let n = 0; n < top; n++) {
         let txs = blocks.get(n);
         if (!txs) {
-          txs = decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', org.channel, String(n)));
+          txs = await reader.block(n);
           blocks.set(n, txs);
         }
         out.push(...txs.filter((t) => t.chaincode === chaincode));
       }
       return out;
     },
-    close() {
-      gateway.close();
-      client.close();
+    close: () => {
+      reader.close();
     },
   };
-}
-
-function assertNever(message: string): never {
-  throw new Error(message);
 }
