@@ -12,6 +12,14 @@ export const contracts: (typeof KeyfleetContract)[] = [KeyfleetContract];
 export { KeyOperation } from './contract.js';
 export { canonicalBytes, canonicalJson, MaxJsonDepth, sha256Hex } from './canonical.js';
 export { ErrorCode, LedgerError, errorCodeOf, isLedgerError } from './errors.js';
+export {
+  decodeContractEvent,
+  MalformedEventError,
+  type AttestationBatchRecordedEvent,
+  type AttestationRecordedEvent,
+  type ContractEvent,
+  type DeviceStatusEvent,
+} from './events.js';
 export { RoleAttribute } from './identity.js';
 export { DeviceTransitions, KeyTransitions, isLegalKeyTransition, nextKeyCommitment } from './lifecycle.js';
 export {
