@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve, dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
   CommitError,
@@ -13,6 +13,8 @@ import {
 } from '@hyperledger/fabric-gateway';
 import { errorCodeOf } from '@keyfleet/chaincode';
 import { GatewayError, GatewayErrorCode } from '../errors';
+import type { LedgerEvents } from './events';
+import { openFabricEvents } from './fabric-events';
 import { withoutCode } from './local';
 import type { LedgerTransport } from './transport';
 
@@ -102,8 +104,18 @@ export interface FabricTransportOptions {
 
 const retriableCommitCodes = new Set<number>([StatusCode.MVCC_READ_CONFLICT, StatusCode.PHANTOM_READ_CONFLICT]);
 
+/** A Fabric transport, which also follows the contract's chaincode events. */
+export interface FabricTransport extends LedgerTransport {
+  /**
+   * The contract's events with a file checkpoint under `baseDir/<channel>/<chaincode>/` (the
+   * returned `stateDir`, where a caller keeps what it derives from the events). Close the streams
+   * before the transport.
+   */
+  openEvents(baseDir: string): Promise<{ readonly events: LedgerEvents; readonly stateDir: string }>;
+}
+
 /** Connects to the org's peer through the Fabric Gateway service, with a deadline on every call. */
-export function newFabricTransport(options: FabricTransportOptions): LedgerTransport {
+export function newFabricTransport(options: FabricTransportOptions): FabricTransport {
   const org = readOrganization(options.profilePath, options.org);
   const peer = org.peers[0];
   if (!peer) throw new Error('unreachable: readOrganization checks for a peer');
@@ -122,10 +134,17 @@ export function newFabricTransport(options: FabricTransportOptions): LedgerTrans
     commitStatusOptions: deadline(60),
     chaincodeEventsOptions: deadline(60),
   });
-  const contract = gateway.getNetwork(org.channel).getContract(options.chaincode ?? org.chaincode);
+  const chaincode = options.chaincode ?? org.chaincode;
+  const network = gateway.getNetwork(org.channel);
+  const contract = network.getContract(chaincode);
   const attempts = options.attempts ?? 3;
 
   return {
+    async openEvents(baseDir) {
+      const stateDir = join(baseDir, org.channel, chaincode);
+      return { events: await openFabricEvents({ network, channel: org.channel, chaincode, stateDir }), stateDir };
+    },
+
     async submit(transaction, args) {
       for (let attempt = 1; ; attempt++) {
         try {

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import type { EcSigningKey } from '../crypto/ec-key';
 import type { Hsm } from '../hsm';
-import { newFabricTransport } from './fabric';
+import { newFabricTransport, type FabricTransport } from './fabric';
 import { ensureFabricIdentity } from './fabric-identity';
-import type { LedgerTransport } from './transport';
 
 export interface HsmFabricTransportOptions {
   /** The connection description network/network.sh writes. */
@@ -26,7 +25,7 @@ export interface HsmFabricTransportOptions {
  * registered enrolment (enrolled with a CSR signed in the token on first start, kept afterwards).
  * Shared by the operator gateway (Org1) and the verifier service (Org2).
  */
-export async function openHsmFabricTransport(options: HsmFabricTransportOptions): Promise<LedgerTransport> {
+export async function openHsmFabricTransport(options: HsmFabricTransportOptions): Promise<FabricTransport> {
   const { profilePath, org, enrolmentId, hsm, key } = options;
   const { certificatePem } = await ensureFabricIdentity({
     profilePath,
