@@ -22,6 +22,7 @@ import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
 import { newVerifierClient } from './http/verifier-client';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
+import { openContractEvents } from './events';
 
 export interface Gateway {
   readonly server: FastifyInstance;
@@ -66,6 +67,9 @@ export async function openGateway(config: Config): Promise<Gateway> {
       chaincode: config.ledger.chaincode,
     });
     closers.push(() => transport.close());
+    // The contract's events (docs/gateway.md, "Events"): a suspended or revoked device is refused at once.
+    const events = await openContractEvents({ transport, dataDir: config.dataDir });
+    closers.push(() => events.close());
 
     const { ids, ledger } = await ensureTrustAnchors(
       transport,
@@ -81,6 +85,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       ledger,
       responseKey: metadataKey,
       deviceCaCertificatePem: ca.certificatePem,
+      deviceRefusal: events.denials.refusal,
     });
     // Before serving: what a crash left half done in the HSM is settled against the ledger.
     await rotation.reconcile();
@@ -128,7 +133,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
         },
       },
       attestation,
-      keyOperations: newKeyOperations({ hsm, ledger }),
+      keyOperations: newKeyOperations({ hsm, ledger, deviceRefusal: events.denials.refusal }),
       keyRotation,
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
@@ -138,6 +143,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       authenticator: newBearerAuthenticator({ jwks: jwksFile(config.auth.jwksFile), audience: config.auth.audience }),
       bodyLimit: config.http.bodyLimit,
       logger: { level: config.logLevel },
+      metrics: events.metrics,
     });
     closers.push(() => server.close());
     schedulerLog.target = server.log;
@@ -145,6 +151,14 @@ export async function openGateway(config: Config): Promise<Gateway> {
       scheduler.start();
       closers.push(() => scheduler.stop());
     }
+    // Keys an attestation failure made due (the contract marks them in that transaction) reach
+    // check-in with the next pass: the event runs it now instead of at the next tick.
+    events.start({
+      onKeysDue: () => {
+        scheduler.wake();
+      },
+      log: server.log,
+    });
 
     return { server, hsm, anchors: ids, close };
   } catch (err) {

@@ -16,6 +16,8 @@ import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
 import { newVerifierHttpServer } from './http/verifier-server';
 import { readOrganization } from './ledger/fabric';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
+import { openContractEvents } from './events';
+import { AttestationError, AttestationErrorCode } from './attestation/errors';
 import type { LedgerClient } from './ledger/ledger-client';
 import type { VerifierConfig } from './verifier-config';
 
@@ -70,6 +72,10 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       chaincode: config.ledger.chaincode,
     });
     closers.push(() => transport.close());
+    // The contract's events (docs/verifier.md, "Events"): a revoked device is refused at once; a
+    // suspended one still attests, which is how it shows it is healthy again.
+    const events = await openContractEvents({ transport, dataDir: config.dataDir, refuse: ['revoked'] });
+    closers.push(() => events.close());
 
     const { anchorId: verifierId, ledger } = await ensureVerifierAnchor(transport, {
       key: verifierKey,
@@ -101,10 +107,14 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       policyId: config.attestation.policyId,
       challenges,
       ...(batcher === undefined ? {} : { batcher }),
+      deviceRefusal: events.denials.refusal,
     });
 
     const attestation: AttestationApi = {
       async challenge(deviceId) {
+        if (events.denials.refusal(deviceId) !== undefined) {
+          throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${deviceId} is revoked`);
+        }
         const { nonce, expiresAt } = await challenges.issue(deviceId);
         return { challenge: nonce, expiresAt: expiresAt.toISOString() };
       },
@@ -127,8 +137,10 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       }),
       bodyLimit: config.http.bodyLimit,
       logger: { level: config.logLevel },
+      metrics: events.metrics,
     });
     closers.push(() => server.close());
+    events.start({ log: server.log });
     return { server, hsm, verifierId, close };
   } catch (err) {
     await close();

@@ -309,6 +309,7 @@ describe('the verifier service: Org2 process, own token, reached through the gat
     expect(readdirSync(gatewayDir).sort()).to.deep.equal([
       'auth',
       'device-ca.pem',
+      'events',
       'fabric-identity-keyfleet-gateway.pem',
     ]);
   });

@@ -24,8 +24,8 @@ interface Answer {
 
 /**
  * The gateway end to end on real SoftHSM: it starts from an empty token, makes its keys there,
- * registers them as trust anchors, and serves the REST API over real HTTP. The ledger is
- * keyfleet's contract in-process (Fabric cannot be built on this machine).
+ * registers them as trust anchors, and serves the REST API over real HTTP. The ledger is the
+ * test run's Fabric network (a chaincode namespace of this suite's own), read back as Org2's auditor.
  */
 describe('gateway on SoftHSM', function () {
   this.timeout(60_000);
@@ -80,7 +80,13 @@ describe('gateway on SoftHSM', function () {
     for (const key of verifierKeys) expect(key).to.include({ sensitive: true, extractable: false });
     // The data directory holds certificates and the test's JWKS, never key material.
     const files = readdirSync(f.dataDir).map(String).sort();
-    expect(files).to.deep.equal(['auth', 'device-ca.pem', 'fabric-identity-keyfleet-gateway.pem', 'verifier']);
+    expect(files).to.deep.equal([
+      'auth',
+      'device-ca.pem',
+      'events', // the event checkpoint and the deny set (ids and statuses): no key material
+      'fabric-identity-keyfleet-gateway.pem',
+      'verifier',
+    ]);
     expect(readdirSync(join(f.dataDir, 'auth'))).to.deep.equal(['jwks.json']);
   });
 

@@ -296,6 +296,21 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
       await expectRefused(evidence, 'DEVICE_REVOKED');
     });
 
+    it('a device its events show revoked: refused before the ledger, which would still accept it', async () => {
+      const device = await fleet.enrol('dev-revoked-by-event');
+      const evidence = await fleet.attest(device);
+      const withEvents = newVerifier(options({ deviceRefusal: (id) => (id === device.id ? 'revoked' : undefined) }));
+      await expectRefused(evidence, 'DEVICE_REVOKED', withEvents);
+      // The refusal was the events' alone: the ledger shows the device active, and the same
+      // evidence (its nonce unspent) is appraised by a verifier that follows no events.
+      expect((await verifier.appraise(evidence)).status).to.equal('affirming');
+    });
+
+    it('a device its events show suspended still attests (that is how it recovers)', async () => {
+      const withEvents = newVerifier(options({ deviceRefusal: () => 'suspended' }));
+      expect((await withEvents.appraise(await fleet.attest(healthy))).status).to.equal('affirming');
+    });
+
     it('a device whose group has no reference values', async () => {
       const device = await fleet.enrol('dev-nogroup', 'unconfigured-group');
       await expectRefused(fleet.attest(device), 'REFERENCE_VALUES_MISSING');

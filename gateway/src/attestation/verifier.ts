@@ -54,6 +54,12 @@ export interface VerifierOptions {
   readonly maxEvidenceAgeSeconds?: number;
   /** The `ear.verifier-id` build; default `keyfleet-verifier/0.1.0`. */
   readonly build?: string;
+  /**
+   * Answers `revoked` for a device the ledger's events already show revoked (events/): its
+   * evidence is refused once its signature is checked, before the challenge or the ledger is
+   * consulted. A suspended device still attests: that is how it shows it is healthy again.
+   */
+  readonly deviceRefusal?: (deviceId: string) => 'suspended' | 'revoked' | undefined;
 }
 
 export type Recorded =
@@ -193,6 +199,9 @@ export function newVerifier(options: VerifierOptions): Verifier {
   return {
     async appraise(evidence) {
       const verified = await evidenceVerifier.verify(evidence);
+      if (options.deviceRefusal?.(verified.deviceId) === 'revoked') {
+        throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${verified.deviceId} is revoked`);
+      }
       const { nonceDigest } = await options.challenges.check(verified.nonce, verified.deviceId);
       const device = await ledgerCall(() => ledger.read<DeviceRecord>('GetDevice', verified.deviceId));
       if (device.Status === 'revoked') {

@@ -18,6 +18,8 @@ export interface BaseServerOptions {
   readonly logger?: boolean | { level: string };
   /** The service's name in the OpenAPI document and the prefix of its process metrics. */
   readonly service: { readonly title: string; readonly metricsPrefix: string };
+  /** A registry holding the service's own metrics (e.g. the event follower's), served with these. */
+  readonly metrics?: Registry;
 }
 
 declare module 'fastify' {
@@ -50,7 +52,7 @@ export async function newBaseServer(options: BaseServerOptions): Promise<Fastify
   });
   const { authenticator } = options;
 
-  const metrics = new Registry();
+  const metrics = options.metrics ?? new Registry();
   collectDefaultMetrics({ register: metrics, prefix: options.service.metricsPrefix });
   const requests = new Counter({
     name: 'keyfleet_http_requests_total',

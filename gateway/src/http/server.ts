@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { DeviceAction, type Services } from '../domain/services';
 import { registerAttestationRoutes } from './attestation-routes';
@@ -14,6 +15,8 @@ export interface HttpServerOptions {
   readonly bodyLimit?: number;
   /** A pino logger configuration or `false`; defaults to JSON logs at `info`. */
   readonly logger?: boolean | { level: string };
+  /** The service's own metrics (the event follower's), served on `/metrics` with the HTTP ones. */
+  readonly metrics?: Registry;
 }
 
 /**
@@ -27,6 +30,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
     health: () => services.health(),
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     service: { title: 'keyfleet gateway', metricsPrefix: 'keyfleet_gateway_' },
   });
   const readers = { roles: [ApiRole.Operator, ApiRole.Auditor] };

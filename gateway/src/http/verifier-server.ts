@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Authenticator } from '../auth/bearer';
 import type { AttestationApi, Health } from '../domain/services';
 import { registerAttestationRoutes } from './attestation-routes';
@@ -11,6 +12,8 @@ export interface VerifierHttpServerOptions {
   readonly bodyLimit?: number;
   /** A pino logger configuration or `false`; defaults to JSON logs at `info`. */
   readonly logger?: boolean | { level: string };
+  /** The service's own metrics (the event follower's), served on `/metrics` with the HTTP ones. */
+  readonly metrics?: Registry;
 }
 
 /**
@@ -23,6 +26,7 @@ export async function newVerifierHttpServer(options: VerifierHttpServerOptions):
     health: options.health,
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     service: { title: 'keyfleet verifier', metricsPrefix: 'keyfleet_verifier_' },
   });
   await app.register(

@@ -24,6 +24,11 @@ export interface KeyOperationsOptions {
   /** Label of the HSM ECDH key device master keys derive from; default `device-kex`. */
   readonly deviceKeyExchangeLabel?: string;
   readonly now?: () => Date;
+  /**
+   * The status for which the ledger's events already refuse a device (events/): an export to it
+   * is refused before the device is read from the ledger. Other devices are checked there.
+   */
+  readonly deviceRefusal?: (deviceId: string) => 'suspended' | 'revoked' | undefined;
 }
 
 export interface EncryptResult {
@@ -252,6 +257,14 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
     async exportPublicKey(by, keyId, forDevice, wanted) {
       const key = await readKey(keyId);
       const version = authorizeUse(by, key, KeyUse.Export, wanted ?? null);
+      const refused = options.deviceRefusal?.(forDevice.deviceId);
+      if (refused !== undefined) {
+        fail(
+          GatewayErrorCode.Forbidden,
+          KeyServiceErrorDetail.DeviceNotActive,
+          `device ${forDevice.deviceId} is ${refused}`,
+        );
+      }
       const devicePublicKey = await assertReceivingDevice(ledger, forDevice);
       const { spki } = await publicKeyOf(key, version);
       const header = Buffer.from(

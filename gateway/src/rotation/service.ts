@@ -71,6 +71,12 @@ export interface RotationServiceOptions {
   /** How far a request's `iat` may be from now, either way; default 300 s. */
   readonly maxClockSkewSeconds?: number;
   readonly now?: () => Date;
+  /**
+   * The status for which the ledger's events already refuse a device (events/device-denials.ts):
+   * asked once the device's signature is checked and before the ledger is read, so a suspended
+   * or revoked device is refused at once. Devices it does not name are checked on the ledger.
+   */
+  readonly deviceRefusal?: (deviceId: string) => 'suspended' | 'revoked' | undefined;
 }
 
 /** What the route should answer: `{ response }`, plus facts for logs and metrics. */
@@ -161,6 +167,12 @@ interface VerifiedDeviceMessage {
 
 function fail(code: GatewayErrorCode, detail: RotationErrorDetail, message: string, cause?: unknown): never {
   throw new GatewayError(code, message, detail, cause === undefined ? undefined : { cause });
+}
+
+function refuseDevice(deviceId: string, status: 'suspended' | 'revoked'): never {
+  return status === 'revoked'
+    ? fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${deviceId} is revoked`)
+    : fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceSuspended, `device ${deviceId} is suspended`);
 }
 
 function sha256Hex(data: Uint8Array | string): string {
@@ -261,6 +273,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     if (Math.abs(claims.iat * 1000 - now().getTime()) > skewMs) {
       fail(GatewayErrorCode.Unauthenticated, RotationErrorDetail.RequestStale, 'iat is too far from the current time');
     }
+    const refused = options.deviceRefusal?.(claims.device_id);
+    if (refused !== undefined) refuseDevice(claims.device_id, refused);
     let device: DeviceRecord;
     try {
       device = await ledger.read<DeviceRecord>('GetDevice', claims.device_id);
@@ -274,12 +288,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       }
       throw err;
     }
-    if (device.Status === 'revoked') {
-      fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${device.DeviceID} is revoked`);
-    }
-    if (device.Status !== 'active') {
-      fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceSuspended, `device ${device.DeviceID} is suspended`);
-    }
+    if (device.Status !== 'active') refuseDevice(device.DeviceID, device.Status);
     if (sha256Hex(message.certificate.raw) !== device.CertFingerprint) {
       fail(
         GatewayErrorCode.Unauthenticated,

@@ -56,6 +56,12 @@ export interface RotationScheduler {
   /** Stops the timer and waits for a pass in progress. */
   stop(): Promise<void>;
   /**
+   * Runs a pass now instead of at the next tick (after the pass in flight, which may have read
+   * the ledger too early), e.g. when an event says keys became due. Several wakes during one pass
+   * make one more pass. Does nothing while the scheduler is stopped.
+   */
+  wake(): void;
+  /**
    * Device-owned keys of `deviceId` that were due at the last pass, for check-in. At most one
    * interval old; the device's rotation request is checked against the ledger anyway.
    */
@@ -76,6 +82,7 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = true;
+  let wokenDuringPass = false;
 
   async function handle(entry: DueKey, at: Date, run: MutableRun, devices: Map<string, DeviceKeyDue[]>) {
     try {
@@ -153,16 +160,23 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
     return run;
   }
 
+  function pass(): void {
+    running = runOnce()
+      .catch((err: unknown) => log?.warn({ err }, 'rotation pass failed'))
+      .finally(() => {
+        running = undefined;
+        if (wokenDuringPass && !stopped) {
+          wokenDuringPass = false;
+          pass();
+        } else {
+          schedule();
+        }
+      });
+  }
+
   function schedule(): void {
     if (stopped) return;
-    timer = setTimeout(() => {
-      running = runOnce()
-        .catch((err: unknown) => log?.warn({ err }, 'rotation pass failed'))
-        .finally(() => {
-          running = undefined;
-          schedule();
-        });
-    }, intervalMs);
+    timer = setTimeout(pass, intervalMs);
     timer.unref();
   }
 
@@ -177,6 +191,15 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
       await running;
+    },
+    wake() {
+      if (stopped) return;
+      if (running !== undefined) {
+        wokenDuringPass = true;
+        return;
+      }
+      if (timer !== undefined) clearTimeout(timer);
+      pass();
     },
     dueForDevice(deviceId) {
       return deviceDue.get(deviceId) ?? [];
