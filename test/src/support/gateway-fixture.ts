@@ -1,5 +1,5 @@
 import { createHash, webcrypto } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
@@ -47,6 +47,24 @@ export interface GatewayFixture {
   credentialsFile(caller: Caller): Promise<string>;
   /** Closes the gateway and opens it again on the same token, ledger and data directory. */
   restart(): Promise<void>;
+  /**
+   * Another operator gateway on the same token and namespace (as a second host of an HSM cluster
+   * would run it), with its own data directory and the same device CA certificate; closed by
+   * {@link GatewayFixture.close} if the test has not closed it.
+   */
+  openSecondGateway(env?: Record<string, string>): Promise<SecondGateway>;
+  close(): Promise<void>;
+}
+
+export interface SecondGateway {
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly dataDir: string;
+  /**
+   * Closes it, runs `whileDown`, and opens it again on the same data directory: a new `/metrics`,
+   * the same event checkpoint and deny set.
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -86,7 +104,7 @@ export async function startGatewayFixture(
   mkdirSync(join(dataDir, 'auth'));
   writeFileSync(jwksFile, JSON.stringify({ keys: [operator.jwk, auditor.jwk, application.jwk, payroll.jwk] }));
 
-  const config = loadConfig({
+  const configEnv = {
     KEYFLEET_HSM_MODULE: softHsmModule,
     KEYFLEET_HSM_URI: store.uri,
     KEYFLEET_HSM_PIN: store.pin,
@@ -97,7 +115,8 @@ export async function startGatewayFixture(
     KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
     ...fabricEnv(chaincode),
     ...env,
-  });
+  };
+  const config = loadConfig(configEnv);
   const verifierConfig = () =>
     loadVerifierConfig({
       KEYFLEET_VERIFIER_HSM_MODULE: softHsmModule,
@@ -111,6 +130,7 @@ export async function startGatewayFixture(
       ...verifierEnv,
     });
   const ledger = openLedgerView(chaincode);
+  const seconds: SecondGateway[] = [];
   let gateway = await openGateway(config);
   let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
   const verifier = await openVerifier(verifierConfig());
@@ -152,7 +172,39 @@ export async function startGatewayFixture(
       gateway = await openGateway(config);
       url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
     },
+    async openSecondGateway(extraEnv = {}) {
+      const secondDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-b-'));
+      copyFileSync(join(dataDir, 'device-ca.pem'), join(secondDir, 'device-ca.pem'));
+      const secondConfig = { ...loadConfig({ ...configEnv, ...extraEnv }), dataDir: secondDir };
+      let second = await openGateway(secondConfig);
+      let secondUrl = await second.server.listen({ host: '127.0.0.1', port: 0 });
+      let open = true;
+      const handle: SecondGateway = {
+        get gateway() {
+          return second;
+        },
+        get url() {
+          return secondUrl;
+        },
+        dataDir: secondDir,
+        async restart(whileDown) {
+          await second.close();
+          await whileDown?.();
+          second = await openGateway(secondConfig);
+          secondUrl = await second.server.listen({ host: '127.0.0.1', port: 0 });
+        },
+        async close() {
+          if (!open) return;
+          open = false;
+          await second.close();
+          rmSync(secondDir, { recursive: true, force: true });
+        },
+      };
+      seconds.push(handle);
+      return handle;
+    },
     async close() {
+      for (const second of seconds) await second.close();
       await gateway.close();
       await verifier.close();
       ledger.close();
