@@ -16,9 +16,12 @@ interface CpuProfile {
 const categories: readonly (readonly [string, (frame: ProfileNode['callFrame']) => boolean])[] = [
   ['idle (waiting on HSM threads, sockets)', (f) => f.functionName === '(idle)'],
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
-  ['ledger: rewrite state file per commit', (f) => f.url.includes('local-ledger') && f.functionName === 'save'],
-  ['ledger: contract (validation, JWS check, state)', (f) => /chaincode\/dist|fabric-(contract-api|shim)/.test(f.url)],
   ['HSM calls (main-thread part)', (f) => /pkcs11js|gateway\/dist\/hsm\//.test(f.url)],
+  [
+    'Fabric client (fabric-gateway, gRPC, protobuf)',
+    (f) => /@hyperledger\/fabric-(gateway|protos)|@grpc\/|google-protobuf|node:internal\/http2/.test(f.url),
+  ],
+  ['shared rules (@keyfleet/chaincode: canonical JSON, Merkle)', (f) => /chaincode\/dist/.test(f.url)],
   ['X.509 / ASN.1 (@peculiar, asn1js)', (f) => /@peculiar|asn1js|pvtsutils|tsyringe/.test(f.url)],
   ['JOSE / node:crypto', (f) => /node_modules\/jose|node:internal\/crypto/.test(f.url)],
   [
