@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/chaincode';
@@ -14,7 +15,12 @@ interface DomNode {
   readonly textContent: string | null;
 }
 
-const screenshots = resolve(__dirname, '..', '..', 'docs', 'console');
+// The screenshots in docs/console are refreshed on request (KEYFLEET_SCREENSHOTS=1); otherwise a
+// test run writes them to a temporary directory and leaves the work tree clean.
+const screenshots =
+  process.env.KEYFLEET_SCREENSHOTS === '1'
+    ? resolve(__dirname, '..', '..', 'docs', 'console')
+    : join(tmpdir(), `keyfleet-console-${String(process.pid)}`);
 const chromiumPath = process.env.KEYFLEET_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
