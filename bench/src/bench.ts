@@ -47,13 +47,15 @@ import {
 
 const usage = `Usage: node bench/dist/bench.js --network-dir DIR [options]   (npm run bench starts the network)
 
-  --devices N       virtual devices for rotations and attestations (default 64)
+  --devices N       virtual devices for rotations and attestations, one operation each at a
+                    time (default 64)
   --ops N           operations per timed run (default 96)
   --baseline-ops N  operations per timed run of the baseline, whose operations are short (default 480)
-  --warmup N        warm-up operations before each row (default 32)
+  --warmup N        warm-up operations before each row (default 32; the baseline: one untimed run)
   --runs N          timed runs per row; the row's value is the median (default 3)
   --concurrency N   operations in flight, every row (default 32)
-  --batch N         results per Merkle batch in the batched attestation row (default 32)
+  --batch N         results per Merkle batch in the batched attestation row, which keeps
+                    2 × N in flight (at most --devices) (default 32)
   --signs N         signatures per HSM signing run (default 10000)
   --profile         V8 CPU profiles of the gateway and the verifier over the whole run, summarised
   --out FILE        (default bench/results/latest.json)
@@ -221,10 +223,14 @@ async function measure(
   name: string,
   chaincode: string,
   op: (i: number) => Promise<void>,
-  { runConcurrency = concurrency, runOps = ops }: { runConcurrency?: number; runOps?: number } = {},
+  {
+    runConcurrency = concurrency,
+    runOps = ops,
+    warmupOps = warmup,
+  }: { runConcurrency?: number; runOps?: number; warmupOps?: number } = {},
 ): Promise<Measured> {
-  log(`${name}: warm-up (${warmup}), then ${runs} × ${runOps}, ${runConcurrency} in flight`);
-  if (warmup > 0) await runner.run(`${name} warm-up`, op, { count: warmup, concurrency: runConcurrency });
+  log(`${name}: warm-up (${warmupOps}), then ${runs} × ${runOps}, ${runConcurrency} in flight`);
+  if (warmupOps > 0) await runner.run(`${name} warm-up`, op, { count: warmupOps, concurrency: runConcurrency });
   const heightBefore = await settledHeight(ctx.ledger);
   const routesBefore = await Promise.all(ctx.services().map((s) => s.routeTimes()));
   const cpuBefore = cpuByGroup(ctx.processes());
@@ -367,7 +373,11 @@ async function run(filesDir: string): Promise<void> {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const baseline = await measure(ctx, runner, 'baseline Put', 'baseline', put, { runOps: baselineOps });
+    const baseline = await measure(ctx, runner, 'baseline Put', 'baseline', put, {
+      runOps: baselineOps,
+      // Its operations are short: a warm-up of --warmup of them ends before the processes are warm.
+      warmupOps: Math.max(warmup, baselineOps),
+    });
     // network.sh runs one pair of chaincode servers per network: deploying keyfleet's replaces them.
     for (const [name, pid] of network.processes())
       if (name.startsWith('cc.')) peaks[`${name} (baseline)`] = peakRss(pid);
@@ -467,8 +477,9 @@ async function run(filesDir: string): Promise<void> {
 
     await stopService(verifier, 'verifier (1 per tx)');
     verifier = await startVerifier(batch);
-    // A result waits for its batch: at least a batch's worth in flight, or every batch waits out its delay.
-    const batchedConcurrency = Math.min(devices, Math.max(concurrency, batch));
+    // A result waits for its batch: with two batches' worth in flight one fills while the other
+    // commits; with fewer, batches are cut by KEYFLEET_VERIFIER_BATCH_DELAY_MS instead.
+    const batchedConcurrency = Math.min(devices, Math.max(concurrency, 2 * batch));
     const batched = await measure(ctx, fleet, 'attest (batched)', 'keyfleet', fleet.operations.attest, {
       runConcurrency: batchedConcurrency,
     });
