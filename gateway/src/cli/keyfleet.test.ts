@@ -288,7 +288,10 @@ describe('keyfleet command line', () => {
         transactionId: 'b'.repeat(64),
         timestamp: '2026-11-01T11:00:00.000Z',
         isDelete: false,
-        value: device('sensor-1', { Status: 'suspended', StatusReason: 'maintenance' }),
+        value: {
+          ...device('sensor-1', { Status: 'suspended', StatusReason: 'maintenance' }),
+          Proof: { AnchorID: 'm', JWS: 'j', TxID: 'b'.repeat(64), Principal: { Kind: 'operator', ID: 'alice' } },
+        },
       },
       {
         transactionId: 'a'.repeat(64),
@@ -301,14 +304,14 @@ describe('keyfleet command line', () => {
       gateway = await stubGateway({ 'GET /v1/audit/devices/sensor-1': { body: { entries } } });
     });
 
-    it('audit device prints the oldest change first', async () => {
+    it('audit device prints the oldest change first, with who asked for each', async () => {
       const result = await keyfleet(['audit', 'device', 'sensor-1']);
       expect(result.code).to.equal(0);
       expect(result.stdout).to.equal(
         [
-          `2026-11-01T10:00:00.000Z  ${'a'.repeat(12)}  active`,
-          `2026-11-01T11:00:00.000Z  ${'b'.repeat(12)}  suspended: maintenance`,
-          `2026-11-01T12:00:00.000Z  ${'c'.repeat(12)}  revoked: stolen`,
+          `2026-11-01T10:00:00.000Z  ${'a'.repeat(12)}  ${'-'.padEnd(24)}  active`,
+          `2026-11-01T11:00:00.000Z  ${'b'.repeat(12)}  ${'operator/alice'.padEnd(24)}  suspended: maintenance`,
+          `2026-11-01T12:00:00.000Z  ${'c'.repeat(12)}  ${'-'.padEnd(24)}  revoked: stolen`,
           '',
         ].join('\n'),
       );

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { compactVerify } from 'jose';
 import { parseArgs } from 'node:util';
 import {
@@ -68,8 +68,8 @@ Environment:
                         npm start makes .keyfleet/operator.json)
   KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
   KEYFLEET_AUTH_JWKS    JWKS file that 'credentials create' adds to (default .keyfleet/auth/jwks.json)
-  KEYFLEET_FABRIC_CONNECTION  the network's connection description, for 'audit tx' and the block
-                        numbers of 'audit device|key' (default .fabric/network/connection.json)
+  KEYFLEET_FABRIC_CONNECTION  the network's connection description: for 'audit tx' (default
+                        .fabric/network/connection.json), and when set, the blocks in 'audit device|key'
 `;
 
 interface Output {
@@ -447,7 +447,11 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
     case 'audit key': {
       const path = noun === 'audit' && verb === 'device' ? 'devices' : 'keys';
       const history = await api.request<History>('GET', `/v1/audit/${path}/${id()}`);
-      const blocks = await blockNumbers(connectionFile(env), history);
+      // Block numbers need the network's connection description, named explicitly.
+      const blocks =
+        env.KEYFLEET_FABRIC_CONNECTION === undefined
+          ? new Map<string, number>()
+          : await blockNumbers(env.KEYFLEET_FABRIC_CONNECTION, history);
       out.print({ ...history, blocks: Object.fromEntries(blocks) }, () => historyText(history, blocks));
       return 0;
     }
@@ -568,13 +572,9 @@ function historyText(history: History, blocks: ReadonlyMap<string, number> = new
 
 const connectionFile = (env: NodeJS.ProcessEnv) => env.KEYFLEET_FABRIC_CONNECTION ?? '.fabric/network/connection.json';
 
-/**
- * The block of each transaction of a history, read through qscc as Org2's auditor when this
- * machine has the network's connection description; none otherwise (the history still prints).
- */
+/** The block of each transaction of a history, read through qscc as Org2's auditor. */
 async function blockNumbers(profile: string, history: History): Promise<Map<string, number>> {
   const blocks = new Map<string, number>();
-  if (!existsSync(profile)) return blocks;
   const reader = openLedgerReader(profile, 'Org2', 'auditor');
   try {
     for (const { transactionId } of history.entries) {

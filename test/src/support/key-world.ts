@@ -4,7 +4,7 @@
  * Hsm instance (PKCS#11 login is shared within the process, docs/hsm.md), its own Fabric identity
  * and LedgerClient, the application key service and its rotation.
  */
-import { asPrincipal } from '@keyfleet/gateway';
+import { asPrincipal, currentPrincipal } from '@keyfleet/gateway';
 import { LocalLedger } from '@keyfleet/chaincode';
 import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
 import {
@@ -99,11 +99,13 @@ export async function newKeyWorld(): Promise<KeyWorld> {
 
   async function gatewayOn(name: string, hsm: Hsm): Promise<KeyGateway> {
     const identity = await newIdentity(org1, { mspId: 'Org1MSP', cn: name, ou: 'admin', attrs: { role: 'operator' } });
-    const ledger = newLedgerClient({
-      transport: newLocalTransport(local, { mspId: identity.mspId, certificatePem: identity.pem }),
-      signingKey: metadataKey,
-      anchorId: MetadataAnchorId,
-    });
+    const ledger = onBehalfOfAlice(
+      newLedgerClient({
+        transport: newLocalTransport(local, { mspId: identity.mspId, certificatePem: identity.pem }),
+        signingKey: metadataKey,
+        anchorId: MetadataAnchorId,
+      }),
+    );
     return {
       name,
       hsm,
@@ -115,14 +117,12 @@ export async function newKeyWorld(): Promise<KeyWorld> {
 
   const gateway = await gatewayOn('gateway-1', first);
   const jwk = metadataKey.publicKey.export({ format: 'jwk' });
-  await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
-    gateway.ledger.write('RegisterTrustAnchor', {
-      AnchorID: MetadataAnchorId,
-      Kind: 'metadata-signing',
-      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
-      Description: 'metadata-signing key in the test HSM',
-    }),
-  );
+  await gateway.ledger.write('RegisterTrustAnchor', {
+    AnchorID: MetadataAnchorId,
+    Kind: 'metadata-signing',
+    PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+    Description: 'metadata-signing key in the test HSM',
+  });
   const keys = newKeyService({ hsm: first, ledger: gateway.ledger });
 
   return {
@@ -145,5 +145,28 @@ export async function newKeyWorld(): Promise<KeyWorld> {
       for (const hsm of hsms.reverse()) await hsm.close();
       store.remove();
     },
+  };
+}
+
+/**
+ * These suites call the services as the HTTP layer would after authenticating operator alice: a
+ * write outside any principal context runs on her behalf; one inside a context (a service's own
+ * work, such as the scheduler's) keeps its own.
+ */
+function onBehalfOfAlice(ledger: LedgerClient): LedgerClient {
+  const hasPrincipal = () => {
+    try {
+      currentPrincipal();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    ...ledger,
+    write: (action, fields) =>
+      hasPrincipal()
+        ? ledger.write(action, fields)
+        : asPrincipal({ Kind: 'operator', ID: 'alice' }, () => ledger.write(action, fields)),
   };
 }
