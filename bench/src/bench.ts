@@ -310,19 +310,26 @@ async function initToken(dir: string, token: string, keySet: 'gateway' | 'verifi
   return { conf: join(dir, 'softhsm2.conf'), uri: `pkcs11:token=${token}`, pinFile: join(dir, 'user-pin') };
 }
 
+let filesDir: string | undefined;
+
+/** Stops the services and removes the scratch files: on every way out, a signal's included. */
+function cleanUp(): void {
+  killServices();
+  // The tokens are throw-away; the services' logs stay in bench/results/work until the next run.
+  rmSync(join(workDir, 'hsm'), { recursive: true, force: true });
+  rmSync(join(workDir, 'hsm-verifier'), { recursive: true, force: true });
+  if (filesDir !== undefined) rmSync(filesDir, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   // The simulated devices' measured files (app.js, …) stay out of the repository's tree.
-  const filesDir = mkdtempSync(join(tmpdir(), 'keyfleet-bench-'));
+  filesDir = mkdtempSync(join(tmpdir(), 'keyfleet-bench-'));
   try {
     await run(filesDir);
   } finally {
-    killServices();
-    // The tokens are throw-away; the services' logs stay in bench/results/work until the next run.
-    rmSync(join(workDir, 'hsm'), { recursive: true, force: true });
-    rmSync(join(workDir, 'hsm-verifier'), { recursive: true, force: true });
-    rmSync(filesDir, { recursive: true, force: true });
+    cleanUp();
   }
 }
 
@@ -662,7 +669,7 @@ async function run(filesDir: string): Promise<void> {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     log(`${signal}: stopping the services it started`);
-    killServices();
+    cleanUp();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   });
 }
