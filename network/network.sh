@@ -838,7 +838,10 @@ cmd_deploy() {
       echo "$path" >"$dir/chaincode/path"
       start_chaincode_servers
     fi
-    for org in 1 2; do wait_for "peer0.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0; done
+    for org in 1 2; do
+      wait_for "peer0.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0
+      wait_for "peer0.org$org" "endorsers of both orgs" 30 endorsers_known "$org" 0
+    done
     log "chaincode $label is already committed as $cc_name (sequence $(jq .sequence <<<"$current"))"
     return 0
   fi
@@ -888,6 +891,7 @@ cmd_deploy() {
     for ((j = 0; j < n; j++)); do
       wait_for "peer$j.org$org" "the chaincode definition (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
       wait_for "peer$j.org$org" "a chaincode answer" 60 chaincode_answers "$org" "$j"
+      wait_for "peer$j.org$org" "endorsers of both orgs" 30 endorsers_known "$org" "$j"
     done
   done
   echo "$id" >"$dir/chaincode/committed-$cc_name"
@@ -897,6 +901,19 @@ cmd_deploy() {
 definition_at() {
   as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null |
     jq -e --argjson s "$3" '.sequence == $s' >/dev/null
+}
+
+# A submit through a peer fails "no combination of peers can be derived" until its discovery has
+# learnt, by gossip, a peer of every org the policy names: a few seconds after a commit or restart.
+endorsers_known() {
+  local org=$1 j=$2
+  (
+    eval "$(peer_cli_env "$org" admin)"
+    local msp=$CORE_PEER_MSPCONFIGPATH
+    discover endorsers --channel "$CHANNEL" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
+      --peerTLSCA "$CORE_PEER_TLS_ROOTCERT_FILE" --MSP "$CORE_PEER_LOCALMSPID" \
+      --userCert "$(echo "$msp"/signcerts/*.pem)" --userKey "$(echo "$msp"/keystore/*)" 2>/dev/null
+  ) | jq -e '[.[0].EndorsersByGroups[][].MSPID] | (index("Org1MSP") != null) and (index("Org2MSP") != null)' >/dev/null
 }
 
 chaincode_answers() {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   CommitError,
@@ -100,6 +101,12 @@ export interface FabricTransportOptions {
   readonly signer: Signer;
   /** Attempts for a transaction that hit an MVCC read conflict or an unavailable peer. */
   readonly attempts?: number;
+  /**
+   * How long to wait, in milliseconds, for the peer's discovery to find endorsers of every org
+   * the policy names (default 15 s). A fresh or restarted network answers "no combination of
+   * peers can be derived" for a few seconds while gossip finds the other org's peer.
+   */
+  readonly endorsersWaitMs?: number;
 }
 
 const retriableCommitCodes = new Set<number>([StatusCode.MVCC_READ_CONFLICT, StatusCode.PHANTOM_READ_CONFLICT]);
@@ -138,6 +145,7 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
   const network = gateway.getNetwork(org.channel);
   const contract = network.getContract(chaincode);
   const attempts = options.attempts ?? 3;
+  const endorsersWaitMs = options.endorsersWaitMs ?? 15_000;
 
   return {
     async openEvents(baseDir) {
@@ -146,6 +154,7 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
     },
 
     async submit(transaction, args) {
+      const endorsersDeadline = Date.now() + endorsersWaitMs;
       for (let attempt = 1; ; attempt++) {
         try {
           const submitted = await contract.submitAsync(transaction, { arguments: [...args] });
@@ -160,6 +169,11 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
           return { payload: submitted.getResult(), transactionId: submitted.getTransactionId() };
         } catch (err) {
           if (attempt < attempts && isRetriable(err)) continue;
+          if (endorsersUnknown(err) && Date.now() < endorsersDeadline) {
+            attempt--; // waiting for discovery is not an attempt: nothing was endorsed
+            await setTimeout(endorsersRetryMs);
+            continue;
+          }
           throw toGatewayError(err);
         }
       }
@@ -188,6 +202,20 @@ function isRetriable(err: unknown): boolean {
   // status wait fails, the transaction may have committed: the caller gets LEDGER_UNAVAILABLE
   // and reconciles, rather than a retry answered REQUEST_REPLAYED and taken for a refusal.
   return err instanceof EndorseError && err.code === (grpc.status.UNAVAILABLE as number);
+}
+
+const endorsersRetryMs = 250;
+
+/**
+ * The gateway peer's discovery does not (yet) know a peer of every org the endorsement policy
+ * needs: no proposal was sent, so trying again is safe (FABRIC-NOTES: 2–4 s on a fresh network).
+ */
+function endorsersUnknown(err: unknown): boolean {
+  return (
+    err instanceof EndorseError &&
+    err.code === (grpc.status.FAILED_PRECONDITION as number) &&
+    err.message.includes('no combination of peers can be derived')
+  );
 }
 
 /** Fabric forwards only the chaincode's message; keyfleet's messages start with their code. */
