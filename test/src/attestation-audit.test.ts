@@ -22,15 +22,6 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
   let dir: string;
   const outcomes: { result: unknown; recorded: { batchId: string; proof: Record<string, unknown> } }[] = [];
 
-  const operator = async (method: string, path: string, body: unknown) => {
-    const response = await fetch(`${f.url}${path}`, {
-      method,
-      headers: { authorization: await f.bearer(f.callers.operator), 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).to.be.below(300);
-    return (await response.json()) as Record<string, unknown>;
-  };
   const verify = async (result: unknown, proof: unknown, anchor?: string) => {
     const resultFile = join(dir, 'result.json');
     const proofFile = join(dir, 'proof.json');
@@ -57,7 +48,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-audit-'));
     const firmware = join(dir, 'firmware.bin');
     writeFileSync(firmware, 'firmware 2.1');
-    await operator('PUT', '/v1/reference-values/meters', {
+    await f.operator('PUT', '/v1/reference-values/meters', {
       policyId: 'meters-v2',
       measurements: [
         { name: 'firmware', algorithm: 'sha-256', digest: createHash('sha256').update('firmware 2.1').digest('hex') },
@@ -65,7 +56,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
     });
     const agents = await Promise.all(
       ['meter-1', 'meter-2', 'meter-3'].map(async (deviceId) => {
-        const { token } = await operator('POST', '/v1/enrolment-tokens', {
+        const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
           deviceId,
           group: 'meters',
           location: 'substation',

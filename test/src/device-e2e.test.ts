@@ -20,19 +20,6 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
   let firmware: string;
   let config: string;
 
-  const operator = async (method: 'POST' | 'PUT' | 'GET', path: string, body?: unknown) => {
-    const response = await fetch(`${f.url}${path}`, {
-      method,
-      headers: {
-        authorization: await f.bearer(f.callers.operator),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const answer = (await response.json()) as Record<string, unknown>;
-    expect(response.status, JSON.stringify(answer)).to.be.below(300);
-    return answer;
-  };
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
   const attestOptions = () => ({
     measuredFiles: [
@@ -52,7 +39,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     config = join(dir, 'agent.json');
     writeFileSync(firmware, 'firmware image 1.0');
     writeFileSync(config, '{"interval": 60}');
-    const { token } = await operator('POST', '/v1/enrolment-tokens', {
+    const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
       deviceId: 'edge-001',
       group: 'thermo',
       location: 'hall 2',
@@ -67,7 +54,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
   });
 
   it('fetches a provisioned key and rotates it three times; the ledger keeps every version', async () => {
-    await operator('POST', '/v1/devices/edge-001/keys', { keyId: 'edge-001-data' });
+    await f.operator('POST', '/v1/devices/edge-001/keys', { keyId: 'edge-001-data' });
     const versions: number[] = [];
     const kcvs: string[] = [];
     for (let i = 0; i < 4; i++) {
@@ -79,7 +66,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     expect(versions).to.deep.equal([1, 2, 3, 4]);
     expect(new Set(kcvs).size).to.equal(4);
 
-    const { record } = (await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord };
+    const { record } = (await f.operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord };
     expect(record.ActiveVersion).to.equal(4);
     expect(record.Versions.map((v) => v.State)).to.deep.equal(['deactivated', 'deactivated', 'deactivated', 'active']);
     expect(record.Versions.map((v) => v.Fingerprint)).to.deep.equal(kcvs);
@@ -95,7 +82,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
   });
 
   it('affirms a healthy device', async () => {
-    await operator('PUT', '/v1/reference-values/thermo', {
+    await f.operator('PUT', '/v1/reference-values/thermo', {
       policyId: 'thermo-2026-11',
       measurements: [
         { name: 'firmware', algorithm: 'sha-256', digest: sha256('firmware image 1.0') },
@@ -104,7 +91,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     });
     const outcome = await agent.attest(attestOptions());
     expect(outcome.status).to.equal('affirming');
-    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    const { record } = (await f.operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
     expect(record.Status).to.equal('active');
     expect(record.LastAttestation?.Status).to.equal('affirming');
   });
@@ -113,7 +100,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     writeFileSync(firmware, 'firmware image 1.0 + implant');
     const outcome = await agent.attest(attestOptions());
     expect(outcome.status).to.equal('contraindicated');
-    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    const { record } = (await f.operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
     expect(record.Status).to.equal('suspended');
     // A suspended device's rotations are refused, and nothing is written.
     const before = await f.ledger.height();
@@ -126,12 +113,12 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
   it('reinstates the device once it attests healthy again', async () => {
     writeFileSync(firmware, 'firmware image 1.0');
     expect((await agent.attest(attestOptions())).status).to.equal('affirming');
-    const { record } = (await operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
+    const { record } = (await f.operator('GET', '/v1/devices/edge-001')) as { record: DeviceRecord };
     expect(record.Status).to.equal('active');
   });
 
   it('learns at check-in that its key is due after the failed attestation, and rotates it', async () => {
-    const before = ((await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
+    const before = ((await f.operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
     expect(Date.parse(before.NextRotationDue ?? ''), 'the contraindicated result made the key due').to.be.at.most(
       Date.now(),
     );
@@ -142,7 +129,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
       if (rotated.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(rotated.map((r) => r.version)).to.deep.equal([before.LatestVersion + 1]);
-    const after = ((await operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
+    const after = ((await f.operator('GET', '/v1/keys/edge-001-data')) as { record: KeyRecord }).record;
     expect(after.ActiveVersion).to.equal(before.LatestVersion + 1);
   });
 });

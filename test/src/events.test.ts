@@ -29,21 +29,8 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
   /** The same device (same keystore), talking to gateway B at its current address. */
   const agentB = () => newAgent({ keystorePath: join(dir, 'keystore.json'), gatewayUrl: b.url, deviceId });
 
-  const operator = async (method: 'POST' | 'PUT' | 'GET', path: string, body?: unknown) => {
-    const response = await fetch(`${f.url}${path}`, {
-      method,
-      headers: {
-        authorization: await f.bearer(f.callers.operator),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const answer = (await response.json()) as Record<string, unknown>;
-    expect(response.status, JSON.stringify(answer)).to.be.below(300);
-    return answer;
-  };
   const setStatus = (id: string, action: 'suspend' | 'reinstate' | 'revoke', reason: string) =>
-    operator('POST', `/v1/devices/${id}/${action}`, { reason });
+    f.operator('POST', `/v1/devices/${id}/${action}`, { reason });
 
   /** A service's samples on `/metrics`, by metric name and label text (`{event="DeviceSuspended"}`). */
   const metrics = async (url: string) => {
@@ -103,7 +90,7 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-events-'));
     firmware = join(dir, 'firmware.bin');
     writeFileSync(firmware, 'firmware 2.0');
-    const { token } = await operator('POST', '/v1/enrolment-tokens', {
+    const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
       deviceId,
       group: 'ev-thermo',
       location: 'hall 3',
@@ -111,10 +98,10 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
     });
     agent = newAgent({ keystorePath: join(dir, 'keystore.json'), gatewayUrl: f.url, deviceId });
     await agent.enrol(token as string);
-    await operator('POST', `/v1/devices/${deviceId}/keys`, { keyId });
+    await f.operator('POST', `/v1/devices/${deviceId}/keys`, { keyId });
     expect((await agent.rotate(keyId)).version).to.equal(1);
     const billing = [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }];
-    await operator('POST', '/v1/keys', {
+    await f.operator('POST', '/v1/keys', {
       keyId: 'ev-sign',
       algorithm: 'EC-P256',
       purpose: 'sign',
@@ -122,7 +109,7 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
       rotationIntervalSeconds: 86400,
       accessPolicy: { read: billing, use: billing, rotate: [], administer: [{ mspId: 'Org1MSP', role: 'operator' }] },
     });
-    await operator('PUT', '/v1/reference-values/ev-thermo', {
+    await f.operator('PUT', '/v1/reference-values/ev-thermo', {
       policyId: 'ev-thermo-1',
       measurements: [{ name: 'firmware', algorithm: 'sha-256', digest: sha256('firmware 2.0') }],
     });
@@ -170,7 +157,7 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
 
   it('Org2 verifier refuses a device revoked through A at once, from its own events', async () => {
     const revoked = 'edge-ev-002';
-    const { token } = await operator('POST', '/v1/enrolment-tokens', {
+    const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
       deviceId: revoked,
       group: 'ev-thermo',
       location: 'hall 3',
@@ -206,7 +193,7 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
     writeFileSync(firmware, 'firmware 2.0 + implant');
     expect((await attest()).status).to.equal('contraindicated');
     // The contract suspended the device and made its key due in the attestation's transaction.
-    const { record } = (await operator('GET', `/v1/devices/${deviceId}`)) as { record: DeviceRecord };
+    const { record } = (await f.operator('GET', `/v1/devices/${deviceId}`)) as { record: DeviceRecord };
     expect(record.Status).to.equal('suspended');
     await handled(b.url, 'AttestationRecorded', 1);
     expect(await refusedBy(agentB())).to.include({ detail: 'DEVICE_SUSPENDED' });

@@ -1,12 +1,14 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import type { DeviceRecord } from '@keyfleet/chaincode';
-import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
-import { connectionProfile } from './support/network';
+import { newAgent, type Agent, type AttestationOutcome } from '@keyfleet/agent';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import { newDeviceCsr, softHsmModule, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
+import { connectionProfile, peerQuery } from './support/network';
 
 const run = promisify(execFile);
 const cli = resolve(__dirname, '../../gateway/dist/cli/keyfleet.js');
@@ -66,6 +68,8 @@ describe('who asked: the principal of every write, and the auditor’s offline c
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const auditor = { org: 'Org2', name: 'auditor' };
+
   it('records the operator who issued the enrolment token as the one who asked', async () => {
     const device = await f.ledger.evaluate<DeviceRecord & { Proof: { Principal: unknown; TxID: string } }>(
       'GetDevice',
@@ -112,5 +116,145 @@ describe('who asked: the principal of every write, and the auditor’s offline c
     const blocks = body.blocks as Record<string, number>;
     const fromBlocks = (await f.ledger.transactions()).find((t) => t.transactionId === transactionId);
     expect(blocks[transactionId]).to.equal(fromBlocks?.blockNumber);
+  });
+
+  describe('a rotated and attested device, as Fabric’s own tools and an offline auditor see it', () => {
+    const rotatedId = 'who-2';
+    const keyId = 'who-2-data';
+    let agent: Agent;
+    let attested: AttestationOutcome;
+    let firmware: string;
+
+    before(async () => {
+      firmware = join(dir, 'firmware.bin');
+      writeFileSync(firmware, 'firmware 3.1');
+      const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
+        deviceId: rotatedId,
+        group: 'rooftop',
+        location: 'roof',
+        function: 'anemometer',
+      });
+      agent = newAgent({ keystorePath: join(dir, 'keystore.json'), gatewayUrl: f.url, deviceId: rotatedId });
+      await agent.enrol(token as string);
+      await f.operator('POST', `/v1/devices/${rotatedId}/keys`, { keyId });
+      // The first call fetches the provisioned version 1; the second rotates to version 2.
+      expect((await agent.rotate(keyId)).version).to.equal(1);
+      expect((await agent.rotate(keyId)).version).to.equal(2);
+      await f.operator('PUT', '/v1/reference-values/rooftop', {
+        policyId: 'rooftop-1',
+        measurements: [
+          { name: 'firmware', algorithm: 'sha-256', digest: createHash('sha256').update('firmware 3.1').digest('hex') },
+        ],
+      });
+      attested = await agent.attest({
+        measuredFiles: [{ name: 'firmware', path: firmware }],
+        hwmodel: 'kf-anemo-v2',
+        swname: 'keyfleet-agent',
+        swversion: '0.1.0',
+      });
+      expect(attested.status).to.equal('affirming');
+    });
+
+    it('names the operator and the device behind each write of its key’s trail', async () => {
+      const { code, body } = await keyfleet('audit', 'key', keyId);
+      expect(code).to.equal(0);
+      const entries = (body.entries as { transactionId: string; value: KeyRecord }[]).slice().reverse();
+      const who = entries.map((e) => e.value.Proof.Principal);
+      expect(who[0], 'provisioned by').to.deep.equal({ Kind: 'operator', ID: f.callers.operator.subject });
+      expect(who.slice(1), 'rotated and acknowledged by').to.deep.include({ Kind: 'device', ID: rotatedId });
+      expect(who.every((p) => p.Kind === 'operator' || (p.Kind === 'device' && p.ID === rotatedId))).to.equal(true);
+      // Every entry's transaction is in a block, as Org2's auditor reads it through qscc.
+      const blocks = body.blocks as Record<string, number>;
+      expect(entries.map((e) => typeof blocks[e.transactionId])).to.deep.equal(entries.map(() => 'number'));
+    });
+
+    it('`peer chaincode query` as Org2’s auditor shows the device, key versions and attestation the gateway reports', async () => {
+      const { record: device } = (await f.operator('GET', `/v1/devices/${rotatedId}`)) as { record: DeviceRecord };
+      const { record: key } = (await f.operator('GET', `/v1/keys/${keyId}`)) as { record: KeyRecord };
+      expect(peerQuery(f.chaincode, auditor, 'GetDevice', rotatedId)).to.deep.equal(device);
+      const fromPeer = peerQuery(f.chaincode, auditor, 'GetKey', keyId) as KeyRecord;
+      expect(fromPeer).to.deep.equal(key);
+      expect(fromPeer.Versions.map((v) => [v.Version, v.State])).to.deep.equal([
+        [1, 'deactivated'],
+        [2, 'active'],
+      ]);
+      const { resultId } = attested.recorded as { resultId: string };
+      expect(device.LastAttestation).to.include({ ResultID: resultId, Status: 'affirming' });
+      const { transactionId: attestedIn } = attested.recorded as { transactionId: string };
+      expect(peerQuery(f.chaincode, auditor, 'GetAttestation', rotatedId, resultId))
+        .to.deep.include(attested.result)
+        .and.deep.include({ ResultID: resultId, RecordedBy: 'Org2MSP/verifier/keyfleet-verifier' })
+        .and.nested.include({ 'Proof.TxID': attestedIn });
+    });
+
+    it('checks a record from `peer chaincode query` offline, and refuses it with one byte changed', async () => {
+      const pin = async (name: string, hsm: GatewayFixture['gateway']['hsm'], label: string) => {
+        const file = join(dir, `${name}.pem`);
+        writeFileSync(file, (await hsm.getPublicKey({ label })).pem);
+        return file;
+      };
+      const gatewayAnchor = await pin('metadata-signing', f.gateway.hsm, 'metadata-signing');
+      const verifierAnchor = await pin('verifier', f.verifier.hsm, 'verifier');
+      const peerCli = (fn: string, ...args: string[]) => JSON.stringify(peerQuery(f.chaincode, auditor, fn, ...args));
+      // The device's last write is the verifier's attestation verdict; the key's, the device's rotation.
+      for (const [name, json, anchor, other] of [
+        ['device', peerCli('GetDevice', rotatedId), verifierAnchor, gatewayAnchor],
+        ['key', peerCli('GetKey', keyId), gatewayAnchor, verifierAnchor],
+        [
+          'attestation',
+          peerCli('GetAttestation', rotatedId, (attested.recorded as { resultId: string }).resultId),
+          verifierAnchor,
+          gatewayAnchor,
+        ],
+      ] as const) {
+        const file = join(dir, `${name}.json`);
+        writeFileSync(file, json);
+        const wrongAnchor = await keyfleet('audit', 'record', file, '--anchor', other);
+        expect(wrongAnchor.body).to.include({ verified: false, problem: 'SIGNATURE_INVALID' });
+
+        writeFileSync(file, json);
+        const verified = await keyfleet('audit', 'record', file, '--anchor', anchor);
+        expect(verified.code, JSON.stringify(verified.body)).to.equal(0);
+        expect(verified.body).to.include({ verified: true });
+
+        // One byte: a letter of the record's first string value that the signed request does not carry.
+        const at = json.indexOf('"DocType":"') + '"DocType":"'.length;
+        writeFileSync(file, json.slice(0, at) + String.fromCharCode(json.charCodeAt(at) ^ 1) + json.slice(at + 1));
+        const changed = await keyfleet('audit', 'record', file, '--anchor', anchor);
+        expect(changed.code).to.equal(1);
+        expect(changed.body).to.include({ verified: false, problem: 'RECORD_NOT_WRITTEN' });
+      }
+    });
+
+    it('holds the Fabric signing keys in the tokens (pkcs11-tool), and no private key file on the services’ paths', () => {
+      for (const token of [f.store.label, 'keyfleet-verifier-it']) {
+        const listed = execFileSync(
+          'pkcs11-tool',
+          [
+            '--module',
+            softHsmModule,
+            '--token-label',
+            token,
+            '--login',
+            '--pin',
+            f.store.pin,
+            '--list-objects',
+            '--type',
+            'privkey',
+          ],
+          { env: { ...process.env, SOFTHSM2_CONF: f.store.conf }, encoding: 'utf8' },
+        );
+        const fabricKey = listed.split(/\n(?=\S)/).find((object) => /label:\s+fabric-identity\b/.test(object));
+        expect(fabricKey, `${token}:\n${listed}`).to.match(/Access:.*\bsensitive\b.*\bnever extractable\b/);
+      }
+      const files = (root: string): string[] =>
+        readdirSync(root).flatMap((name) => {
+          const path = join(root, name);
+          return statSync(path).isDirectory() ? files(path) : [path];
+        });
+      const withKeys = files(f.dataDir).filter((path) => /PRIVATE KEY|"d"\s*:/.test(readFileSync(path, 'latin1')));
+      expect(withKeys, 'gateway and verifier data directories').to.deep.equal([]);
+      expect(files(f.dataDir).some((path) => path.includes('fabric-identity'))).to.equal(true);
+    });
   });
 });

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { compactVerify } from 'jose';
 import { parseArgs } from 'node:util';
 import {
   Limits,
@@ -13,10 +12,10 @@ import {
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
 import { ApiRole } from '../auth/bearer';
 import { enrolmentTokenBody, keyBody } from '../http/schemas';
-import type { BlockTransaction } from '../ledger/blocks';
-import { openLedgerReader } from '../ledger/ledger-reader';
+import { openLedgerReader, type LedgerReader } from '../ledger/ledger-reader';
 import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
+import { auditRecord, auditTransaction, recordText, transactionText } from './ledger-audit';
 
 const usage = `keyfleet — operate and audit a keyfleet gateway
 
@@ -61,6 +60,11 @@ Audit (a history is printed oldest first):
         reads the transaction from its block through Fabric's qscc, as an organisation's own
         identity (not through the gateway): block, time, creator, function, who asked; with
         --anchor (a pinned PEM public key) also checks the HSM signature over the request
+  audit record <file> --anchor FILE [--org Org2] [--identity auditor]
+        checks a device, key or attestation record (JSON, as 'peer chaincode query' or the
+        gateway printed it) against the ledger: its transaction is valid in its block, carries
+        the record's JWS, signed by the pinned anchor for the same principal, and wrote exactly
+        this record; exits 1 and names the first problem otherwise
 
 Environment:
   KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
@@ -68,7 +72,7 @@ Environment:
                         npm start makes .keyfleet/operator.json)
   KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
   KEYFLEET_AUTH_JWKS    JWKS file that 'credentials create' adds to (default .keyfleet/auth/jwks.json)
-  KEYFLEET_FABRIC_CONNECTION  the network's connection description: for 'audit tx' (default
+  KEYFLEET_FABRIC_CONNECTION  the network's connection description: for 'audit tx|record' (default
                         .fabric/network/connection.json), and when set, the blocks in 'audit device|key'
 `;
 
@@ -456,15 +460,18 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       return 0;
     }
     case 'audit tx': {
-      const verdict = await auditTransaction(
-        connectionFile(env),
-        values.org ?? 'Org2',
-        values.identity ?? 'auditor',
-        required('<tx-id>', target),
-        values.anchor,
-      );
+      const transactionId = required('<tx-id>', target);
+      const anchor = values.anchor === undefined ? undefined : readPublicKey(values.anchor);
+      const verdict = await withLedgerReader(env, values, (reader) => auditTransaction(reader, transactionId, anchor));
       out.print(verdict, transactionText);
       return verdict.found && verdict.signature !== 'invalid' ? 0 : 1;
+    }
+    case 'audit record': {
+      const record = readJson(required('<file>', target));
+      const anchor = readPublicKey(required('--anchor', values.anchor));
+      const verdict = await withLedgerReader(env, values, (reader) => auditRecord(reader, record, anchor));
+      out.print(verdict, recordText);
+      return verdict.verified ? 0 : 1;
     }
     default:
       throw new UsageError(`unknown command: ${positionals.join(' ')}`);
@@ -570,6 +577,22 @@ function historyText(history: History, blocks: ReadonlyMap<string, number> = new
     .join('\n');
 }
 
+/** Reads the ledger through qscc as an organisation's own identity (default Org2's auditor). */
+async function withLedgerReader<T>(
+  env: NodeJS.ProcessEnv,
+  values: { org?: string; identity?: string },
+  use: (reader: LedgerReader) => Promise<T>,
+): Promise<T> {
+  const reader = openLedgerReader(connectionFile(env), values.org ?? 'Org2', values.identity ?? 'auditor');
+  try {
+    return await use(reader);
+  } finally {
+    reader.close();
+  }
+}
+
+const readPublicKey = (file: string) => createPublicKey(readFileSync(file, 'utf8'));
+
 const connectionFile = (env: NodeJS.ProcessEnv) => env.KEYFLEET_FABRIC_CONNECTION ?? '.fabric/network/connection.json';
 
 /** The block of each transaction of a history, read through qscc as Org2's auditor. */
@@ -585,87 +608,6 @@ async function blockNumbers(profile: string, history: History): Promise<Map<stri
     reader.close();
   }
   return blocks;
-}
-
-type TransactionVerdict =
-  | { found: false; transactionId: string }
-  | {
-      found: true;
-      transactionId: string;
-      blockNumber: number;
-      timestamp: string;
-      valid: boolean;
-      chaincode: string;
-      method: string;
-      creator: { mspId: string; subject: string };
-      principal: unknown;
-      signature: 'not checked' | 'valid' | 'invalid';
-    };
-
-/**
- * The auditor's offline check of one write: the transaction from its block (qscc, as an
- * organisation's own identity), and with a pinned anchor the HSM's JWS over the request it carries.
- */
-async function auditTransaction(
-  profile: string,
-  org: string,
-  identity: string,
-  transactionId: string,
-  anchorFile: string | undefined,
-): Promise<TransactionVerdict> {
-  const reader = openLedgerReader(profile, org, identity);
-  let tx: BlockTransaction | null;
-  try {
-    tx = await reader.transaction(transactionId);
-  } finally {
-    reader.close();
-  }
-  if (!tx) return { found: false, transactionId };
-  const [requestJson = '', jws = ''] = tx.args;
-  const request = (() => {
-    try {
-      return JSON.parse(requestJson) as { Principal?: unknown };
-    } catch {
-      return {};
-    }
-  })();
-  let signature: 'not checked' | 'valid' | 'invalid' = 'not checked';
-  if (anchorFile !== undefined) {
-    const key = createPublicKey(readFileSync(anchorFile, 'utf8'));
-    signature = await compactVerify(jws, key).then(
-      ({ payload }) => (Buffer.from(payload).toString() === requestJson ? 'valid' : 'invalid'),
-      () => 'invalid' as const,
-    );
-  }
-  return {
-    found: true,
-    transactionId,
-    blockNumber: tx.blockNumber,
-    timestamp: tx.timestamp,
-    valid: tx.validationCode === 0,
-    chaincode: tx.chaincode,
-    method: tx.method,
-    creator: {
-      mspId: tx.creator.mspId,
-      subject: new X509Certificate(tx.creator.certificatePem).subject.replace(/\n/g, ', '),
-    },
-    principal: request.Principal ?? null,
-    signature,
-  };
-}
-
-function transactionText(v: TransactionVerdict): string {
-  if (!v.found) return `NOT FOUND: no block of the channel holds transaction ${v.transactionId}`;
-  const principal = v.principal as { Kind?: string; ID?: string } | null;
-  return [
-    `transaction ${v.transactionId}`,
-    `  block        ${String(v.blockNumber)} (${v.valid ? 'valid' : 'INVALID'} in its block)`,
-    `  time         ${v.timestamp}`,
-    `  function     ${v.chaincode} ${v.method}`,
-    `  creator      ${v.creator.mspId}: ${v.creator.subject}`,
-    `  asked by     ${principal ? `${principal.Kind ?? '?'}/${principal.ID ?? '?'}` : '-'}`,
-    `  signature    ${v.signature === 'valid' ? 'VALID against the pinned anchor' : v.signature === 'invalid' ? 'INVALID against the pinned anchor' : 'not checked (no --anchor)'}`,
-  ].join('\n');
 }
 
 /** One line for a device or key record as history shows it. */

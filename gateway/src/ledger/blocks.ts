@@ -1,4 +1,4 @@
-import { common, msp, peer } from '@hyperledger/fabric-protos';
+import { common, ledger, msp, peer } from '@hyperledger/fabric-protos';
 
 /** One transaction of a block, as the ledger itself recorded it. */
 export interface BlockTransaction {
@@ -15,6 +15,17 @@ export interface BlockTransaction {
   readonly creator: { readonly mspId: string; readonly certificatePem: string };
   /** The committing peer's validation code (`VALID` = 0). */
   readonly validationCode: number;
+  /** The world-state writes the endorsers agreed on, as the block carries them. */
+  readonly writes: readonly StateWrite[];
+}
+
+/** One key the transaction wrote (or deleted) in a chaincode namespace. */
+export interface StateWrite {
+  readonly namespace: string;
+  readonly key: string;
+  readonly isDelete: boolean;
+  /** The value written, as UTF-8 (keyfleet writes JSON). */
+  readonly value: string;
 }
 
 /**
@@ -42,9 +53,8 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
       );
       const action = peer.Transaction.deserializeBinary(payload.getData_asU8()).getActionsList()[0];
       if (!action) return;
-      const proposal = peer.ChaincodeProposalPayload.deserializeBinary(
-        peer.ChaincodeActionPayload.deserializeBinary(action.getPayload_asU8()).getChaincodeProposalPayload_asU8(),
-      );
+      const actionPayload = peer.ChaincodeActionPayload.deserializeBinary(action.getPayload_asU8());
+      const proposal = peer.ChaincodeProposalPayload.deserializeBinary(actionPayload.getChaincodeProposalPayload_asU8());
       const spec = peer.ChaincodeInvocationSpec.deserializeBinary(proposal.getInput_asU8()).getChaincodeSpec();
       const args = (spec?.getInput()?.getArgsList_asU8() ?? []).map((arg) => Buffer.from(arg).toString());
       out.push({
@@ -56,9 +66,30 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
         args: args.slice(1),
         creator: { mspId: creator.getMspid(), certificatePem: Buffer.from(creator.getIdBytes_asU8()).toString() },
         validationCode: filter?.[index] ?? -1,
+        writes: stateWrites(actionPayload),
       });
     });
   return out;
+}
+
+/** The public writes of the endorsed action: proposal response payload → chaincode action → rwset. */
+function stateWrites(actionPayload: peer.ChaincodeActionPayload): StateWrite[] {
+  const endorsed = actionPayload.getAction();
+  if (!endorsed) return [];
+  const response = peer.ProposalResponsePayload.deserializeBinary(endorsed.getProposalResponsePayload_asU8());
+  const results = peer.ChaincodeAction.deserializeBinary(response.getExtension_asU8()).getResults_asU8();
+  return ledger.rwset.TxReadWriteSet.deserializeBinary(results)
+    .getNsRwsetList()
+    .flatMap((ns) =>
+      ledger.rwset.kvrwset.KVRWSet.deserializeBinary(ns.getRwset_asU8())
+        .getWritesList()
+        .map((w) => ({
+          namespace: ns.getNamespace(),
+          key: w.getKey(),
+          isDelete: w.getIsDelete(),
+          value: Buffer.from(w.getValue_asU8()).toString(),
+        })),
+    );
 }
 
 /** The height of a channel from qscc's GetChainInfo answer (common.BlockchainInfo bytes). */

@@ -3,6 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { expect } from 'chai';
 import {
   openGateway,
   openVerifier,
@@ -15,6 +16,8 @@ import {
 } from '@keyfleet/gateway';
 import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+
+export { softHsmModule };
 import { freePort } from '@keyfleet/gateway/dist/testing/fabric-ca-server';
 import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
 
@@ -43,6 +46,8 @@ export interface GatewayFixture {
   readonly url: string;
   readonly callers: { operator: Caller; auditor: Caller; application: Caller; payroll: Caller; stranger: Caller };
   bearer(caller: Caller, options?: { audience?: string; ttlSeconds?: number }): Promise<string>;
+  /** A call by the operator (alice) that must succeed (status below 300); its JSON answer. */
+  operator(method: 'POST' | 'PUT' | 'GET', path: string, body?: unknown): Promise<Record<string, unknown>>;
   /** Writes `caller`'s credentials file, as `keyfleet credentials create` would, and returns its path. */
   credentialsFile(caller: Caller): Promise<string>;
   /** Closes the gateway and opens it again on the same token, ledger and data directory. */
@@ -94,6 +99,8 @@ export async function startGatewayFixture(
   store.addToken(verifierToken);
   const verifierPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
+  // The callers' credentials (their private keys) are theirs, never in the gateway's directory.
+  const callersDir = mkdtempSync(join(tmpdir(), 'keyfleet-callers-'));
   const operator = await newCaller('alice', ApiRole.Operator);
   const auditor = await newCaller('audrey', ApiRole.Auditor);
   const application = await newCaller('billing', ApiRole.Application);
@@ -132,6 +139,16 @@ export async function startGatewayFixture(
   const ledger = openLedgerView(chaincode);
   const seconds: SecondGateway[] = [];
   let gateway = await openGateway(config);
+  const bearer = async (caller: Caller, options: { audience?: string; ttlSeconds?: number } = {}) => {
+    const token = await issueBearerToken(caller.key, {
+      subject: caller.subject,
+      role: caller.role,
+      audience: options.audience ?? AUDIENCE,
+      kid: caller.kid,
+      ttlSeconds: options.ttlSeconds ?? 120,
+    });
+    return `Bearer ${token}`;
+  };
   let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
   const verifier = await openVerifier(verifierConfig());
   await verifier.server.listen({ host: '127.0.0.1', port: verifierPort });
@@ -149,18 +166,22 @@ export async function startGatewayFixture(
       return url;
     },
     callers: { operator, auditor, application, payroll, stranger },
-    async bearer(caller, options = {}) {
-      const token = await issueBearerToken(caller.key, {
-        subject: caller.subject,
-        role: caller.role,
-        audience: options.audience ?? AUDIENCE,
-        kid: caller.kid,
-        ttlSeconds: options.ttlSeconds ?? 120,
+    bearer,
+    async operator(method, path, body) {
+      const response = await fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: await bearer(operator),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
-      return `Bearer ${token}`;
+      const answer = (await response.json()) as Record<string, unknown>;
+      expect(response.status, `${method} ${path}: ${JSON.stringify(answer)}`).to.be.below(300);
+      return answer;
     },
     async credentialsFile(caller) {
-      const file = join(dataDir, `${caller.subject}.json`);
+      const file = join(callersDir, `${caller.subject}.json`);
       const privateJwk = { ...(await exportJWK(caller.key)), kid: caller.kid };
       writeFileSync(file, JSON.stringify({ subject: caller.subject, role: caller.role, kid: caller.kid, privateJwk }), {
         mode: 0o600,
@@ -210,6 +231,7 @@ export async function startGatewayFixture(
       ledger.close();
       store.remove();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(callersDir, { recursive: true, force: true });
     },
   };
 }

@@ -56,6 +56,26 @@ export function newNamespace(label: string, lang: 'ccaas' | 'node' = 'ccaas'): s
   return name;
 }
 
+/**
+ * `peer chaincode query` — Fabric's own CLI, not keyfleet code — as an identity of an organisation
+ * (`network.sh env Org2 auditor`), its JSON answer parsed: what an auditor sees with Fabric's tools.
+ */
+export function peerQuery(chaincode: string, identity: { org: string; name: string }, ...args: string[]): unknown {
+  const env = networkScript('env', identity.org, identity.name);
+  const out = execFileSync(
+    'bash',
+    [
+      '-c',
+      `${env}\npeer chaincode query -C "$KEYFLEET_CHANNEL" -n "$1" -c "$2"`,
+      'peer-query',
+      chaincode,
+      JSON.stringify({ Args: args }),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
+  );
+  return JSON.parse(out) as unknown;
+}
+
 /** The gateway configuration that points at the test network and a namespace. */
 export function fabricEnv(chaincode: string): Record<string, string> {
   return { KEYFLEET_FABRIC_CONNECTION: connectionProfile, KEYFLEET_FABRIC_CHAINCODE: chaincode };
