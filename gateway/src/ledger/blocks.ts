@@ -54,7 +54,9 @@ export function decodeBlock(bytes: Uint8Array): BlockTransaction[] {
       const action = peer.Transaction.deserializeBinary(payload.getData_asU8()).getActionsList()[0];
       if (!action) return;
       const actionPayload = peer.ChaincodeActionPayload.deserializeBinary(action.getPayload_asU8());
-      const proposal = peer.ChaincodeProposalPayload.deserializeBinary(actionPayload.getChaincodeProposalPayload_asU8());
+      const proposal = peer.ChaincodeProposalPayload.deserializeBinary(
+        actionPayload.getChaincodeProposalPayload_asU8(),
+      );
       const spec = peer.ChaincodeInvocationSpec.deserializeBinary(proposal.getInput_asU8()).getChaincodeSpec();
       const args = (spec?.getInput()?.getArgsList_asU8() ?? []).map((arg) => Buffer.from(arg).toString());
       out.push({
