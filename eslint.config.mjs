@@ -15,6 +15,22 @@ export default tseslint.config(
     },
   },
   {
+    // Production sources: packages through their entry points only, and never test code.
+    files: ['chaincode/src/**/*.ts', 'gateway/src/**/*.ts', 'agent/src/**/*.ts', 'console/src/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/testing/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@keyfleet/*/dist', '@keyfleet/*/dist/**'], message: 'import the package, not its dist/' },
+            { group: ['**/testing', '**/testing/**'], message: 'test code stays out of production sources' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },

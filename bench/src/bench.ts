@@ -22,9 +22,9 @@ import {
   newProgress,
   type Fleet,
   type PhaseStats,
-} from '@keyfleet/agent/dist/fleet';
+} from '@keyfleet/agent/fleet';
 import { ApiRole } from '@keyfleet/gateway';
-import { createCredentials } from '@keyfleet/gateway/dist/cli/credentials';
+import { createCredentials } from '@keyfleet/gateway';
 import {
   newBaselineWrite,
   openBenchNetwork,

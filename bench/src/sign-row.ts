@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signers } from '@hyperledger/fabric-gateway';
-import { newFleet, median } from '@keyfleet/agent/dist/fleet';
+import { newFleet, median } from '@keyfleet/agent/fleet';
 import { newHsm } from '@keyfleet/gateway';
-import { createSoftHsmStore, softHsmModule } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { createSoftHsmStore, softHsmModule } from '@keyfleet/gateway/testing';
 import * as pkcs11js from 'pkcs11js';
 
 type Sign = (digest: Uint8Array) => Promise<unknown>;

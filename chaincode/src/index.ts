@@ -65,10 +65,3 @@ export type {
 } from './requests.js';
 export * from './types.js';
 export { Limits } from './validate.js';
-export {
-  LocalLedger,
-  type LocalCreator,
-  type LocalLedgerOptions,
-  type LocalResult,
-  type LocalTransaction,
-} from './local-ledger.js';

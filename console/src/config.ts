@@ -1,4 +1,4 @@
-import { newEnvReader, type Env } from '@keyfleet/gateway/dist/env';
+import { newEnvReader, type Env } from '@keyfleet/gateway';
 
 /** The auditor's console: which ledger it reads, as whom, and where it listens. */
 export interface ConsoleConfig {

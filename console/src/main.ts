@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runService } from '@keyfleet/gateway/dist/service-process';
+import { runService } from '@keyfleet/gateway';
 import { loadConsoleConfig } from './config';
 import { openConsole } from './console';
 

@@ -41,8 +41,29 @@ export {
   type RequestPrincipal,
 } from './ledger/principal-context';
 export { newFabricTransport, type ConnectionProfile, type FabricTransportOptions } from './ledger/fabric';
-export { newLocalTransport } from './ledger/local';
 export type { LedgerTransport, Submitted } from './ledger/transport';
 export { newHttpServer, type HttpServerOptions } from './http/server';
+// Also brings in base's augmentation of Fastify's request (`principal`) and route config (`roles`).
+export type { BaseServerOptions } from './http/base';
 export { newApiClient, ApiError, type ApiClient } from './cli/api-client';
 export * from './hsm';
+export { runService } from './service-process';
+export { newEnvReader, type Env } from './env';
+export { createCredentials } from './cli/credentials';
+export * as x509 from './crypto/x509';
+export { issueEnrolmentToken } from './domain/enrolment-token';
+export { newKeyService } from './domain/keys';
+export type { KeyRegistration } from './domain/services';
+export {
+  exportKekDerivationData,
+  newApplicationKeyRotation,
+  newKeyOperations,
+  parseEnvelope,
+  type ApplicationKeyRotation,
+  type KeyOperations,
+} from './key-service';
+export { generateVersionKey } from './rotation/hsm-steps';
+export { nextKeyCommitment } from './rotation';
+export { newRotationScheduler, type RotationScheduler } from './scheduler';
+export { handleError } from './http/errors';
+export { registerKeyRoutes } from './http/key-routes';

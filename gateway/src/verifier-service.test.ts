@@ -11,11 +11,11 @@ import type { AttestationRecord, DeviceRecord, TrustAnchorRecord } from '@keyfle
 import { openGateway, type Gateway } from './app';
 import { verifyEar } from './attestation';
 import { loadAgentAttestation } from './attestation/testing/agent';
-import { newCsr } from './attestation/testing/fleet';
+import { newCsr } from './testing/attestation-fleet';
 import { ApiRole, issueBearerToken } from './auth/bearer';
 import { newDeviceCa } from './ca/device-ca';
 import { loadConfig } from './config';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './hsm/softhsm-fixture';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './testing/softhsm';
 import { readOrganization } from './ledger/fabric';
 import { freePort } from './testing/fabric-ca-server';
 import { newSoftwareKey } from './testing/software-key';

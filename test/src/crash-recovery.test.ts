@@ -9,7 +9,7 @@ import { exportJWK, generateKeyPair, type KeyLike } from 'jose';
 import { newAgent, type Agent } from '@keyfleet/agent';
 import type { KeyRecord } from '@keyfleet/chaincode';
 import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace } from './support/network';
 
 const main = resolve(__dirname, '../../gateway/dist/main.js');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
-import { newFleet, runScenario, type FleetSummary } from '@keyfleet/agent/dist/fleet';
+import { newFleet, runScenario, type FleetSummary } from '@keyfleet/agent/fleet';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 
 /**

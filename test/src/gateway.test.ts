@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair } from 'jose';
 import type { DeviceRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
 import { hsmSigningKey } from '@keyfleet/gateway';
-import { issueEnrolmentToken } from '@keyfleet/gateway/dist/domain/enrolment-token';
+import { issueEnrolmentToken } from '@keyfleet/gateway';
 import {
   customToken,
   newDeviceCsr,

@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import type { TrustAnchorRecord } from '@keyfleet/chaincode';
-import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
+import { x509 } from '@keyfleet/gateway';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

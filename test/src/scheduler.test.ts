@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { KeyRecord } from '@keyfleet/chaincode';
-import { newRotationScheduler, type RotationScheduler } from '@keyfleet/gateway/dist/scheduler';
+import { newRotationScheduler, type RotationScheduler } from '@keyfleet/gateway';
 import { newKeyWorld, type KeyGateway, type KeyWorld } from './support/key-world';
 
 const KeyCount = 200;

@@ -4,7 +4,7 @@ import { newDeviceCa } from '../ca/device-ca';
 import { newSoftwareKey } from '../testing/software-key';
 import { AttestationError } from './errors';
 import { MaxEvidenceBytes } from './evidence';
-import { newCsr, newFleet, StartMs, type Fleet, type TestDevice } from './testing/fleet';
+import { newCsr, newFleet, StartMs, type Fleet, type TestDevice } from '../testing/attestation-fleet';
 import { newVerifier, type Verifier } from './verifier';
 
 type Json = Record<string, unknown>;

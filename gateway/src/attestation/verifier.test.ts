@@ -12,14 +12,14 @@ import type {
 import { newDeviceCa } from '../ca/device-ca';
 import { hsmSigningKey } from '../crypto/hsm-key';
 import { ensureVerifierAnchor } from '../domain/trust-anchors';
-import { newLocalTransport } from '../ledger/local';
+import { newLocalTransport } from '../testing/local-transport';
 import { newSoftwareKey } from '../testing/software-key';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from './audit';
 import { newAttestationBatcher } from './batcher';
 import { nonceDigestOf } from './challenge';
 import { EarProfile, EarSubmodule, verifyEar } from './ear';
 import { AttestationError } from './errors';
-import { GroupPolicy, newCsr, newFleet, type Fleet, type TestDevice } from './testing/fleet';
+import { GroupPolicy, newCsr, newFleet, type Fleet, type TestDevice } from '../testing/attestation-fleet';
 import { newVerifier, type Verifier, type VerifierOptions } from './verifier';
 
 async function refusal(promise: Promise<unknown>): Promise<AttestationError> {

@@ -8,7 +8,7 @@ import { hsmSigningKey } from '../crypto/hsm-key';
 import * as x509 from '../crypto/x509';
 import { GatewayError } from '../errors';
 import { newHsm, type Hsm } from '../hsm';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../hsm/softhsm-fixture';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../testing/softhsm';
 import { freePort, startFabricCaServer, type FabricCaServer } from '../testing/fabric-ca-server';
 import { newSoftwareKey } from '../testing/software-key';
 import { newDeviceCa } from './device-ca';

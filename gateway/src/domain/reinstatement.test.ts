@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { asPrincipal } from '../ledger/principal-context';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { newAttestationBatcher, type AttestationBatcher } from '../attestation';
-import { newFleet, type Fleet, type TestDevice } from '../attestation/testing/fleet';
+import { newFleet, type Fleet, type TestDevice } from '../testing/attestation-fleet';
 import { newVerifier, type Verifier } from '../attestation/verifier';
 import { newReinstatement } from './reinstatement';
 import type { AppraisalAnswer } from './services';

@@ -9,7 +9,7 @@ import type { Handle } from 'pkcs11js';
 import { derToRs, isLowS } from './ec-p256.js';
 import { ensureKeys, gatewayKeys, HsmError, newHsm, type Hsm, type HsmOptions } from './index.js';
 import { acquireModule, ckrOf, releaseModule, type LoadedModule } from './pkcs11-module.js';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './softhsm-fixture.js';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../testing/softhsm.js';
 
 async function rejection(promise: Promise<unknown>): Promise<HsmError> {
   try {

@@ -12,12 +12,10 @@ import {
   type Gateway,
   type Signer,
 } from '@hyperledger/fabric-gateway';
-import { errorCodeOf } from '@keyfleet/chaincode';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerEvents } from './events';
 import { openFabricEvents } from './fabric-events';
-import { withoutCode } from './local';
-import type { LedgerTransport } from './transport';
+import { ledgerRefusal, type LedgerTransport } from './transport';
 
 /**
  * The connection description that network/network.sh writes (docs/gateway.md, "Connection
@@ -223,10 +221,8 @@ function toGatewayError(err: unknown): GatewayError {
   if (err instanceof FabricGatewayError) {
     const messages = [err.message, ...err.details.map((d) => d.message)];
     for (const message of messages) {
-      const code = errorCodeOf(message);
-      if (code !== undefined) {
-        return new GatewayError(GatewayErrorCode.LedgerRejected, withoutCode(message, code), code, { cause: err });
-      }
+      const refusal = ledgerRefusal(message, err);
+      if (refusal) return refusal;
     }
     return new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the ledger did not accept the call', undefined, {
       cause: err,

@@ -7,7 +7,7 @@ import { compactVerify, decodeProtectedHeader } from 'jose';
 import { newDeviceCa } from '../ca/device-ca';
 import { GatewayError } from '../errors';
 import { parsePkcs11Uri } from '../hsm';
-import { softHsmModule } from '../hsm/softhsm-fixture';
+import { softHsmModule } from '../testing/softhsm';
 import { newSoftwareKey } from '../testing/software-key';
 import { findVersionKey, generateVersionKey } from './hsm-steps';
 import {
@@ -19,7 +19,13 @@ import {
   type RotationResponseClaims,
 } from './protocol';
 import { newRotationService, type RotationService } from './service';
-import { deviceJws, enrolTestDevice, newRotationWorld, type RotationWorld, type TestDevice } from './testing/fixture';
+import {
+  deviceJws,
+  enrolTestDevice,
+  newRotationWorld,
+  type RotationWorld,
+  type TestDevice,
+} from '../testing/rotation-fixture';
 
 const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
 const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');

@@ -3,7 +3,7 @@ import { createCipheriv, createDecipheriv, createECDH } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newHsm, type Hsm } from '../hsm';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../hsm/softhsm-fixture';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../testing/softhsm';
 import { withDeviceMasterKey, wrapForDevice } from './hsm-steps';
 import { kekDerivationData, nextKeyCommitment, rotationAckDigest, rotationNonceDigest } from './protocol';
 

@@ -14,11 +14,11 @@ import {
   type Gateway,
   type VerifierService,
 } from '@keyfleet/gateway';
-import * as x509 from '@keyfleet/gateway/dist/crypto/x509';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { x509 } from '@keyfleet/gateway';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 
 export { softHsmModule };
-import { freePort } from '@keyfleet/gateway/dist/testing/fabric-ca-server';
+import { freePort } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
 
 export const AUDIENCE = 'keyfleet-gateway';

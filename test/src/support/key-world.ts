@@ -4,28 +4,26 @@
  * Hsm instance (PKCS#11 login is shared within the process, docs/hsm.md), its own Fabric identity
  * and LedgerClient, the application key service and its rotation.
  */
-import { asPrincipal, currentPrincipal } from '@keyfleet/gateway';
-import { LocalLedger } from '@keyfleet/chaincode';
-import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
+import { LocalLedger, newCa, newIdentity } from '@keyfleet/chaincode/testing';
 import {
+  asPrincipal,
+  currentPrincipal,
   hsmSigningKey,
+  newApplicationKeyRotation,
+  newDeviceCa,
   newHsm,
+  newKeyOperations,
+  newKeyService,
   newLedgerClient,
-  newLocalTransport,
+  type ApplicationKeyRotation,
+  type DeviceCa,
+  type EcSigningKey,
   type Hsm,
+  type KeyOperations,
+  type KeyRegistration,
   type LedgerClient,
 } from '@keyfleet/gateway';
-import { newDeviceCa, type DeviceCa } from '@keyfleet/gateway/dist/ca/device-ca';
-import type { EcSigningKey } from '@keyfleet/gateway/dist/crypto/ec-key';
-import { newKeyService } from '@keyfleet/gateway/dist/domain/keys';
-import type { KeyRegistration } from '@keyfleet/gateway/dist/domain/services';
-import {
-  newApplicationKeyRotation,
-  newKeyOperations,
-  type ApplicationKeyRotation,
-  type KeyOperations,
-} from '@keyfleet/gateway/dist/key-service';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { createSoftHsmStore, newLocalTransport, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 
 export const MetadataAnchorId = 'hsm-metadata-1';
 export const Operator = { subject: 'alice', role: 'operator' } as const;

@@ -12,14 +12,14 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 
-import './logging.js';
+import '../logging.js';
 import 'reflect-metadata';
 import { Context } from 'fabric-contract-api';
 import { ClientIdentity } from 'fabric-shim';
 import type { ChaincodeStub } from 'fabric-shim-api';
 
-import { KeyfleetContract } from './contract.js';
-import { MapStub } from './testing/map-stub.js';
+import { KeyfleetContract } from '../contract.js';
+import { MapStub } from './map-stub.js';
 
 /** The methods fabric-contract-api's `@Transaction` decorator declared: only these are callable. */
 const transactionNames: ReadonlySet<string> = new Set(

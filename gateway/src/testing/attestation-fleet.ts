@@ -6,24 +6,24 @@ process.env.CORE_CHAINCODE_LOGGING_LEVEL ??= 'WARNING';
  * production LedgerClient and transport, the device CA is the gateway's, and devices run the real
  * agent code over real files.
  */
-import { asPrincipal } from '../../ledger/principal-context';
+import { asPrincipal } from '../ledger/principal-context';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, KeyObject, webcrypto } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalLedger, type DeviceRecord, type PublicJwk } from '@keyfleet/chaincode';
-import { fixtures, type Identities } from '@keyfleet/chaincode/dist/testing/harness.js';
-import { newDeviceCa, type DeviceCa } from '../../ca/device-ca';
-import type { EcSigningKey } from '../../crypto/ec-key';
-import { hsmSigningKey } from '../../crypto/hsm-key';
-import * as x509 from '../../crypto/x509';
-import { ensureTrustAnchors, ensureVerifierAnchor } from '../../domain/trust-anchors';
-import { newHsm, type Hsm } from '../../hsm';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../../hsm/softhsm-fixture';
-import { newLedgerClient, type LedgerClient } from '../../ledger/ledger-client';
-import { newLocalTransport } from '../../ledger/local';
-import { hsmChallengeKey, newChallengeIssuer, type ChallengeIssuer } from '../challenge';
-import { agentAttestationDir, loadAgentAttestation, type AgentAttestation } from './agent';
+import type { DeviceRecord, PublicJwk } from '@keyfleet/chaincode';
+import { LocalLedger, fixtures, type Identities } from '@keyfleet/chaincode/testing';
+import { newDeviceCa, type DeviceCa } from '../ca/device-ca';
+import type { EcSigningKey } from '../crypto/ec-key';
+import { hsmSigningKey } from '../crypto/hsm-key';
+import * as x509 from '../crypto/x509';
+import { ensureTrustAnchors, ensureVerifierAnchor } from '../domain/trust-anchors';
+import { newHsm, type Hsm } from '../hsm';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './softhsm';
+import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
+import { newLocalTransport } from './local-transport';
+import { hsmChallengeKey, newChallengeIssuer, type ChallengeIssuer } from '../attestation/challenge';
+import { agentAttestationDir, loadAgentAttestation, type AgentAttestation } from '../attestation/testing/agent';
 
 export const Group = 'gw-edge';
 export const GroupPolicy = 'gw-edge-golden';

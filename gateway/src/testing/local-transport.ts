@@ -1,6 +1,6 @@
-import { errorCodeOf, type LocalCreator, type LocalLedger } from '@keyfleet/chaincode';
+import type { LocalCreator, LocalLedger } from '@keyfleet/chaincode/testing';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { LedgerTransport } from './transport';
+import { ledgerRefusal, type LedgerTransport } from '../ledger/transport';
 
 /**
  * A transport onto keyfleet's contract running in this process (a test double: the product always talks to Fabric):
@@ -30,14 +30,8 @@ export function newLocalTransport(ledger: LocalLedger, creator: LocalCreator): L
 
 function toGatewayError(err: unknown): GatewayError {
   const message = err instanceof Error ? err.message : String(err);
-  const code = errorCodeOf(message);
-  return code === undefined
-    ? new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the local ledger failed', undefined, { cause: err })
-    : new GatewayError(GatewayErrorCode.LedgerRejected, withoutCode(message, code), code, { cause: err });
-}
-
-/** `CODE: text` → `text`: the code travels in `detail`, once. */
-export function withoutCode(message: string, code: string): string {
-  const at = message.indexOf(`${code}: `);
-  return at === -1 ? message : message.slice(at + code.length + 2);
+  return (
+    ledgerRefusal(message, err) ??
+    new GatewayError(GatewayErrorCode.LedgerUnavailable, 'the local ledger failed', undefined, { cause: err })
+  );
 }

@@ -3,19 +3,18 @@
  * in-process (LocalLedger) behind a real LedgerClient, a device CA over the HSM, and devices that
  * follow docs/protocol-rotation.md in software (written from the spec, independently of agent/).
  */
-import { asPrincipal } from '../../ledger/principal-context';
+import { asPrincipal } from '../ledger/principal-context';
 import { createHash, createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { LocalLedger } from '@keyfleet/chaincode';
-import { newCa, newIdentity } from '@keyfleet/chaincode/dist/testing/identities.js';
+import { LocalLedger, newCa, newIdentity } from '@keyfleet/chaincode/testing';
 import { CompactSign } from 'jose';
-import { newDeviceCa, type DeviceCa } from '../../ca/device-ca';
-import { hsmSigningKey } from '../../crypto/hsm-key';
-import type { EcSigningKey } from '../../crypto/ec-key';
-import * as x509 from '../../crypto/x509';
-import { newHsm, type Hsm } from '../../hsm';
-import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../../hsm/softhsm-fixture';
-import { newLedgerClient, type LedgerClient } from '../../ledger/ledger-client';
-import { newLocalTransport } from '../../ledger/local';
+import { newDeviceCa, type DeviceCa } from '../ca/device-ca';
+import { hsmSigningKey } from '../crypto/hsm-key';
+import type { EcSigningKey } from '../crypto/ec-key';
+import * as x509 from '../crypto/x509';
+import { newHsm, type Hsm } from '../hsm';
+import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './softhsm';
+import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
+import { newLocalTransport } from './local-transport';
 
 export const MetadataAnchorId = 'hsm-metadata-1';
 

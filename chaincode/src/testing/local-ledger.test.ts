@@ -1,4 +1,4 @@
-import './logging.js';
+import '../logging.js';
 
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 
 import { LocalLedger, type LocalCreator } from './local-ledger.js';
-import { Harness } from './testing/harness.js';
-import { TransactionName, type DeviceRecord, type HistoryEntry } from './types.js';
+import { Harness } from './harness.js';
+import { TransactionName, type DeviceRecord, type HistoryEntry } from '../types.js';
 
 describe('LocalLedger', () => {
   let dir: string;
