@@ -9,12 +9,20 @@ import {
   type AttestationBatchRecord,
   type AttestationRecord,
   type DeviceRecord,
+  type DueKey,
   type HistoryEntry,
   type KeyRecord,
   type Page,
   type TrustAnchorRecord,
 } from '@keyfleet/chaincode';
-import { decodeBlock, GatewayError, GatewayErrorCode, readOrganization } from '@keyfleet/gateway';
+import {
+  chainHeight,
+  decodeBlock,
+  GatewayError,
+  GatewayErrorCode,
+  readOrganization,
+  type BlockTransaction,
+} from '@keyfleet/gateway';
 
 /** Where a transaction sits on the chain, as the ledger's system chaincode (qscc) reports it. */
 export interface TransactionLocation {
@@ -46,6 +54,13 @@ export interface AuditorLedger {
   attestations(deviceId: string, pageSize: number, bookmark: string): Promise<Page<AttestationRecord>>;
   batch(batchId: string): Promise<AttestationBatchRecord | null>;
   transaction(txId: string): Promise<TransactionLocation | null>;
+  /** Keys whose next rotation is due at or before `at` (ISO 8601), a page of their ids. */
+  keysDue(at: string, pageSize: number, bookmark: string): Promise<Page<DueKey>>;
+  /** The channel's height and its blocks (qscc): what the fleet's figures are derived from. */
+  height(): Promise<number>;
+  block(blockNumber: number): Promise<BlockTransaction[]>;
+  /** The contract's chaincode name (namespace) this ledger reads. */
+  readonly chaincode: string;
   close(): void;
 }
 
@@ -160,6 +175,23 @@ export function newFabricAuditorLedger(options: FabricAuditorLedgerOptions): Aud
       locations.set(txId, location);
       return location;
     },
+    keysDue: (at, pageSize, bookmark) =>
+      evaluate(contract, TransactionName.ListKeysDueForRotation, at, String(pageSize), bookmark),
+    async height() {
+      try {
+        return chainHeight(await qscc.evaluateTransaction('GetChainInfo', org.channel));
+      } catch (err) {
+        throw toGatewayError(err);
+      }
+    },
+    async block(blockNumber) {
+      try {
+        return decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', org.channel, String(blockNumber)));
+      } catch (err) {
+        throw toGatewayError(err);
+      }
+    },
+    chaincode,
     close() {
       gateway.close();
       client.close();

@@ -1,8 +1,9 @@
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { GatewayErrorCode, isGatewayError } from '@keyfleet/gateway';
 import type { AuditorLedger } from './auditor-ledger';
+import { newFleetIndex } from './fleet-index';
 
 export interface ConsoleServerOptions {
   readonly ledger: AuditorLedger;
@@ -40,6 +41,14 @@ export function buildConsoleServer(options: ConsoleServerOptions): FastifyInstan
     allowedPath: (path) => path.endsWith('.mjs') && !path.includes('.test.'),
   });
 
+  // Chart.js's own browser build, served as published (a maintained chart library, no bundler).
+  void server.register(fastifyStatic, {
+    root: dirname(require.resolve('chart.js')),
+    prefix: '/vendor/',
+    decorateReply: false,
+    allowedPath: (path) => path === '/chart.umd.min.js',
+  });
+
   server.setErrorHandler((err, _request, reply) => {
     if (isGatewayError(err)) {
       if (err.code === GatewayErrorCode.LedgerRejected) {
@@ -64,6 +73,26 @@ export function buildConsoleServer(options: ConsoleServerOptions): FastifyInstan
   });
 
   server.get('/api/anchors', () => ledger.anchors());
+
+  const fleet = newFleetIndex(ledger, ledger.chaincode);
+  server.get('/api/stats', () => fleet.stats());
+
+  /** Keys due now, or within the next `within` seconds (up to a year): what rotations are coming. */
+  server.get<{ Querystring: { within: number; pageSize: number; bookmark: string } }>(
+    '/api/keys-due',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { within: { type: 'integer', minimum: 0, maximum: 366 * 86400, default: 0 }, ...page },
+        },
+      },
+    },
+    (request) => {
+      const at = new Date(Date.now() + request.query.within * 1000).toISOString();
+      return ledger.keysDue(at, request.query.pageSize, request.query.bookmark);
+    },
+  );
 
   server.get<{ Querystring: { group: string; pageSize: number; bookmark: string } }>(
     '/api/devices',

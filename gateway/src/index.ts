@@ -10,7 +10,7 @@ export { openGateway, type Gateway } from './app';
 export { loadConfig, type Config } from './config';
 export { openVerifier, type VerifierService } from './verifier-app';
 export { loadVerifierConfig, type VerifierConfig } from './verifier-config';
-export { chainHeight, decodeBlock, type BlockTransaction } from './ledger/blocks';
+export { chainHeight, decodeBlock, type BlockTransaction, type StateWrite } from './ledger/blocks';
 export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';
 export { readOrganization, type OrganizationProfile } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';

@@ -177,6 +177,67 @@ describe('auditor console in Chromium', function () {
     await page.screenshot({ path: resolve(screenshots, 'anchors.png'), fullPage: true });
   });
 
+  it('charts the fleet from the blocks, and lists the keys due in a window, as the ledger says', async () => {
+    await f.operator('POST', '/v1/keys', {
+      keyId: 'console-billing',
+      algorithm: 'AES-256',
+      purpose: 'encrypt',
+      owner: { type: 'application', id: 'billing' },
+      rotationIntervalSeconds: 86400,
+      accessPolicy: { read: [], use: [], rotate: [], administer: [{ mspId: 'Org1MSP', role: 'operator' }] },
+    });
+    await f.operator('POST', '/v1/devices/sensor-c2/suspend', { reason: 'enclosure opened' });
+
+    await page.goto(`${url}/#/fleet`);
+    await settled(page);
+    // The figures the page drew, read back from Chart.js's own charts on the page.
+    const drawn = (id: string) =>
+      page.evaluate((canvasId: string) => {
+        const chart = (
+          globalThis as unknown as {
+            Chart: {
+              getChart(id: string): { data: { labels: string[]; datasets: { label: string; data: number[] }[] } };
+            };
+          }
+        ).Chart.getChart(canvasId);
+        return { labels: chart.data.labels, datasets: chart.data.datasets.map((d) => [d.label, d.data]) };
+      }, id);
+    expect(await drawn('chart-devices')).to.deep.equal({
+      labels: ['lab'],
+      datasets: [
+        ['active', [1]],
+        ['suspended', [1]],
+      ],
+    });
+    // Every device on the ledger, as Org2's auditor lists the group, is counted once.
+    const listed = await f.ledger.evaluate<{ Records: DeviceRecord[] }>('ListDevicesByGroup', 'lab', '50', '');
+    expect(listed.Records.map((d) => d.Status).sort()).to.deep.equal(['active', 'suspended']);
+    const verdicts = await drawn('chart-verdicts');
+    expect(verdicts.datasets.map(([label]) => label)).to.deep.equal([
+      'affirming',
+      'batched',
+      'warning',
+      'contraindicated',
+    ]);
+    expect(await page.textContent('#keys-due')).to.equal('No key is due now.');
+    await page.screenshot({ path: resolve(screenshots, 'overview.png'), fullPage: true });
+
+    await page.click('text=within 7 days');
+    await page.waitForFunction("location.hash === '#/fleet?due=604800'");
+    await settled(page);
+    const due = await page.$$eval('#keys-due tbody tr', (rows: DomNode[]) =>
+      rows.map((r) => r.getAttribute('data-key')),
+    );
+    const fromLedger = await f.ledger.evaluate<{ Records: { KeyID: string }[] }>(
+      'ListKeysDueForRotation',
+      new Date(Date.now() + 7 * 86400_000).toISOString(),
+      '50',
+      '',
+    );
+    expect(due).to.deep.equal(fromLedger.Records.map((k) => k.KeyID));
+    expect(due).to.include('console-billing');
+  });
+
   it('finds a device by search and a transaction by its id', async () => {
     await page.fill('#search input', 'sensor-c2');
     await page.press('#search input', 'Enter');

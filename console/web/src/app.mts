@@ -1,3 +1,4 @@
+import type { Chart as ChartClass, ChartConfiguration } from 'chart.js';
 import { asPublicJwk, pinAnchor, pinnedAnchors, unpinAnchor } from './pins.mjs';
 import { jwkThumbprint, verifyProof, type Proof, type PublicJwk, type TransactionLocation } from './verify.mjs';
 
@@ -73,6 +74,26 @@ interface HistoryEntry<T> {
   Timestamp: string;
   IsDelete: boolean;
   Value: T | null;
+}
+
+interface FleetStats {
+  Height: number;
+  Devices: Record<string, Record<string, number>>;
+  Rotations: { Hour: string; Count: number }[];
+  Verdicts: {
+    Hour: string;
+    affirming: number;
+    warning: number;
+    contraindicated: number;
+    batched: number;
+  }[];
+}
+interface DueKey {
+  KeyID: string;
+  NextRotationDue: string;
+  GraceEndsAt: string;
+  Overdue: boolean;
+  ActiveVersion: number | null;
 }
 
 class NotFound extends Error {}
@@ -225,7 +246,7 @@ async function fleetPage(params: URLSearchParams): Promise<Node[]> {
     const value = new FormData(form).get('group');
     location.hash = `#/fleet?group=${encodeURIComponent(typeof value === 'string' ? value : '')}`;
   });
-  if (group === '') return [h('h2', {}, 'Fleet'), form, h('p', {}, 'Name a device group to list it.')];
+  if (group === '') return [h('h2', {}, 'Fleet'), form, ...(await fleetOverview(params.get('due') ?? '0'))];
   const page = await api<Page<Device>>(
     `/api/devices?group=${encodeURIComponent(group)}&pageSize=50&bookmark=${encodeURIComponent(bookmark)}`,
   );
@@ -254,6 +275,124 @@ async function fleetPage(params: URLSearchParams): Promise<Node[]> {
     form,
     table(['device', 'status', 'reason', 'last attestation', 'record'], rows, { id: 'fleet' }),
     nav,
+  ];
+}
+
+// ---- the fleet at a glance: charts from the blocks, keys due from the contract ---------------------
+
+/** Chart.js, loaded by index.html from its own browser build (/vendor/chart.umd.min.js). */
+declare const Chart: typeof ChartClass;
+
+const statusColours: Record<string, string> = {
+  active: '#2e7d32',
+  affirming: '#2e7d32',
+  batched: '#81c784',
+  warning: '#f9a825',
+  suspended: '#ef6c00',
+  contraindicated: '#c62828',
+  revoked: '#6a1b9a',
+  rotations: '#1565c0',
+};
+
+/** A chart on its own canvas, drawn at once (no animation): what the page shows is what it has. */
+function chart(id: string, title: string, config: ChartConfiguration<'bar'>): HTMLElement {
+  const canvas = h('canvas', { id, width: '480', height: '240', role: 'img', 'aria-label': title });
+  new Chart(canvas, {
+    ...config,
+    options: {
+      responsive: false,
+      animation: false,
+      plugins: { title: { display: true, text: title } },
+      scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
+    },
+  });
+  return h('figure', { class: 'chart' }, canvas);
+}
+
+/** The windows the keys-due list offers, in seconds from now. */
+const dueWindows: readonly [string, string][] = [
+  ['0', 'now'],
+  ['86400', 'within a day'],
+  ['604800', 'within 7 days'],
+  ['2592000', 'within 30 days'],
+];
+
+async function fleetOverview(within: string): Promise<Node[]> {
+  const chosen = dueWindows.find(([seconds]) => seconds === within) ?? ['0', 'now'];
+  const [stats, due] = await Promise.all([
+    api<FleetStats>('/api/stats'),
+    api<Page<DueKey>>(`/api/keys-due?within=${chosen[0]}&pageSize=50`),
+  ]);
+  const groups = Object.keys(stats.Devices).sort();
+  const statuses = [...new Set(groups.flatMap((g) => Object.keys(stats.Devices[g] ?? {})))].sort();
+  const byStatus = chart('chart-devices', 'Devices by group and status', {
+    type: 'bar',
+    data: {
+      labels: groups,
+      datasets: statuses.map((status) => ({
+        label: status,
+        data: groups.map((g) => stats.Devices[g]?.[status] ?? 0),
+        backgroundColor: statusColours[status] ?? '#9e9e9e',
+      })),
+    },
+  });
+  const hours = (rows: { Hour: string }[]) => rows.map((r) => r.Hour.slice(5, 16).replace('T', ' '));
+  const rotations = chart('chart-rotations', 'Key rotations per hour (UTC)', {
+    type: 'bar',
+    data: {
+      labels: hours(stats.Rotations),
+      datasets: [
+        { label: 'rotations', data: stats.Rotations.map((r) => r.Count), backgroundColor: statusColours.rotations },
+      ],
+    },
+  });
+  const verdictKinds = ['affirming', 'batched', 'warning', 'contraindicated'] as const;
+  const verdicts = chart('chart-verdicts', 'Attestation verdicts per hour (UTC)', {
+    type: 'bar',
+    data: {
+      labels: hours(stats.Verdicts),
+      datasets: verdictKinds.map((kind) => ({
+        label: kind,
+        data: stats.Verdicts.map((v) => v[kind]),
+        backgroundColor: statusColours[kind] ?? '#9e9e9e',
+      })),
+    },
+  });
+  const dueRows = due.Records.map((k) =>
+    h(
+      'tr',
+      { 'data-key': k.KeyID },
+      h('td', {}, link(`#/key/${k.KeyID}`, k.KeyID)),
+      h('td', {}, k.ActiveVersion === null ? '—' : String(k.ActiveVersion)),
+      h('td', {}, k.NextRotationDue),
+      h(
+        'td',
+        { class: k.Overdue ? 'status revoked' : '' },
+        k.Overdue ? `overdue since ${k.GraceEndsAt}` : k.GraceEndsAt,
+      ),
+    ),
+  );
+  return [
+    h(
+      'p',
+      {},
+      `${String(groups.reduce((n, g) => n + Object.values(stats.Devices[g] ?? {}).reduce((a, b) => a + b, 0), 0))} devices in ${String(groups.length)} groups, from blocks 0–${String(stats.Height - 1)}: `,
+      ...groups.flatMap((g) => [link(`#/fleet?group=${encodeURIComponent(g)}`, g), ' ']),
+    ),
+    h('div', { class: 'charts' }, byStatus, rotations, verdicts),
+    h(
+      'h3',
+      {},
+      'Keys due for rotation ',
+      ...dueWindows.flatMap(([seconds, text]) => [
+        seconds === chosen[0] ? h('strong', {}, text) : link(`#/fleet?due=${seconds}`, text),
+        ' ',
+      ]),
+    ),
+    dueRows.length > 0
+      ? table(['key', 'active version', 'due', 'grace ends'], dueRows, { id: 'keys-due' })
+      : h('p', { id: 'keys-due' }, `No key is due ${chosen[1]}.`),
+    ...(due.Bookmark !== '' ? [h('p', {}, 'More keys are due than this page shows.')] : []),
   ];
 }
 
