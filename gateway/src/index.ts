@@ -67,3 +67,4 @@ export { nextKeyCommitment } from './rotation';
 export { newRotationScheduler, type RotationScheduler } from './scheduler';
 export { handleError } from './http/errors';
 export { registerKeyRoutes } from './http/key-routes';
+export { ProofFailure, verifyBatchRecordSignature, verifyProofAgainstLedger } from './attestation/audit';

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { newAgent } from '@keyfleet/agent';
+import { openConsoleInBrowser } from './support/console-browser';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 
 const run = promisify(execFile);
@@ -118,5 +119,54 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
     const wrong = await verify(result, recorded.proof, wrongAnchor);
     expect(wrong.code).to.equal(1);
     expect(wrong.verdict.reason).to.equal('BATCH_SIGNATURE_INVALID');
+  });
+
+  it('in the auditor’s console: charts the batch, and checks a member’s proof in the browser against the root', async () => {
+    const [{ result, recorded }] = outcomes as [(typeof outcomes)[number]];
+    const browserConsole = await openConsoleInBrowser(f.chaincode);
+    const { page, url } = browserConsole;
+    try {
+      await page.goto(`${url}/#/fleet`);
+      await browserConsole.settled();
+      const batched = await page.evaluate(() => {
+        const chart = (
+          globalThis as unknown as {
+            Chart: { getChart(id: string): { data: { datasets: { label: string; data: number[] }[] } } };
+          }
+        ).Chart.getChart('chart-verdicts');
+        return chart.data.datasets.map((d) => [d.label, d.data.reduce((a, b) => a + b, 0)]);
+      });
+      expect(batched).to.deep.equal([
+        ['affirming', 0],
+        ['batched', 3],
+        ['warning', 0],
+        ['contraindicated', 0],
+      ]);
+
+      await page.goto(`${url}/#/batch/${recorded.batchId}`);
+      await browserConsole.settled();
+      const check = async (member: unknown, proof: unknown) => {
+        await page.fill('#membership-form textarea[name=result]', JSON.stringify(member));
+        await page.fill('#membership-form textarea[name=proof]', JSON.stringify(proof));
+        await page.click('#membership-form button');
+        await page.waitForSelector('#membership[data-state]');
+        const answer = await page.textContent('#membership');
+        await page.$eval('#membership', (element: { removeAttribute(name: string): void }) => {
+          element.removeAttribute('data-state');
+        });
+        return answer ?? '';
+      };
+      expect(await check(result, recorded.proof)).to.match(/^VERIFIED: leaf [0-9a-f]{64} is a member/);
+      const path = recorded.proof.AuditPath as string[];
+      const flipped = `${path[0]?.[0] === 'a' ? 'b' : 'a'}${path[0]?.slice(1) ?? ''}`;
+      expect(await check(result, { ...recorded.proof, AuditPath: [flipped, ...path.slice(1)] })).to.equal(
+        'NOT verified: NOT_INCLUDED',
+      );
+      expect(await check({ ...(result as object), Status: 'warning' }, recorded.proof)).to.equal(
+        'NOT verified: NOT_INCLUDED',
+      );
+    } finally {
+      await browserConsole.close();
+    }
   });
 });

@@ -2,11 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/chaincode';
-import { loadConsoleConfig, openConsole, type AuditorConsole } from '@keyfleet/console';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
-import { connectionProfile } from './support/network';
+import { openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
 
 /** The little of the DOM the page checks read (the test project has no DOM library). */
 interface DomNode {
@@ -21,7 +20,6 @@ const screenshots =
   process.env.KEYFLEET_SCREENSHOTS === '1'
     ? resolve(__dirname, '..', '..', 'docs', 'console')
     : join(tmpdir(), `keyfleet-console-${String(process.pid)}`);
-const chromiumPath = process.env.KEYFLEET_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * The auditor's console in a real browser (Debian's Chromium, driven by playwright-core): the
@@ -33,9 +31,8 @@ const chromiumPath = process.env.KEYFLEET_CHROMIUM ?? '/usr/bin/chromium';
 describe('auditor console in Chromium', function () {
   this.timeout(120_000);
   let f: GatewayFixture;
-  let auditorConsole: AuditorConsole;
+  let browserConsole: ConsoleInBrowser;
   let url: string;
-  let browser: Browser;
   let page: Page;
 
   const post = async (path: string, body: unknown, auth?: string) => {
@@ -58,11 +55,7 @@ describe('auditor console in Chromium', function () {
     const { csr } = await newDeviceCsr(deviceId);
     await post('/v1/devices', { enrolmentToken: token, csr });
   };
-  /** Waits until every record on the page has been checked. */
-  const settled = async (p: Page) => {
-    await p.waitForSelector('main[aria-busy="false"]');
-    await p.waitForFunction('document.querySelectorAll(\'kf-verdict[state="pending"]\').length === 0');
-  };
+  const settled = (p: Page) => browserConsole.settled(p);
   const timeline = (p: Page) =>
     p.$$eval('#timeline tbody tr', (rows: DomNode[]) =>
       rows.map((row) => {
@@ -85,22 +78,12 @@ describe('auditor console in Chromium', function () {
     const operator = await f.bearer(f.callers.operator);
     await post('/v1/devices/sensor-c1/suspend', { reason: 'seal broken on site visit' }, operator);
     await post('/v1/devices/sensor-c1/reinstate', { reason: 'seal replaced' }, operator);
-    auditorConsole = await openConsole(
-      loadConsoleConfig({
-        KEYFLEET_CONSOLE_FABRIC_CONNECTION: connectionProfile,
-        KEYFLEET_CONSOLE_FABRIC_CHAINCODE: f.chaincode,
-        KEYFLEET_CONSOLE_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
-      }),
-    );
-    url = await auditorConsole.server.listen({ host: '127.0.0.1', port: 0 });
-    // --no-sandbox: Chromium's sandbox refuses to run as root, which the test machines are.
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
-    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    browserConsole = await openConsoleInBrowser(f.chaincode);
+    ({ url, page } = browserConsole);
     mkdirSync(screenshots, { recursive: true });
   });
   after(async () => {
-    await browser.close();
-    await auditorConsole.close();
+    await browserConsole.close();
     await f.close();
   });
 

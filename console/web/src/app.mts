@@ -1,4 +1,5 @@
 import type { Chart as ChartClass, ChartConfiguration } from 'chart.js';
+import { checkMembership } from './merkle.mjs';
 import { asPublicJwk, pinAnchor, pinnedAnchors, unpinAnchor } from './pins.mjs';
 import { jwkThumbprint, verifyProof, type Proof, type PublicJwk, type TransactionLocation } from './verify.mjs';
 
@@ -376,7 +377,7 @@ async function fleetOverview(within: string): Promise<Node[]> {
     h(
       'p',
       {},
-      `${String(groups.reduce((n, g) => n + Object.values(stats.Devices[g] ?? {}).reduce((a, b) => a + b, 0), 0))} devices in ${String(groups.length)} groups, from blocks 0–${String(stats.Height - 1)}: `,
+      `${String(groups.reduce((n, g) => n + Object.values(stats.Devices[g] ?? {}).reduce((a, b) => a + b, 0), 0))} devices in ${String(groups.length)} group${groups.length === 1 ? '' : 's'}, from blocks 0–${String(stats.Height - 1)}: `,
       ...groups.flatMap((g) => [link(`#/fleet?group=${encodeURIComponent(g)}`, g), ' ']),
     ),
     h('div', { class: 'charts' }, byStatus, rotations, verdicts),
@@ -611,7 +612,45 @@ async function batchPage(batchId: string): Promise<Node[]> {
       h('dd', {}, batch.SuspendedDevices.join(', ') || 'none'),
     ),
     verdict({ proof: batch.Proof, subjects: [batch.BatchID] }),
+    membershipForm(batch),
   ];
+}
+
+/**
+ * A member's inclusion proof, checked here against the root that the ledger holds (and the
+ * verifier signed): the auditor pastes the result and the proof a device received (the agent's
+ * attestation outcome, `result` and `recorded.proof`). The ledger keeps only the root.
+ */
+function membershipForm(batch: Batch): HTMLElement {
+  const answer = h('p', { id: 'membership', class: 'reasons' });
+  const form = h(
+    'form',
+    { id: 'membership-form' },
+    h('h3', {}, 'Check a member'),
+    h('label', {}, 'result (JSON) ', h('textarea', { name: 'result', rows: '5', cols: '80', required: '' })),
+    h('label', {}, ' inclusion proof (JSON) ', h('textarea', { name: 'proof', rows: '3', cols: '80', required: '' })),
+    h('button', {}, 'check'),
+    answer,
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const parse = (name: string): unknown => {
+      const text = data.get(name);
+      try {
+        return typeof text === 'string' ? JSON.parse(text) : null;
+      } catch {
+        return null;
+      }
+    };
+    void checkMembership(parse('result'), parse('proof'), batch).then((check) => {
+      answer.setAttribute('data-state', check.ok ? 'verified' : 'not-verified');
+      answer.textContent = check.ok
+        ? `VERIFIED: leaf ${check.leafHash} is a member of batch ${batch.BatchID} (root ${batch.MerkleRoot})`
+        : `NOT verified: ${check.reason}`;
+    });
+  });
+  return form;
 }
 
 async function transactionPage(txId: string): Promise<Node[]> {
