@@ -203,7 +203,6 @@ describe('auditor console in Chromium', function () {
       'contraindicated',
     ]);
     expect(await page.textContent('#keys-due')).to.equal('No key is due now.');
-    await page.screenshot({ path: resolve(screenshots, 'overview.png'), fullPage: true });
 
     await page.click('text=within 7 days');
     await page.waitForFunction("location.hash === '#/fleet?due=604800'");
