@@ -23,6 +23,9 @@ Verbs:
                               launched by the peer through network/builders/node
   status                      each process, its health endpoint, the block height of each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
+  start NAME                  start one stopped or crashed process of a running network on its
+                              data (ca.org1, orderer0, peer1.org2, cc.org1 …), the others left
+                              running, and wait until it serves again (up restarts everything)
   down [--keep]               stop what this network started; remove its data unless --keep
   env ORG [IDENTITY]          shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
                               verifier, auditor, application; default admin) of ORG (Org1, Org2)
@@ -921,6 +924,55 @@ chaincode_answers() {
     -c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null 2>&1
 }
 
+# --- start: one process back ----------------------------------------------------------------------
+# What an operator does after one node died: start that node alone, on its data, and wait until it
+# serves (the fault suite's restart). The others keep running; `up` would restart them all.
+cmd_start() {
+  load_fabric
+  local name=${positional[0]:-} p n org j i
+  [[ -f $dir/.ready ]] || die "no running network in $dir; run 'up' first"
+  p=$(cat "$dir/profile")
+  n=$(orderer_count "$p")
+  [[ -n $name ]] || die "start NAME: which process (see 'status')"
+  if [[ -f $pids/$name.pid ]] && alive "$name"; then
+    log "$name is already running"
+    return 0
+  fi
+  case $name in
+    ca.org[12])
+      org=${name#ca.org}
+      start_ca "$org"
+      wait_for "$name" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
+      ;;
+    orderer[0-9])
+      i=${name#orderer}
+      ((i < n)) || die "the $p network has no $name"
+      start_orderer "$i"
+      wait_for "$name" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
+      if [[ $(consensus "$p") == etcdraft ]]; then
+        wait_for "$name" "a Raft leader for $CHANNEL" 30 raft_leader "$n"
+      else
+        wait_for "$name" "every consenter active on $CHANNEL" 30 bft_active "$n"
+      fi
+      ;;
+    peer[0-9].org[12])
+      org=${name#*.org}
+      j=${name#peer}
+      j=${j%%.*}
+      ((j < $(peers_per_org "$p"))) || die "the $p network has no $name"
+      start_peer "$org" "$j"
+      wait_for "$name" "health and gRPC port" 30 eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
+      wait_for "$name" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+      ;;
+    cc.org[12])
+      [[ -f $dir/chaincode/package-id ]] || die "no chaincode deployed in $dir"
+      start_chaincode_servers
+      ;;
+    *) die "start $name: no such process (ca.orgN, ordererN, peerJ.orgN, cc.orgN)" ;;
+  esac
+  log "$name started in $dir"
+}
+
 # --- status, logs, env, down ----------------------------------------------------------------------
 health_of() {
   local name=$1 port
@@ -990,8 +1042,8 @@ cmd_down() {
   fi
 }
 
-# One run at a time changes a network: a second `up` or `deploy` on the same directory waits.
-if [[ $verb =~ ^(up|deploy|down)$ ]]; then
+# One run at a time changes a network: a second `up`, `deploy`, `start` or `down` on the same directory waits.
+if [[ $verb =~ ^(up|deploy|start|down)$ ]]; then
   exec 9>"$dir.lock"
   flock -w 300 9 || die "another network.sh run holds $dir.lock"
 fi
@@ -1001,6 +1053,7 @@ case $verb in
   deploy) cmd_deploy ;;
   status) cmd_status ;;
   logs) cmd_logs ;;
+  start) cmd_start ;;
   env) cmd_env ;;
   down) cmd_down ;;
   -h | --help | help) usage ;;

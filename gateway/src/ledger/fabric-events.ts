@@ -14,7 +14,8 @@ import { chainHeight } from './blocks';
 import type { LedgerEvents, LedgerEventStream } from './events';
 
 export interface FabricEventsOptions {
-  readonly network: Network;
+  /** The channel through the peer to use now (the transport fails over between its org's peers). */
+  readonly network: () => Network;
   readonly channel: string;
   readonly chaincode: string;
   /**
@@ -41,9 +42,9 @@ const LedgerIdFile = 'ledger-id';
  */
 export async function openFabricEvents(options: FabricEventsOptions): Promise<LedgerEvents> {
   const { network, channel, chaincode, stateDir } = options;
-  const qscc = network.getContract('qscc');
+  const qscc = () => network().getContract('qscc');
   await mkdir(stateDir, { recursive: true });
-  await claimForLedger(stateDir, await ledgerId(qscc, channel));
+  await claimForLedger(stateDir, await ledgerId(qscc(), channel));
   const checkpointer = await checkpointers.file(join(stateDir, CheckpointFile)).catch((err: unknown) => {
     throw new GatewayError(
       GatewayErrorCode.ConfigInvalid,
@@ -57,7 +58,7 @@ export async function openFabricEvents(options: FabricEventsOptions): Promise<Le
     async open(): Promise<LedgerEventStream> {
       let events: CloseableAsyncIterable<ChaincodeEvent>;
       try {
-        events = await network.getChaincodeEvents(chaincode, { checkpoint: checkpointer, startBlock: 0n });
+        events = await network().getChaincodeEvents(chaincode, { checkpoint: checkpointer, startBlock: 0n });
       } catch (err) {
         throw unavailable(err);
       }
@@ -87,7 +88,7 @@ export async function openFabricEvents(options: FabricEventsOptions): Promise<Le
     checkpointBlock: () => checkpointer.getBlockNumber(),
     async height() {
       try {
-        return BigInt(chainHeight(await qscc.evaluate('GetChainInfo', { arguments: [channel] })));
+        return BigInt(chainHeight(await qscc().evaluate('GetChainInfo', { arguments: [channel] })));
       } catch (err) {
         throw unavailable(err);
       }

@@ -4,11 +4,14 @@ import { setTimeout } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   CommitError,
+  CommitStatusError,
   connect,
   EndorseError,
   GatewayError as FabricGatewayError,
   hash,
   StatusCode,
+  type Status,
+  type Transaction,
   type Gateway,
   type Signer,
 } from '@hyperledger/fabric-gateway';
@@ -119,44 +122,56 @@ export interface FabricTransport extends LedgerTransport {
   openEvents(baseDir: string): Promise<{ readonly events: LedgerEvents; readonly stateDir: string }>;
 }
 
-/** Connects to the org's peer through the Fabric Gateway service, with a deadline on every call. */
+/** Connects to the org's peers through the Fabric Gateway service, with a deadline on every call. */
 export function newFabricTransport(options: FabricTransportOptions): FabricTransport {
   const org = readOrganization(options.profilePath, options.org);
-  const peer = org.peers[0];
-  if (!peer) throw new Error('unreachable: readOrganization checks for a peer');
-  const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(readFileSync(peer.tlsRootCert)), {
-    'grpc.ssl_target_name_override': peer.hostAlias,
-  });
   const deadline = (seconds: number) => () => ({ deadline: Date.now() + seconds * 1000 });
-  const gateway: Gateway = connect({
-    client,
-    identity: { mspId: org.mspId, credentials: Buffer.from(options.certificatePem) },
-    signer: options.signer,
-    hash: hash.sha256,
-    evaluateOptions: deadline(5),
-    endorseOptions: deadline(15),
-    submitOptions: deadline(5),
-    commitStatusOptions: deadline(60),
-    chaincodeEventsOptions: deadline(60),
-  });
   const chaincode = options.chaincode ?? org.chaincode;
-  const network = gateway.getNetwork(org.channel);
-  const contract = network.getContract(chaincode);
+  // A connection to each peer of the organisation, in the description's order. Calls go to one of
+  // them; when it cannot be reached, to the next (a dead peer costs one failed attempt, not an outage).
+  const connections = org.peers.map((peer) => {
+    const client = new grpc.Client(peer.endpoint, grpc.credentials.createSsl(readFileSync(peer.tlsRootCert)), {
+      'grpc.ssl_target_name_override': peer.hostAlias,
+    });
+    const gateway: Gateway = connect({
+      client,
+      identity: { mspId: org.mspId, credentials: Buffer.from(options.certificatePem) },
+      signer: options.signer,
+      hash: hash.sha256,
+      evaluateOptions: deadline(5),
+      endorseOptions: deadline(15),
+      submitOptions: deadline(5),
+      commitStatusOptions: deadline(60),
+      chaincodeEventsOptions: deadline(60),
+    });
+    const network = gateway.getNetwork(org.channel);
+    return { client, gateway, network, contract: network.getContract(chaincode) };
+  });
+  let current = 0;
+  const connection = (index: number) => connections[index] ?? unreachable();
+  /** The peer at `used` could not be reached: later calls go to the next one (if nobody moved on already). */
+  const failOver = (used: number, err: unknown) => {
+    if (peerUnreachable(err) && current === used) current = (used + 1) % connections.length;
+  };
   const attempts = options.attempts ?? 3;
   const endorsersWaitMs = options.endorsersWaitMs ?? 15_000;
 
   return {
     async openEvents(baseDir) {
       const stateDir = join(baseDir, org.channel, chaincode);
+      const network = () => connection(current).network;
       return { events: await openFabricEvents({ network, channel: org.channel, chaincode, stateDir }), stateDir };
     },
 
     async submit(transaction, args) {
       const endorsersDeadline = Date.now() + endorsersWaitMs;
       for (let attempt = 1; ; attempt++) {
+        const used = current;
         try {
-          const submitted = await contract.submitAsync(transaction, { arguments: [...args] });
-          const status = await submitted.getStatus();
+          const endorsed = await connection(used)
+            .contract.newProposal(transaction, { arguments: [...args] })
+            .endorse();
+          const status = await commitOnce(endorsed);
           if (!status.successful) {
             throw new CommitError({
               code: status.code,
@@ -164,8 +179,9 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
               message: `transaction ${status.transactionId} failed to commit with status code ${status.code}`,
             });
           }
-          return { payload: submitted.getResult(), transactionId: submitted.getTransactionId() };
+          return { payload: endorsed.getResult(), transactionId: endorsed.getTransactionId() };
         } catch (err) {
+          failOver(used, err);
           if (attempt < attempts && isRetriable(err)) continue;
           if (endorsersUnknown(err) && Date.now() < endorsersDeadline) {
             attempt--; // waiting for discovery is not an attempt: nothing was endorsed
@@ -178,19 +194,63 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
     },
 
     async evaluate(transaction, args) {
-      try {
-        return await contract.evaluate(transaction, { arguments: [...args] });
-      } catch (err) {
-        throw toGatewayError(err);
+      // A read is safe to repeat: once on each peer at most.
+      for (let tried = 1; ; tried++) {
+        const used = current;
+        try {
+          return await connection(used).contract.evaluate(transaction, { arguments: [...args] });
+        } catch (err) {
+          failOver(used, err);
+          if (tried < connections.length && peerUnreachable(err)) continue;
+          throw toGatewayError(err);
+        }
       }
     },
 
     close() {
-      gateway.close();
-      client.close();
+      for (const { gateway, client } of connections) {
+        gateway.close();
+        client.close();
+      }
       return Promise.resolve();
     },
   };
+}
+
+/** How long to wait for a commit before sending the same transaction again, and how often. */
+const commitWaitMs = 10_000;
+const commitSends = 5;
+
+/**
+ * Sends an endorsed transaction to the orderers and waits for its commit. An orderer that
+ * accepted it and crashed before it was replicated (a Raft leader killed) drops it without a
+ * word: after a while without a commit the same signed transaction is sent again. Its id does not
+ * change, so it commits at most once (a second copy would be invalid as DUPLICATE_TXID).
+ */
+async function commitOnce(endorsed: Transaction): Promise<Status> {
+  for (let sent = 1; ; sent++) {
+    try {
+      const submitted = await endorsed.submit();
+      return await submitted.getStatus({ deadline: Date.now() + commitWaitMs });
+    } catch (err) {
+      const lost =
+        // fabric-gateway exports SubmitError as a type only: known by its name.
+        (err instanceof FabricGatewayError &&
+          err.name === 'SubmitError' &&
+          err.code === (grpc.status.UNAVAILABLE as number)) ||
+        (err instanceof CommitStatusError && err.code === (grpc.status.DEADLINE_EXCEEDED as number));
+      if (!lost || sent >= commitSends) throw err;
+    }
+  }
+}
+
+/** The peer itself did not answer (down, restarting, unreachable): another peer of the org may. */
+function peerUnreachable(err: unknown): boolean {
+  return err instanceof FabricGatewayError && err.code === (grpc.status.UNAVAILABLE as number);
+}
+
+function unreachable(): never {
+  throw new Error('unreachable: readOrganization checks for a peer');
 }
 
 function isRetriable(err: unknown): boolean {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `npm run faults`: the fault suite on networks of its own (network/network.sh, ha and bft
+# profiles, .fabric/faults-ha and .fabric/faults-bft, ports from 13000), taken down at the end,
+# failed or interrupted too. Prints one table per profile; exits 1 if anything acknowledged was
+# lost or applied twice, or the reconcile finds disagreement. See docs/operations.md.
+set -euo pipefail
+
+case "${1:-}" in
+  -h | --help)
+    cat <<'EOF_USAGE'
+Usage: npm run faults -- [--profile ha|bft|both] [--devices N] [--seconds S]
+
+Under a steady load of rotations and attestations from the fleet simulator, kills with SIGKILL in
+turn an orderer (the Raft leader on ha), a peer of each organisation, a chaincode server, a Fabric
+CA, the operator gateway and the verifier, and starts each again (network.sh start NAME). S seconds
+of load before each kill, S while it is down and S after the restart (default 4); N devices
+(default 12). Then reconciles through Org2's auditor: the devices, the HSM and the ledger.
+EOF_USAGE
+    exit 0
+    ;;
+esac
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+bash scripts/bootstrap.sh
+stop_networks() {
+  local profile
+  for profile in ha bft; do bash network/network.sh down --dir "$repo_root/.fabric/faults-$profile" >/dev/null 2>&1 || true; done
+}
+trap stop_networks EXIT
+node test/dist/faults/cli.js "$@"

@@ -1,0 +1,77 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FaultName, formatRow, runFaultSuite, tableHeader, type Reconcile } from './harness';
+
+/**
+ * `npm run faults [-- --profile ha|bft|both] [--devices N] [--seconds S]`: the fault suite on its
+ * own network (`.fabric/faults-<profile>`, ports from 13000), one table per profile. Exits 1 when
+ * an acknowledged operation was lost or applied twice, or the reconcile finds the ledger, the
+ * devices and the HSM disagreeing.
+ */
+const repoRoot = resolve(__dirname, '..', '..', '..');
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      profile: { type: 'string', default: 'both' },
+      devices: { type: 'string', default: '12' },
+      seconds: { type: 'string', default: '4' },
+    },
+  });
+  const profiles: readonly string[] = values.profile === 'both' ? ['ha', 'bft'] : [values.profile];
+  const devices = Number(values.devices);
+  const seconds = Number(values.seconds);
+  const valid = (p: string): p is 'ha' | 'bft' => p === 'ha' || p === 'bft';
+  if (!profiles.every(valid) || !(devices >= 2 && devices <= 1000) || !(seconds >= 1)) {
+    console.error('usage: npm run faults -- [--profile ha|bft|both] [--devices 2..1000] [--seconds S>=1]');
+    return 2;
+  }
+  let failed = false;
+  for (const [index, profile] of profiles.filter(valid).entries()) {
+    console.log(`\n== ${profile}: ${String(devices)} devices, ${String(seconds)} s of load around each fault`);
+    const { rows, reconcile } = await runFaultSuite({
+      profile,
+      dir: resolve(repoRoot, '.fabric', `faults-${profile}`),
+      portBase: 13000 + 200 * index,
+      devices,
+      phaseMs: { before: seconds * 1000, down: seconds * 1000, after: seconds * 1000 },
+      faults: Object.values(FaultName),
+      log: (line) => {
+        console.log(line);
+      },
+    });
+    console.log(`\n${tableHeader}\n${rows.map(formatRow).join('\n')}`);
+    console.log(formatReconcile(reconcile));
+    failed ||= rows.some((r) => r.lost > 0 || r.duplicated > 0) || problems(reconcile) > 0;
+  }
+  return failed ? 1 : 0;
+}
+
+export function problems(r: Reconcile): number {
+  return r.devicesOffLedger.length + r.orphanHsmVersions.length + r.missingHsmVersions.length + r.noncesReused.length;
+}
+
+export function formatReconcile(r: Reconcile): string {
+  const line = (name: string, items: readonly string[]) =>
+    `  ${name.padEnd(44)} ${String(items.length)}${items.length > 0 ? `: ${items.slice(0, 5).join('; ')}` : ''}`;
+  return [
+    'reconcile (Org2 auditor, the devices, the HSM):',
+    line('devices holding another version than the ledger', r.devicesOffLedger),
+    line('HSM versions the ledger does not account for', r.orphanHsmVersions),
+    line('ledger versions the HSM does not hold', r.missingHsmVersions),
+    line('nonces accepted twice', r.noncesReused),
+  ].join('\n');
+}
+
+if (require.main === module) {
+  // Exit (running the suite's exit handlers) rather than die on an interrupt.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,477 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import { failureCode, newFleet, newOperatorAuthorization, type Fleet } from '@keyfleet/agent/fleet';
+import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/chaincode';
+import { newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
+import { createSoftHsmStore, freePort, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
+import { networkScriptAt } from '../support/network';
+
+/**
+ * keyfleet under faults on a real network: a steady load of rotations and attestations from the
+ * fleet simulator while one part after another is killed with SIGKILL and brought back, then a
+ * reconcile through Org2's auditor (never through the gateway) of everything that got a success
+ * answer. docs/operations.md says what an operator sees in each case.
+ */
+
+const repoRoot = resolve(__dirname, '..', '..', '..');
+
+export const FaultName = {
+  /** The Raft leader of the channel (ha), or one of the four SmartBFT orderers (bft). */
+  Orderer: 'orderer',
+  PeerOrg1: 'peer of Org1',
+  PeerOrg2: 'peer of Org2',
+  ChaincodeServer: 'chaincode server',
+  FabricCa: 'Fabric CA',
+  Gateway: 'operator gateway',
+  Verifier: 'verifier',
+} as const;
+export type FaultName = (typeof FaultName)[keyof typeof FaultName];
+
+export interface FaultRow {
+  readonly fault: FaultName;
+  /** The process that was killed, e.g. `orderer1` or `gateway`. */
+  readonly target: string;
+  readonly attempted: number;
+  readonly acknowledged: number;
+  /** Failed operations by their code: each a clear refusal, never a silent loss. */
+  readonly failed: Readonly<Record<string, number>>;
+  /** Acknowledged operations the ledger does not hold: must be 0. */
+  readonly lost: number;
+  /** Operations the ledger holds twice (a nonce accepted twice): must be 0. */
+  readonly duplicated: number;
+  /**
+   * From the kill until a rotation and an attestation begun after it have both succeeded; null if
+   * either never did while the load ran.
+   */
+  readonly recoverySeconds: number | null;
+}
+
+export interface Reconcile {
+  /** Devices whose key version differs from the ledger's active version. */
+  readonly devicesOffLedger: readonly string[];
+  /** Version objects in the HSM that the ledger does not account for (or committed as next). */
+  readonly orphanHsmVersions: readonly string[];
+  /** Ledger versions (not destroyed) that the HSM does not hold. */
+  readonly missingHsmVersions: readonly string[];
+  /** Nonce keys that two valid transactions wrote. */
+  readonly noncesReused: readonly string[];
+}
+
+export interface FaultSuiteOptions {
+  readonly profile: 'ha' | 'bft';
+  /** The network's directory and port base (the suite owns both). */
+  readonly dir: string;
+  readonly portBase: number;
+  readonly devices: number;
+  /**
+   * Load per fault: before the kill, while down, and after the restart (then on until rotations
+   * and attestations both succeed again, for at most 30 s).
+   */
+  readonly phaseMs: { readonly before: number; readonly down: number; readonly after: number };
+  readonly faults: readonly FaultName[];
+  readonly log: (line: string) => void;
+}
+
+interface Service {
+  readonly name: string;
+  readonly url: string;
+  child: ChildProcess | undefined;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+function newService(name: string, script: string, env: NodeJS.ProcessEnv, port: number, logFile: string): Service {
+  const url = `http://127.0.0.1:${String(port)}`;
+  const service: Service = {
+    name,
+    url,
+    child: undefined,
+    async start() {
+      const child = spawn(process.execPath, [resolve(repoRoot, script)], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      service.child = child;
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        writeFileSync(logFile, stderr);
+      });
+      for (let attempt = 0; attempt < 600; attempt++) {
+        if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+        if (
+          await fetch(`${url}/healthz`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${name} did not become healthy: ${stderr}`);
+    },
+    async kill() {
+      const child = service.child;
+      service.child = undefined;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    },
+  };
+  return service;
+}
+
+/** The pid of a network process, from network.sh's pid file. */
+function networkPid(dir: string, name: string): number {
+  return Number(readFileSync(join(dir, 'pids', `${name}.pid`), 'utf8').trim());
+}
+
+/** The orderer that leads the Raft channel now (its operations port's metric). */
+async function raftLeader(portBase: number, orderers: number): Promise<string> {
+  for (let i = 0; i < orderers; i++) {
+    const metrics = await fetch(`http://127.0.0.1:${String(portBase + 20 + 10 * i + 2)}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
+    if (/consensus_etcdraft_is_leader\{channel="keyfleet"\} 1/.test(metrics)) return `orderer${String(i)}`;
+  }
+  throw new Error('no Raft leader');
+}
+
+interface Acks {
+  /** Per device: versions the device was given and acknowledged. */
+  readonly rotations: Map<string, number[]>;
+  /** Per device: acknowledged attestations. */
+  readonly attestations: Map<string, number>;
+}
+
+export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows: FaultRow[]; reconcile: Reconcile }> {
+  const { dir, portBase, log } = options;
+  const net = (...args: string[]) => networkScriptAt(dir, portBase, ...args);
+  const started = Date.now();
+  // A network of its own, made anew: nothing left from an earlier run.
+  net('down');
+  net('up', '--profile', options.profile);
+  net('deploy');
+  log(`network: ${options.profile} profile up and deployed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const profilePath = join(dir, 'connection.json');
+
+  const work = join(dir, 'keyfleet');
+  mkdirSync(work, { recursive: true });
+  const store: SoftHsmStore = createSoftHsmStore('keyfleet-faults');
+  store.addToken('keyfleet-faults-verifier');
+  const services: Service[] = [];
+  // An interrupted run (the CLI exits on SIGINT) still stops its services and removes its tokens.
+  const onExit = () => {
+    for (const service of services) service.child?.kill('SIGKILL');
+    store.remove();
+  };
+  process.once('exit', onExit);
+  let reader: LedgerReader | undefined;
+  try {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = join(work, 'jwks.json');
+    writeFileSync(
+      jwks,
+      JSON.stringify({
+        keys: [{ ...(await exportJWK(publicKey)), kid: 'ops', alg: 'ES256', sub: 'ops', role: 'operator' }],
+      }),
+    );
+    const credentials = join(work, 'operator.json');
+    writeFileSync(
+      credentials,
+      JSON.stringify({ subject: 'ops', role: 'operator', kid: 'ops', privateJwk: await exportJWK(privateKey) }),
+      { mode: 0o600 },
+    );
+    const [gatewayPort, verifierPort] = [await freePort(), await freePort()];
+    const common = { SOFTHSM2_CONF: store.conf, KEYFLEET_LOG_LEVEL: 'warn' };
+    const gateway = newService(
+      'gateway',
+      'gateway/dist/main.js',
+      {
+        ...common,
+        KEYFLEET_HSM_MODULE: softHsmModule,
+        KEYFLEET_HSM_URI: store.uri,
+        KEYFLEET_HSM_PIN: store.pin,
+        KEYFLEET_DATA_DIR: join(work, 'gateway'),
+        KEYFLEET_AUTH_JWKS: jwks,
+        KEYFLEET_HTTP_PORT: String(gatewayPort),
+        KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
+        KEYFLEET_FABRIC_CONNECTION: profilePath,
+        KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
+      },
+      gatewayPort,
+      join(work, 'gateway.log'),
+    );
+    const verifier = newService(
+      'verifier',
+      'gateway/dist/verifier-main.js',
+      {
+        ...common,
+        KEYFLEET_VERIFIER_HSM_MODULE: softHsmModule,
+        KEYFLEET_VERIFIER_HSM_URI: 'pkcs11:token=keyfleet-faults-verifier',
+        KEYFLEET_VERIFIER_HSM_PIN: store.pin,
+        KEYFLEET_VERIFIER_DATA_DIR: join(work, 'verifier'),
+        KEYFLEET_VERIFIER_DEVICE_CA_CERT: join(work, 'gateway', 'device-ca.pem'),
+        KEYFLEET_VERIFIER_FABRIC_CONNECTION: profilePath,
+        KEYFLEET_VERIFIER_HTTP_PORT: String(verifierPort),
+        KEYFLEET_VERIFIER_LOG_LEVEL: 'warn',
+      },
+      verifierPort,
+      join(work, 'verifier.log'),
+    );
+    services.push(gateway, verifier);
+    // The gateway first: it publishes the device CA's certificate that the verifier trusts.
+    await gateway.start();
+    await verifier.start();
+
+    const fleet: Fleet = newFleet({
+      gatewayUrl: gateway.url,
+      size: options.devices,
+      operatorAuthorization: newOperatorAuthorization({ credentialsFile: credentials }),
+      workDir: join(work, 'devices'),
+      group: 'faults',
+      idPrefix: 'fault',
+      concurrency: 8,
+    });
+    await fleet.setReferenceValues();
+    await fleet.enrol({ progress: false });
+    await fleet.provisionKeys({ progress: false });
+    await fleet.fetchKeys({ progress: false });
+    log(`fleet: ${String(options.devices)} devices enrolled, each holding version 1 of its data key`);
+    reader = openLedgerReader(profilePath, 'Org2', 'auditor');
+
+    const acks: Acks = { rotations: new Map(), attestations: new Map() };
+    const rows: FaultRow[] = [];
+    for (const fault of options.faults) {
+      rows.push(await oneFault(fault, { ...options, net, fleet, gateway, verifier, acks, reader }));
+      const last = rows.at(-1);
+      if (last) log(formatRow(last));
+    }
+    const reconcile = await reconcileAll(fleet, reader, store);
+    return { rows, reconcile };
+  } finally {
+    reader?.close();
+    process.removeListener('exit', onExit);
+    for (const service of services) await service.kill();
+    store.remove();
+    net('down');
+  }
+}
+
+interface FaultContext extends FaultSuiteOptions {
+  readonly net: (...args: string[]) => string;
+  readonly fleet: Fleet;
+  readonly gateway: Service;
+  readonly verifier: Service;
+  readonly acks: Acks;
+  readonly reader: LedgerReader;
+}
+
+async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
+  const { fleet } = c;
+  const devices = fleet.devices();
+  const attestedBefore = new Map(devices.map((d) => [d.id, 0]));
+  const failed: Record<string, number> = {};
+  let attempted = 0;
+  let acknowledged = 0;
+  // Written by the workers: an object, so the compiler does not narrow them to their start values.
+  // Recovery is per kind of operation: a rotation and an attestation take different paths.
+  const marks: { killedAt: number; recovered: Map<'rotation' | 'attestation', number> } = {
+    killedAt: Number.POSITIVE_INFINITY,
+    recovered: new Map(),
+  };
+  let stop = false;
+  let next = 0;
+
+  // The load: each worker takes the next device and rotates or attests it, alternately.
+  const worker = async () => {
+    while (!stop) {
+      const n = next++;
+      const i = n % devices.length;
+      const id = devices[i]?.id ?? '';
+      const rotate = Math.floor(n / devices.length) % 2 === 0;
+      const begun = Date.now();
+      attempted++;
+      try {
+        if (rotate) {
+          await fleet.operations.rotate(i);
+          const version = fleet.devices()[i]?.keyVersion ?? 0;
+          c.acks.rotations.set(id, [...(c.acks.rotations.get(id) ?? []), version]);
+        } else {
+          await fleet.operations.attest(i);
+          c.acks.attestations.set(id, (c.acks.attestations.get(id) ?? 0) + 1);
+          attestedBefore.set(id, (attestedBefore.get(id) ?? 0) + 1);
+        }
+        acknowledged++;
+        const kind = rotate ? 'rotation' : 'attestation';
+        if (begun > marks.killedAt && !marks.recovered.has(kind)) marks.recovered.set(kind, Date.now());
+      } catch (err) {
+        const code = failureCode(err);
+        failed[code] = (failed[code] ?? 0) + 1;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const workers = Array.from({ length: 6 }, worker);
+
+  await new Promise((r) => setTimeout(r, c.phaseMs.before));
+  const { target, restart } = await injure(fault, c);
+  marks.killedAt = Date.now();
+  await new Promise((r) => setTimeout(r, c.phaseMs.down));
+  await restart();
+  await new Promise((r) => setTimeout(r, c.phaseMs.after));
+  // The load goes on until both kinds of operation succeed again, for at most half a minute.
+  const giveUpAt = Date.now() + 30_000;
+  while (marks.recovered.size < 2 && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 250));
+  stop = true;
+  await Promise.all(workers);
+
+  const { lost, duplicated } = await ledgerCounts(c);
+  return {
+    fault,
+    target,
+    attempted,
+    acknowledged,
+    failed,
+    lost,
+    duplicated,
+    // Recovered when both kinds have succeeded again: the later of the two.
+    recoverySeconds: marks.recovered.size < 2 ? null : (Math.max(...marks.recovered.values()) - marks.killedAt) / 1000,
+  };
+}
+
+/** SIGKILLs the fault's process; `restart` brings it back on its data. */
+async function injure(fault: FaultName, c: FaultContext): Promise<{ target: string; restart: () => Promise<void> }> {
+  const network = (name: string) => {
+    process.kill(networkPid(c.dir, name), 'SIGKILL');
+    return {
+      target: name,
+      // network.sh start brings that one process back on its data, the others untouched.
+      restart: () => {
+        c.net('start', name);
+        return Promise.resolve();
+      },
+    };
+  };
+  switch (fault) {
+    case FaultName.Orderer:
+      return network(c.profile === 'ha' ? await raftLeader(c.portBase, 3) : 'orderer1');
+    case FaultName.PeerOrg1:
+      return network('peer0.org1');
+    case FaultName.PeerOrg2:
+      return network(c.profile === 'ha' ? 'peer1.org2' : 'peer0.org2');
+    case FaultName.ChaincodeServer:
+      return network('cc.org1');
+    case FaultName.FabricCa:
+      return network('ca.org1');
+    case FaultName.Gateway:
+      await c.gateway.kill();
+      return { target: 'gateway', restart: () => c.gateway.start() };
+    case FaultName.Verifier:
+      await c.verifier.kill();
+      return { target: 'verifier', restart: () => c.verifier.start() };
+  }
+}
+
+/** Every acknowledgement so far, against the ledger as Org2's auditor reads it. */
+async function ledgerCounts(c: FaultContext): Promise<{ lost: number; duplicated: number }> {
+  let lost = 0;
+  let duplicated = 0;
+  for (const device of c.fleet.devices()) {
+    const key = await evaluate<KeyRecord>(c.reader, 'GetKey', device.keyId);
+    const versions = new Set(key.Versions.map((v) => v.Version));
+    lost += (c.acks.rotations.get(device.id) ?? []).filter((v) => !versions.has(v)).length;
+    const results = await allAttestations(c.reader, device.id);
+    const nonces = new Set(results.map((r) => r.NonceDigest));
+    duplicated += results.length - nonces.size;
+    lost += Math.max(0, (c.acks.attestations.get(device.id) ?? 0) - results.length);
+  }
+  return { lost, duplicated };
+}
+
+async function reconcileAll(fleet: Fleet, reader: LedgerReader, store: SoftHsmStore): Promise<Reconcile> {
+  const devicesOffLedger: string[] = [];
+  const orphanHsmVersions: string[] = [];
+  const missingHsmVersions: string[] = [];
+  const hsm = await newHsm({ uri: store.uri, modulePath: softHsmModule, pin: store.pin, sessions: 1 });
+  try {
+    const labels = new Set((await hsm.findKeys({ kind: 'secret' })).map((k) => k.label));
+    for (const device of fleet.devices()) {
+      const key = await evaluate<KeyRecord>(reader, 'GetKey', device.keyId);
+      if (key.ActiveVersion !== device.keyVersion) {
+        devicesOffLedger.push(
+          `${device.id}: holds v${String(device.keyVersion)}, ledger v${String(key.ActiveVersion)}`,
+        );
+      }
+      const live = key.Versions.filter((v) => v.State !== 'destroyed').map((v) => v.Version);
+      const committedNext = key.NextKeyCommitment === null ? [] : [key.LatestVersion + 1];
+      const prefix = `key:${key.KeyID}:v`;
+      const held = [...labels].filter((l) => l.startsWith(prefix)).map((l) => Number(l.slice(prefix.length)));
+      for (const v of held)
+        if (!live.includes(v) && !committedNext.includes(v)) orphanHsmVersions.push(`${prefix}${String(v)}`);
+      for (const v of live) if (!held.includes(v)) missingHsmVersions.push(`${prefix}${String(v)}`);
+    }
+  } finally {
+    await hsm.close();
+  }
+  // A nonce's key written by two valid transactions: accepted twice.
+  const writers = new Map<string, number>();
+  const height = await reader.height();
+  for (let n = 0; n < height; n++) {
+    for (const tx of await reader.block(n)) {
+      if (tx.validationCode !== 0) continue;
+      for (const w of tx.writes) {
+        if (!w.isDelete && w.key.startsWith('\u0000nonce\u0000')) writers.set(w.key, (writers.get(w.key) ?? 0) + 1);
+      }
+    }
+  }
+  const noncesReused = [...writers].filter(([, count]) => count > 1).map(([key]) => key);
+  return { devicesOffLedger, orphanHsmVersions, missingHsmVersions, noncesReused };
+}
+
+/** A read of keyfleet's contract (deployed under its default name) as Org2's auditor. */
+async function evaluate<T>(reader: LedgerReader, transaction: string, ...args: string[]): Promise<T> {
+  return JSON.parse(new TextDecoder().decode(await reader.evaluate('keyfleet', transaction, ...args))) as T;
+}
+
+async function allAttestations(reader: LedgerReader, deviceId: string): Promise<AttestationRecord[]> {
+  const out: AttestationRecord[] = [];
+  let bookmark = '';
+  do {
+    const page = await evaluate<Page<AttestationRecord>>(reader, 'ListAttestations', deviceId, '200', bookmark);
+    out.push(...page.Records);
+    bookmark = page.Bookmark;
+  } while (bookmark !== '');
+  return out;
+}
+
+export function formatRow(row: FaultRow): string {
+  const failed = Object.entries(row.failed)
+    .map(([code, n]) => `${code} ${String(n)}`)
+    .join(', ');
+  return [
+    row.fault.padEnd(18),
+    row.target.padEnd(12),
+    String(row.attempted).padStart(9),
+    String(row.acknowledged).padStart(12),
+    String(row.lost).padStart(5),
+    String(row.duplicated).padStart(11),
+    (row.recoverySeconds === null ? 'none' : `${row.recoverySeconds.toFixed(1)} s`).padStart(10),
+    `  ${failed || '-'}`,
+  ].join(' ');
+}
+
+export const tableHeader = [
+  'fault'.padEnd(18),
+  'killed'.padEnd(12),
+  'attempted'.padStart(9),
+  'acknowledged'.padStart(12),
+  'lost'.padStart(5),
+  'duplicated'.padStart(11),
+  'recovery'.padStart(10),
+  '  failed (by code)',
+].join(' ');
