@@ -22,10 +22,12 @@ npx mocha --config .mocharc.unit.json
 step "integration tests"
 # The suites start their own network (test/src/support/network.ts); this stops it even when
 # mocha is interrupted before its teardown runs.
-test_network_dir="$repo_root/.fabric/test-${KEYFLEET_TEST_PORT_BASE:-17000}"
+test_port_base=${KEYFLEET_TEST_PORT_BASE:-17000}
+test_network_dir="$repo_root/.fabric/test-$test_port_base"
 stop_test_networks() {
   local network
-  for network in "$test_network_dir" "$test_network_dir-beside"; do
+  # The suites' network, the one beside it, and the fault suite's ha network (test/src/faults.test.ts).
+  for network in "$test_network_dir" "$test_network_dir-beside" "$repo_root/.fabric/faults-test-$((test_port_base + 350))"; do
     bash network/network.sh down --dir "$network" >/dev/null 2>&1 || true
   done
 }
