@@ -75,7 +75,7 @@ export interface FaultSuiteOptions {
   readonly log: (line: string) => void;
 }
 
-interface Service {
+export interface Service {
   readonly name: string;
   readonly url: string;
   child: ChildProcess | undefined;
@@ -141,14 +141,35 @@ async function raftLeader(portBase: number, orderers: number): Promise<string> {
   throw new Error('no Raft leader');
 }
 
-interface Acks {
+export interface Acks {
   /** Per device: versions the device was given and acknowledged. */
   readonly rotations: Map<string, number[]>;
   /** Per device: acknowledged attestations. */
   readonly attestations: Map<string, number>;
 }
 
-export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows: FaultRow[]; reconcile: Reconcile }> {
+/** A network, the gateway and the verifier as processes on their tokens, and an enrolled fleet. */
+export interface Stack {
+  readonly net: (...args: string[]) => string;
+  readonly fleet: Fleet;
+  readonly gateway: Service;
+  readonly verifier: Service;
+  readonly store: SoftHsmStore;
+  /** The ledger as Org2's auditor reads it (qscc and keyfleet's contract), never through the gateway. */
+  readonly reader: LedgerReader;
+  /** Stops the services, removes the tokens and takes the network down. */
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  readonly profile: 'dev' | 'ha' | 'bft';
+  readonly dir: string;
+  readonly portBase: number;
+  readonly devices: number;
+  readonly log: (line: string) => void;
+}
+
+export async function openStack(options: StackOptions): Promise<Stack> {
   const { dir, portBase, log } = options;
   const net = (...args: string[]) => networkScriptAt(dir, portBase, ...args);
   const started = Date.now();
@@ -161,8 +182,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows:
 
   const work = join(dir, 'keyfleet');
   mkdirSync(work, { recursive: true });
-  const store: SoftHsmStore = createSoftHsmStore('keyfleet-faults');
-  store.addToken('keyfleet-faults-verifier');
+  const store: SoftHsmStore = createSoftHsmStore('keyfleet-stack');
+  store.addToken('keyfleet-stack-verifier');
   const services: Service[] = [];
   // An interrupted run (the CLI exits on SIGINT) still stops its services and removes its tokens.
   const onExit = () => {
@@ -171,6 +192,13 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows:
   };
   process.once('exit', onExit);
   let reader: LedgerReader | undefined;
+  const close = async () => {
+    process.removeListener('exit', onExit);
+    reader?.close();
+    for (const service of services) await service.kill();
+    store.remove();
+    net('down');
+  };
   try {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const jwks = join(work, 'jwks.json');
@@ -212,7 +240,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows:
       {
         ...common,
         KEYFLEET_VERIFIER_HSM_MODULE: softHsmModule,
-        KEYFLEET_VERIFIER_HSM_URI: 'pkcs11:token=keyfleet-faults-verifier',
+        KEYFLEET_VERIFIER_HSM_URI: 'pkcs11:token=keyfleet-stack-verifier',
         KEYFLEET_VERIFIER_HSM_PIN: store.pin,
         KEYFLEET_VERIFIER_DATA_DIR: join(work, 'verifier'),
         KEYFLEET_VERIFIER_DEVICE_CA_CERT: join(work, 'gateway', 'device-ca.pem'),
@@ -233,8 +261,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows:
       size: options.devices,
       operatorAuthorization: newOperatorAuthorization({ credentialsFile: credentials }),
       workDir: join(work, 'devices'),
-      group: 'faults',
-      idPrefix: 'fault',
+      group: 'stack',
+      idPrefix: 'dev',
       concurrency: 8,
     });
     await fleet.setReferenceValues();
@@ -244,103 +272,120 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows:
     log(`fleet: ${String(options.devices)} devices enrolled, each holding version 1 of its data key`);
     reader = openLedgerReader(profilePath, 'Org2', 'auditor');
 
-    const acks: Acks = { rotations: new Map(), attestations: new Map() };
-    const rows: FaultRow[] = [];
-    for (const fault of options.faults) {
-      rows.push(await oneFault(fault, { ...options, net, fleet, gateway, verifier, acks, reader }));
-      const last = rows.at(-1);
-      if (last) log(formatRow(last));
-    }
-    const reconcile = await reconcileAll(fleet, reader, store);
-    return { rows, reconcile };
-  } finally {
-    reader?.close();
-    process.removeListener('exit', onExit);
-    for (const service of services) await service.kill();
-    store.remove();
-    net('down');
+    return { net, fleet, gateway, verifier, store, reader, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
-interface FaultContext extends FaultSuiteOptions {
-  readonly net: (...args: string[]) => string;
-  readonly fleet: Fleet;
-  readonly gateway: Service;
-  readonly verifier: Service;
-  readonly acks: Acks;
-  readonly reader: LedgerReader;
+export async function runFaultSuite(options: FaultSuiteOptions): Promise<{ rows: FaultRow[]; reconcile: Reconcile }> {
+  const stack = await openStack(options);
+  try {
+    const acks: Acks = { rotations: new Map(), attestations: new Map() };
+    const rows: FaultRow[] = [];
+    for (const fault of options.faults) {
+      rows.push(await oneFault(fault, { ...options, ...stack, acks }));
+      const last = rows.at(-1);
+      if (last) options.log(formatRow(last));
+    }
+    return { rows, reconcile: await reconcileAll(stack.fleet, stack.reader, stack.store) };
+  } finally {
+    await stack.close();
+  }
 }
 
-async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
-  const { fleet } = c;
-  const devices = fleet.devices();
-  const attestedBefore = new Map(devices.map((d) => [d.id, 0]));
-  const failed: Record<string, number> = {};
-  let attempted = 0;
-  let acknowledged = 0;
-  // Written by the workers: an object, so the compiler does not narrow them to their start values.
-  // Recovery is per kind of operation: a rotation and an attestation take different paths.
-  const marks: { killedAt: number; recovered: Map<'rotation' | 'attestation', number> } = {
-    killedAt: Number.POSITIVE_INFINITY,
-    recovered: new Map(),
-  };
-  let stop = false;
-  let next = 0;
+interface FaultContext extends FaultSuiteOptions, Stack {
+  readonly acks: Acks;
+}
 
-  // The load: each worker takes the next device and rotates or attests it, alternately.
+export type OperationKind = 'rotation' | 'attestation';
+
+export interface Load {
+  readonly counts: { attempted: number; acknowledged: number; readonly failed: Record<string, number> };
+  /** Stops taking new operations and waits for those in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A steady load on the fleet: each worker takes the next device and rotates its key or attests
+ * it, alternately, recording every acknowledgement for the reconcile and every failure by its code.
+ */
+export function startLoad(
+  stack: Pick<Stack, 'fleet'>,
+  acks: Acks,
+  onAcknowledged: (kind: OperationKind, begunAt: number) => void = () => undefined,
+  workers = 6,
+): Load {
+  const { fleet } = stack;
+  const devices = fleet.devices();
+  const counts = { attempted: 0, acknowledged: 0, failed: {} as Record<string, number> };
+  let stopped = false;
+  let next = 0;
   const worker = async () => {
-    while (!stop) {
+    while (!stopped) {
       const n = next++;
       const i = n % devices.length;
       const id = devices[i]?.id ?? '';
-      const rotate = Math.floor(n / devices.length) % 2 === 0;
+      const kind: OperationKind = Math.floor(n / devices.length) % 2 === 0 ? 'rotation' : 'attestation';
       const begun = Date.now();
-      attempted++;
+      counts.attempted++;
       try {
-        if (rotate) {
+        if (kind === 'rotation') {
           await fleet.operations.rotate(i);
           const version = fleet.devices()[i]?.keyVersion ?? 0;
-          c.acks.rotations.set(id, [...(c.acks.rotations.get(id) ?? []), version]);
+          acks.rotations.set(id, [...(acks.rotations.get(id) ?? []), version]);
         } else {
           await fleet.operations.attest(i);
-          c.acks.attestations.set(id, (c.acks.attestations.get(id) ?? 0) + 1);
-          attestedBefore.set(id, (attestedBefore.get(id) ?? 0) + 1);
+          acks.attestations.set(id, (acks.attestations.get(id) ?? 0) + 1);
         }
-        acknowledged++;
-        const kind = rotate ? 'rotation' : 'attestation';
-        if (begun > marks.killedAt && !marks.recovered.has(kind)) marks.recovered.set(kind, Date.now());
+        counts.acknowledged++;
+        onAcknowledged(kind, begun);
       } catch (err) {
         const code = failureCode(err);
-        failed[code] = (failed[code] ?? 0) + 1;
+        counts.failed[code] = (counts.failed[code] ?? 0) + 1;
         await new Promise((r) => setTimeout(r, 100));
       }
     }
   };
-  const workers = Array.from({ length: 6 }, worker);
+  const running = Array.from({ length: workers }, worker);
+  return {
+    counts,
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+    },
+  };
+}
+
+async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
+  // Recovery is per kind of operation: a rotation and an attestation take different paths.
+  let killedAt = Number.POSITIVE_INFINITY;
+  const recovered = new Map<OperationKind, number>();
+  const load = startLoad(c, c.acks, (kind, begunAt) => {
+    if (begunAt > killedAt && !recovered.has(kind)) recovered.set(kind, Date.now());
+  });
 
   await new Promise((r) => setTimeout(r, c.phaseMs.before));
   const { target, restart } = await injure(fault, c);
-  marks.killedAt = Date.now();
+  killedAt = Date.now();
   await new Promise((r) => setTimeout(r, c.phaseMs.down));
   await restart();
   await new Promise((r) => setTimeout(r, c.phaseMs.after));
   // The load goes on until both kinds of operation succeed again, for at most half a minute.
   const giveUpAt = Date.now() + 30_000;
-  while (marks.recovered.size < 2 && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 250));
-  stop = true;
-  await Promise.all(workers);
+  while (recovered.size < 2 && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 250));
+  await load.stop();
 
   const { lost, duplicated } = await ledgerCounts(c);
   return {
     fault,
     target,
-    attempted,
-    acknowledged,
-    failed,
+    ...load.counts,
     lost,
     duplicated,
     // Recovered when both kinds have succeeded again: the later of the two.
-    recoverySeconds: marks.recovered.size < 2 ? null : (Math.max(...marks.recovered.values()) - marks.killedAt) / 1000,
+    recoverySeconds: recovered.size < 2 ? null : (Math.max(...recovered.values()) - killedAt) / 1000,
   };
 }
 
@@ -378,7 +423,9 @@ async function injure(fault: FaultName, c: FaultContext): Promise<{ target: stri
 }
 
 /** Every acknowledgement so far, against the ledger as Org2's auditor reads it. */
-async function ledgerCounts(c: FaultContext): Promise<{ lost: number; duplicated: number }> {
+export async function ledgerCounts(
+  c: Pick<Stack, 'fleet' | 'reader'> & { readonly acks: Acks },
+): Promise<{ lost: number; duplicated: number }> {
   let lost = 0;
   let duplicated = 0;
   for (const device of c.fleet.devices()) {
@@ -393,7 +440,7 @@ async function ledgerCounts(c: FaultContext): Promise<{ lost: number; duplicated
   return { lost, duplicated };
 }
 
-async function reconcileAll(fleet: Fleet, reader: LedgerReader, store: SoftHsmStore): Promise<Reconcile> {
+export async function reconcileAll(fleet: Fleet, reader: LedgerReader, store: SoftHsmStore): Promise<Reconcile> {
   const devicesOffLedger: string[] = [];
   const orphanHsmVersions: string[] = [];
   const missingHsmVersions: string[] = [];
