@@ -64,8 +64,8 @@ export function formatReconcile(r: Reconcile): string {
   ].join('\n');
 }
 
-if (require.main === module) {
-  // Exit (running the suite's exit handlers) rather than die on an interrupt.
+/** Runs a command's main with the process's arguments; on an interrupt, exits (running exit handlers). */
+export function runCommand(main: (argv: string[]) => Promise<number>): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
@@ -75,3 +75,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) runCommand(main);

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatReconcile, problems } from './cli';
+import { formatReconcile, problems, runCommand } from './cli';
 import { runSoak } from './soak';
 
 /**
@@ -49,13 +49,4 @@ async function main(argv: string[]): Promise<number> {
   return bad ? 1 : 0;
 }
 
-if (require.main === module) {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runCommand(main);
