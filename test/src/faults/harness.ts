@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { failureCode, newFleet, newOperatorAuthorization, type Fleet } from '@keyfleet/agent/fleet';
 import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/chaincode';
-import { newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
+import { ApiRole, issueBearerToken, newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
 import { createSoftHsmStore, freePort, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { networkScriptAt } from '../support/network';
 
@@ -43,8 +44,8 @@ export interface FaultRow {
   /** Operations the ledger holds twice (a nonce accepted twice): must be 0. */
   readonly duplicated: number;
   /**
-   * From the kill until a rotation and an attestation begun after it have both succeeded; null if
-   * either never did while the load ran.
+   * From the kill until a rotation, an attestation and a key-service call begun after it have all
+   * succeeded; null if one never did while the load ran.
    */
   readonly recoverySeconds: number | null;
 }
@@ -157,6 +158,8 @@ export interface Stack {
   readonly store: SoftHsmStore;
   /** The ledger as Org2's auditor reads it (qscc and keyfleet's contract), never through the gateway. */
   readonly reader: LedgerReader;
+  /** One key-service round trip: the application billing encrypts with its key and decrypts. */
+  keyService(): Promise<void>;
   /** Stops the services, removes the tokens and takes the network down. */
   close(): Promise<void>;
 }
@@ -201,11 +204,22 @@ export async function openStack(options: StackOptions): Promise<Stack> {
   };
   try {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    // An application, billing, that encrypts and decrypts with a key of its own (the key service).
+    const billing = await generateKeyPair('ES256');
     const jwks = join(work, 'jwks.json');
     writeFileSync(
       jwks,
       JSON.stringify({
-        keys: [{ ...(await exportJWK(publicKey)), kid: 'ops', alg: 'ES256', sub: 'ops', role: 'operator' }],
+        keys: [
+          { ...(await exportJWK(publicKey)), kid: 'ops', alg: 'ES256', sub: 'ops', role: 'operator' },
+          {
+            ...(await exportJWK(billing.publicKey)),
+            kid: 'billing',
+            alg: 'ES256',
+            sub: 'billing',
+            role: 'application',
+          },
+        ],
       }),
     );
     const credentials = join(work, 'operator.json');
@@ -272,7 +286,50 @@ export async function openStack(options: StackOptions): Promise<Stack> {
     log(`fleet: ${String(options.devices)} devices enrolled, each holding version 1 of its data key`);
     reader = openLedgerReader(profilePath, 'Org2', 'auditor');
 
-    return { net, fleet, gateway, verifier, store, reader, close };
+    const operators = [{ mspId: 'Org1MSP', role: 'operator' }];
+    await fleet.client.call(
+      'POST',
+      '/v1/keys',
+      {
+        keyId: 'billing-orders',
+        algorithm: 'AES-256',
+        purpose: 'encrypt',
+        owner: { type: 'application', id: 'billing' },
+        rotationIntervalSeconds: 86400,
+        accessPolicy: {
+          read: [],
+          use: [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }],
+          rotate: operators,
+          administer: operators,
+        },
+      },
+      await fleet.operatorAuthorization(),
+    );
+    const keyService = async () => {
+      const authorization = `Bearer ${await issueBearerToken(billing.privateKey, {
+        subject: 'billing',
+        role: ApiRole.Application,
+        audience: 'keyfleet-gateway',
+        kid: 'billing',
+        ttlSeconds: 120,
+      })}`;
+      const plaintext = randomBytes(32).toString('base64url');
+      const { ciphertext } = await fleet.client.call<{ ciphertext: string }>(
+        'POST',
+        '/v1/keys/billing-orders/encrypt',
+        { plaintext },
+        authorization,
+      );
+      const opened = await fleet.client.call<{ plaintext: string }>(
+        'POST',
+        '/v1/keys/decrypt',
+        { ciphertext },
+        authorization,
+      );
+      if (opened.plaintext !== plaintext)
+        throw Object.assign(new Error('decrypt gave other bytes'), { code: 'ROUND_TRIP' });
+    };
+    return { net, fleet, gateway, verifier, store, reader, keyService, close };
   } catch (err) {
     await close();
     throw err;
@@ -299,7 +356,8 @@ interface FaultContext extends FaultSuiteOptions, Stack {
   readonly acks: Acks;
 }
 
-export type OperationKind = 'rotation' | 'attestation';
+export type OperationKind = 'rotation' | 'attestation' | 'key-service';
+const operationKinds: readonly OperationKind[] = ['rotation', 'attestation', 'key-service'];
 
 export interface Load {
   readonly counts: { attempted: number; acknowledged: number; readonly failed: Record<string, number> };
@@ -312,7 +370,7 @@ export interface Load {
  * it, alternately, recording every acknowledgement for the reconcile and every failure by its code.
  */
 export function startLoad(
-  stack: Pick<Stack, 'fleet'>,
+  stack: Pick<Stack, 'fleet' | 'keyService'>,
   acks: Acks,
   onAcknowledged: (kind: OperationKind, begunAt: number) => void = () => undefined,
   workers = 6,
@@ -327,7 +385,7 @@ export function startLoad(
       const n = next++;
       const i = n % devices.length;
       const id = devices[i]?.id ?? '';
-      const kind: OperationKind = Math.floor(n / devices.length) % 2 === 0 ? 'rotation' : 'attestation';
+      const kind = operationKinds[Math.floor(n / devices.length) % operationKinds.length] ?? 'rotation';
       const begun = Date.now();
       counts.attempted++;
       try {
@@ -335,9 +393,11 @@ export function startLoad(
           await fleet.operations.rotate(i);
           const version = fleet.devices()[i]?.keyVersion ?? 0;
           acks.rotations.set(id, [...(acks.rotations.get(id) ?? []), version]);
-        } else {
+        } else if (kind === 'attestation') {
           await fleet.operations.attest(i);
           acks.attestations.set(id, (acks.attestations.get(id) ?? 0) + 1);
+        } else {
+          await stack.keyService();
         }
         counts.acknowledged++;
         onAcknowledged(kind, begun);
@@ -359,7 +419,7 @@ export function startLoad(
 }
 
 async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
-  // Recovery is per kind of operation: a rotation and an attestation take different paths.
+  // Recovery is per kind of operation: rotations, attestations and key-service calls take different paths.
   let killedAt = Number.POSITIVE_INFINITY;
   const recovered = new Map<OperationKind, number>();
   const load = startLoad(c, c.acks, (kind, begunAt) => {
@@ -372,9 +432,9 @@ async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
   await new Promise((r) => setTimeout(r, c.phaseMs.down));
   await restart();
   await new Promise((r) => setTimeout(r, c.phaseMs.after));
-  // The load goes on until both kinds of operation succeed again, for at most half a minute.
+  // The load goes on until every kind of operation succeeds again, for at most half a minute.
   const giveUpAt = Date.now() + 30_000;
-  while (recovered.size < 2 && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 250));
+  while (recovered.size < operationKinds.length && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 250));
   await load.stop();
 
   const { lost, duplicated } = await ledgerCounts(c);
@@ -384,8 +444,9 @@ async function oneFault(fault: FaultName, c: FaultContext): Promise<FaultRow> {
     ...load.counts,
     lost,
     duplicated,
-    // Recovered when both kinds have succeeded again: the later of the two.
-    recoverySeconds: recovered.size < 2 ? null : (Math.max(...recovered.values()) - killedAt) / 1000,
+    // Recovered when every kind has succeeded again: the latest of them.
+    recoverySeconds:
+      recovered.size < operationKinds.length ? null : (Math.max(...recovered.values()) - killedAt) / 1000,
   };
 }
 
