@@ -39,6 +39,11 @@ describe('faults: SIGKILL under load on the ha profile, nothing acknowledged los
     });
   }
 
+  it('loses no operation to a dead peer of Org1: the gateway moves to the organisation’s other peer', () => {
+    const row = rows.find((r) => r.fault === FaultName.PeerOrg1);
+    expect(row?.failed, 'failed operations by code').to.deep.equal({});
+  });
+
   it('leaves the devices, the HSM and the ledger in agreement, and no nonce accepted twice', () => {
     expect(reconcile).to.deep.equal({
       devicesOffLedger: [],
