@@ -156,6 +156,33 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
   const attempts = options.attempts ?? 3;
   const endorsersWaitMs = options.endorsersWaitMs ?? 15_000;
 
+  /**
+   * Sends an endorsed transaction to the orderers through a peer and waits for its commit. An
+   * orderer that accepted it and crashed before it was replicated (a Raft leader killed) drops it
+   * without a word, and a peer that dies takes its answer along: then the same transaction is sent
+   * again, through the peer in use now. Its id does not change, so it commits at most once (a
+   * second copy would be invalid as DUPLICATE_TXID).
+   */
+  const commitOnce = async (endorsed: Transaction, through: number): Promise<Status> => {
+    let transaction = endorsed;
+    for (let sent = 1; ; sent++) {
+      try {
+        const submitted = await transaction.submit();
+        return await submitted.getStatus({ deadline: Date.now() + commitWaitMs });
+      } catch (err) {
+        failOver(through, err);
+        const lost =
+          peerUnreachable(err) ||
+          (err instanceof CommitStatusError && err.code === (grpc.status.DEADLINE_EXCEEDED as number));
+        if (!lost || sent >= commitSends) throw err;
+        // A peer that refused the connection may be back in a moment: a short pause first.
+        if (peerUnreachable(err)) await setTimeout(250 * sent);
+        through = current;
+        transaction = connection(through).gateway.newTransaction(endorsed.getBytes());
+      }
+    }
+  };
+
   return {
     async openEvents(baseDir) {
       const stateDir = join(baseDir, org.channel, chaincode);
@@ -171,7 +198,7 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
           const endorsed = await connection(used)
             .contract.newProposal(transaction, { arguments: [...args] })
             .endorse();
-          const status = await commitOnce(endorsed);
+          const status = await commitOnce(endorsed, used);
           if (!status.successful) {
             throw new CommitError({
               code: status.code,
@@ -220,29 +247,6 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
 /** How long to wait for a commit before sending the same transaction again, and how often. */
 const commitWaitMs = 10_000;
 const commitSends = 5;
-
-/**
- * Sends an endorsed transaction to the orderers and waits for its commit. An orderer that
- * accepted it and crashed before it was replicated (a Raft leader killed) drops it without a
- * word: after a while without a commit the same signed transaction is sent again. Its id does not
- * change, so it commits at most once (a second copy would be invalid as DUPLICATE_TXID).
- */
-async function commitOnce(endorsed: Transaction): Promise<Status> {
-  for (let sent = 1; ; sent++) {
-    try {
-      const submitted = await endorsed.submit();
-      return await submitted.getStatus({ deadline: Date.now() + commitWaitMs });
-    } catch (err) {
-      const lost =
-        // fabric-gateway exports SubmitError as a type only: known by its name.
-        (err instanceof FabricGatewayError &&
-          err.name === 'SubmitError' &&
-          err.code === (grpc.status.UNAVAILABLE as number)) ||
-        (err instanceof CommitStatusError && err.code === (grpc.status.DEADLINE_EXCEEDED as number));
-      if (!lost || sent >= commitSends) throw err;
-    }
-  }
-}
 
 /** The peer itself did not answer (down, restarting, unreachable): another peer of the org may. */
 function peerUnreachable(err: unknown): boolean {
