@@ -19,7 +19,12 @@ describe('soak: three minutes of steady load, memory bounded and nothing lost', 
       ],
       ['garbage-collector sawtooth', Array.from({ length: 18 }, (_, i) => (i % 3 === 0 ? 180 : 140)), []],
       ['a steady leak', Array.from({ length: 18 }, (_, i) => 120 + 8 * i), ['gateway']],
-      ['a late jump that stays', [...Array.from({ length: 12 }, () => 120), 200, 200, 201, 202, 203, 204], ['gateway']],
+      [
+        'a step up that then holds',
+        [...Array.from({ length: 9 }, () => 98), 113, 118, 118, 120, 120, 120, 119, 120, 121],
+        [],
+      ],
+      ['a slow, steady leak', Array.from({ length: 18 }, (_, i) => 150 + 2.5 * i), ['gateway']],
       ['too few samples to tell', [100, 200, 300, 400, 500], []],
     ];
     for (const [name, values, expected] of rows) {

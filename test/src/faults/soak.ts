@@ -25,7 +25,7 @@ export interface SoakResult {
   readonly duplicated: number;
   /** RSS in MiB of each process at each sample, oldest first. */
   readonly samples: readonly { readonly atSeconds: number; readonly rss: Readonly<Record<string, number>> }[];
-  /** Processes whose memory kept growing: the last third of the samples well above the middle third. */
+  /** Processes whose memory kept growing through the middle and the last third of the run. */
   readonly growing: readonly string[];
   readonly reconcile: Reconcile;
 }
@@ -40,34 +40,33 @@ export function rssMiB(pid: number): number {
   }
 }
 
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
+/** How much a least-squares line through `series` rises from its first to its last point. */
+function rise(series: readonly number[]): { rise: number; start: number } {
+  const n = series.length;
+  const meanX = (n - 1) / 2;
+  const meanY = series.reduce((a, b) => a + b, 0) / n;
+  const slope =
+    series.reduce((sum, y, x) => sum + (x - meanX) * (y - meanY), 0) /
+    series.reduce((sum, _, x) => sum + (x - meanX) ** 2, 0);
+  return { rise: slope * (n - 1), start: meanY - slope * meanX };
+}
 
 /**
- * Growth without bound, told apart from warm-up and garbage-collector noise: after the first third
- * of the run (caches filling, code compiled), the least-squares line through the samples may not
- * rise by more than 16 MiB and 15% over the rest of the run, with the last third's median above the
- * middle third's (so one late spike of a collector does not count).
+ * Growth without bound, told apart from warm-up, heap steps and garbage-collector noise: the first
+ * third of the run is warm-up; a process grows without bound when its memory keeps rising through
+ * both the middle and the last third (each by more than 8 MiB and 5%). A step up that then holds
+ * (V8 sizing its heap once more) rises in one third only.
  */
 export function growingProcesses(samples: SoakResult['samples']): string[] {
   if (samples.length < 6) return [];
   const third = Math.floor(samples.length / 3);
   const names = Object.keys(samples[0]?.rss ?? {});
   return names.filter((name) => {
-    const series = samples.map((s) => s.rss[name] ?? Number.NaN).slice(third);
-    const n = series.length;
-    const meanX = (n - 1) / 2;
-    const meanY = series.reduce((a, b) => a + b, 0) / n;
-    const slope =
-      series.reduce((sum, y, x) => sum + (x - meanX) * (y - meanY), 0) /
-      series.reduce((sum, _, x) => sum + (x - meanX) ** 2, 0);
-    const rise = slope * (n - 1);
-    const start = meanY - slope * meanX;
-    const middle = median(series.slice(0, third));
-    const last = median(series.slice(-third));
-    return rise > 16 && rise > 0.15 * start && last > middle;
+    const series = samples.map((s) => s.rss[name] ?? Number.NaN);
+    return [series.slice(third, 2 * third), series.slice(2 * third)].every((part) => {
+      const line = rise(part);
+      return line.rise > 8 && line.rise > 0.05 * line.start;
+    });
   });
 }
 
