@@ -98,7 +98,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
     const fleet = await Promise.all(
       Array.from({ length: 8 }, async (_, i) => {
         const deviceId = `edge-1${String(i).padStart(2, '0')}`;
-        const { token } = await operator('POST', '/v1/enrolment-tokens', {
+        const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
           deviceId,
           group: 'thermo',
           location: 'hall 3',
@@ -106,7 +106,7 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
         });
         const device = newAgent({ keystorePath: join(dir, `${deviceId}.json`), gatewayUrl: f.url, deviceId });
         await device.enrol(token as string);
-        await operator('POST', `/v1/devices/${deviceId}/keys`, { keyId: `${deviceId}-data` });
+        await f.operator('POST', `/v1/devices/${deviceId}/keys`, { keyId: `${deviceId}-data` });
         await device.rotate(`${deviceId}-data`); // fetches version 1
         return { device, keyId: `${deviceId}-data` };
       }),
