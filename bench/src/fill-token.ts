@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { softHsmModule } from '@keyfleet/gateway/dist/hsm/softhsm-fixture';
+import { softHsmModule } from '@keyfleet/gateway/testing';
 import * as pkcs11js from 'pkcs11js';
 
 const KeyClasses = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY];
