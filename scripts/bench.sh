@@ -16,6 +16,8 @@ the network down at the end. Options are passed to bench/dist/bench.js:
   --baseline-ops N  operations per baseline run (480)
   --concurrency N   operations in flight (default 32)  --batch N      Merkle batch size (default 32)
   --signs N         signatures per HSM run (10000)     --out FILE     (default bench/results/latest.json)
+  --token-keys LIST rotations with N keys on the gateway's token (default 100,1000; add 10000 for
+                    the slow row: ~28 min, filling and emptying the token)   --token-ops N (32)
 Environment: KEYFLEET_BENCH_KEEP_NETWORK=1 leaves the network up for a look (network.sh down --dir …).
 EOF_USAGE
 }

@@ -13,8 +13,10 @@ import {
   type AttestationResult,
   type DeviceRecord,
   type KeyRecord,
+  type NonceRecord,
   type Page,
   type ReferenceValuesRecord,
+  type RotationAckOutcome,
   type TrustAnchorRecord,
 } from './types.js';
 
@@ -137,10 +139,16 @@ describe('attestation, nonces and reference values', () => {
         FirstIssuedAt: results[0]?.IssuedAt,
         LastIssuedAt: results[6]?.IssuedAt,
         Contraindicated: ['dev-0002'],
+        Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
       }),
       h.signers.verifier,
     );
     expect(batch.SuspendedDevices).to.deep.equal(['dev-0002']);
+    // The members' nonces were consumed by the batch transaction itself.
+    for (const { NonceDigest, DeviceID } of results) {
+      const nonce = await h.read<NonceRecord>(h.ids.auditor, TransactionName.GetNonce, NonceDigest);
+      expect(nonce).to.include({ Purpose: 'attestation', Subject: DeviceID, TxID: batch.Proof.TxID });
+    }
     expect(h.lastEvent).to.deep.include({ name: EventName.AttestationBatchRecorded });
     const device = await h.read<DeviceRecord>(h.ids.operator, TransactionName.GetDevice, 'dev-0002');
     expect(device.Status).to.equal('suspended');
@@ -194,11 +202,163 @@ describe('attestation, nonces and reference values', () => {
           FirstIssuedAt: results[0]?.IssuedAt,
           LastIssuedAt: results[6]?.IssuedAt,
           Contraindicated: [],
+          Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
         }),
         h.signers.verifier,
       ),
       ErrorCode.BatchExists,
     );
+  });
+
+  describe("a batch consumes its members' nonces in the same transaction", () => {
+    const member = (i: number, deviceId = 'dev-0001'): AttestationResult => ({
+      DeviceID: deviceId,
+      NonceDigest: hex(`member-nonce-${i}`),
+      EvidenceDigest: hex(`member-evidence-${i}`),
+      Status: 'affirming',
+      PolicyID: 'policy-gw-1',
+      VerifierID: 'verifier-1',
+      IssuedAt: new Date(h.now - 1000).toISOString(),
+    });
+    const batchOf = (id: string, results: AttestationResult[], extra: Record<string, unknown> = {}) =>
+      h.write<AttestationBatchRecord>(
+        h.ids.verifier,
+        TransactionName.RecordAttestationBatch,
+        h.req(TransactionName.RecordAttestationBatch, {
+          BatchID: id,
+          VerifierID: 'verifier-1',
+          MerkleRoot: buildMerkleTree(results).Root,
+          Count: results.length,
+          FirstIssuedAt: results[0]?.IssuedAt,
+          LastIssuedAt: results[0]?.IssuedAt,
+          Contraindicated: [],
+          Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
+          ...extra,
+        }),
+        h.signers.verifier,
+      );
+
+    it('refuses a replayed member nonce with NONCE_REPLAYED and writes nothing', async () => {
+      await batchOf('b-first', [member(1), member(2)]);
+      await record({ NonceDigest: hex('single-nonce') });
+      for (const replayed of [member(2), { ...member(3), NonceDigest: hex('single-nonce') }]) {
+        const before = h.stub.snapshot();
+        await expectRejected(h, batchOf('b-second', [member(4), replayed]), ErrorCode.NonceReplayed);
+        expect(h.stub.snapshot()).to.equal(before);
+      }
+      // A nonce a batch consumed cannot be recorded one by one either.
+      await expectRejected(h, record({ NonceDigest: member(1).NonceDigest }), ErrorCode.NonceReplayed);
+      await expectRejected(
+        h,
+        h.invoke(h.ids.auditor, TransactionName.GetNonce, member(4).NonceDigest),
+        ErrorCode.NonceNotFound,
+      );
+    });
+
+    const hostile: {
+      name: string;
+      extra: (results: AttestationResult[]) => Record<string, unknown>;
+      code: ErrorCode;
+    }[] = [
+      {
+        name: 'fewer nonces than Count',
+        extra: (r) => ({ Nonces: [{ NonceDigest: r[0]?.NonceDigest, DeviceID: 'dev-0001' }] }),
+        code: ErrorCode.InvalidArgument,
+      },
+      { name: 'no Nonces', extra: () => ({ Nonces: undefined }), code: ErrorCode.InvalidArgument },
+      {
+        name: 'a digest twice',
+        extra: (r) => ({ Nonces: [0, 0].map(() => ({ NonceDigest: r[0]?.NonceDigest, DeviceID: 'dev-0001' })) }),
+        code: ErrorCode.InvalidArgument,
+      },
+      {
+        name: 'a digest that is not hex',
+        extra: () => ({
+          Nonces: [
+            { NonceDigest: 'zz', DeviceID: 'dev-0001' },
+            { NonceDigest: hex('b'), DeviceID: 'dev-0001' },
+          ],
+        }),
+        code: ErrorCode.InvalidArgument,
+      },
+      {
+        name: 'an unknown device',
+        extra: (r) => ({ Nonces: r.map(({ NonceDigest }) => ({ NonceDigest, DeviceID: 'dev-9999' })) }),
+        code: ErrorCode.DeviceNotFound,
+      },
+    ];
+    for (const { name, extra, code } of hostile) {
+      it(`refuses ${name} with ${code} and writes nothing`, async () => {
+        const results = [member(5), member(6)];
+        const before = h.stub.snapshot();
+        await expectRejected(h, batchOf('b-hostile', results, extra(results)), code);
+        expect(h.stub.snapshot()).to.equal(before);
+      });
+    }
+
+    it('refuses a member of a revoked device with DEVICE_REVOKED and writes nothing', async () => {
+      await h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest('dev-0002'));
+      await h.write(
+        h.ids.operator,
+        TransactionName.RevokeDevice,
+        h.req(TransactionName.RevokeDevice, { DeviceID: 'dev-0002', Reason: 'superseded' }),
+      );
+      const before = h.stub.snapshot();
+      await expectRejected(h, batchOf('b-revoked', [member(7), member(8, 'dev-0002')]), ErrorCode.DeviceRevoked);
+      expect(h.stub.snapshot()).to.equal(before);
+    });
+  });
+
+  describe('RecordRotationAcks', () => {
+    const acks = (...versions: number[]) =>
+      versions.map((v) => ({ NonceDigest: hex(`ack-k-1-${v}`), KeyID: 'k-1', Version: v }));
+    const recordAcks = (list: Record<string, unknown>[], who = h.ids.operator) =>
+      h.write<{ Acks: RotationAckOutcome[] }>(
+        who,
+        TransactionName.RecordRotationAcks,
+        h.req(TransactionName.RecordRotationAcks, { Acks: list }),
+      );
+
+    it('records many acknowledgements in one transaction, and a repeated one answers its first transaction', async () => {
+      const first = await recordAcks(acks(2, 3));
+      const txId = h.lastEvent.txId;
+      expect(first.Acks.map((a) => [a.Version, a.TxID, a.AlreadyRecorded])).to.deep.equal([
+        [2, txId, false],
+        [3, txId, false],
+      ]);
+      expect(h.lastEvent.name).to.equal(EventName.RotationAcksRecorded);
+      const nonce = await h.read<NonceRecord>(h.ids.auditor, TransactionName.GetNonce, hex('ack-k-1-3'));
+      expect(nonce).to.include({ Purpose: 'rotation', Subject: 'k-1', TxID: txId });
+      const again = await recordAcks(acks(3, 4));
+      expect(again.Acks.map((a) => [a.Version, a.TxID, a.AlreadyRecorded])).to.deep.equal([
+        [3, txId, true],
+        [4, h.lastEvent.txId, false],
+      ]);
+    });
+
+    it('refuses a digest that another purpose consumed, and hostile lists, writing nothing', async () => {
+      await record({ NonceDigest: hex('ack-k-1-9') });
+      const cases: [Record<string, unknown>[], ErrorCode][] = [
+        [acks(9), ErrorCode.NonceReplayed],
+        [[], ErrorCode.InvalidArgument],
+        [[...acks(5), ...acks(5)], ErrorCode.InvalidArgument],
+        [[{ NonceDigest: 'nothex', KeyID: 'k-1', Version: 1 }], ErrorCode.InvalidArgument],
+        [[{ NonceDigest: hex('v0'), KeyID: 'k-1', Version: 0 }], ErrorCode.InvalidArgument],
+        [[{ ...acks(6)[0], Extra: 1 }], ErrorCode.InvalidArgument],
+        [Array.from({ length: 257 }, (_, i) => acks(i + 10)[0] ?? {}), ErrorCode.InvalidArgument],
+      ];
+      for (const [list, code] of cases) {
+        const before = h.stub.snapshot();
+        await expectRejected(h, recordAcks(list), code);
+        expect(h.stub.snapshot()).to.equal(before);
+      }
+    });
+
+    it('only operators record acknowledgements', async () => {
+      for (const who of [h.ids.verifier, h.ids.device, h.ids.app]) {
+        await expectRejected(h, recordAcks(acks(2), who), ErrorCode.AccessDenied);
+      }
+    });
   });
 
   it('consumes an attestation nonce once across verifiers, and a consumed nonce cannot be recorded', async () => {

@@ -63,6 +63,12 @@ const policyWith = (principal: Record<string, unknown>, count = 1) => ({
 });
 const attest = (h: Harness, extra: Record<string, unknown>, who = h.ids.verifier) =>
   send(h, who, TransactionName.RecordAttestation, h.attestationRequest('dev-0001', extra), h.signers.verifier);
+/** One fresh nonce per member (as many as Count), unless the row names its own. */
+const memberNonces = (count: unknown) =>
+  Array.from({ length: typeof count === 'number' && count > 0 && count <= 256 ? count : 1 }, (_, i) => ({
+    NonceDigest: hex(`member-${i}`),
+    DeviceID: 'dev-0001',
+  }));
 const batch = (h: Harness, extra: Record<string, unknown>) =>
   send(
     h,
@@ -76,10 +82,13 @@ const batch = (h: Harness, extra: Record<string, unknown>) =>
       FirstIssuedAt: '2025-12-31T23:00:00.000Z',
       LastIssuedAt: '2025-12-31T23:59:00.000Z',
       Contraindicated: [],
+      Nonces: memberNonces(extra.Count ?? 10),
       ...extra,
     }),
     h.signers.verifier,
   );
+const acks = (h: Harness, list: unknown, who = h.ids.operator) =>
+  send(h, who, TransactionName.RecordRotationAcks, h.req(TransactionName.RecordRotationAcks, { Acks: list }));
 const refValues = (h: Harness, measurements: unknown) =>
   send(
     h,
@@ -718,6 +727,53 @@ const rows: Row[] = [
     run: (h) => h.invoke(h.ids.operator, 'DropAllKeys'),
   },
   { name: 'second batch with the same id', code: ErrorCode.BatchExists, run: (h) => batch(h, { BatchID: 'b-1' }) },
+  {
+    name: 'batch member with a used nonce',
+    code: ErrorCode.NonceReplayed,
+    run: (h) =>
+      batch(h, { Count: 2, Nonces: [memberNonces(1)[0], { NonceDigest: hex('used-nonce'), DeviceID: 'dev-0001' }] }),
+  },
+  {
+    name: 'batch member whose nonce an earlier batch consumed',
+    code: ErrorCode.NonceReplayed,
+    run: (h) => batch(h, { Count: 1, Nonces: [{ NonceDigest: hex('batch-nonce'), DeviceID: 'dev-0001' }] }),
+  },
+  {
+    name: 'batch with more nonces than Count',
+    code: ErrorCode.InvalidArgument,
+    run: (h) => batch(h, { Count: 1, Nonces: memberNonces(2) }),
+  },
+  {
+    name: 'batch of 257 nonces',
+    code: ErrorCode.InvalidArgument,
+    run: (h) =>
+      batch(h, {
+        Count: 257,
+        Nonces: Array.from({ length: 257 }, (_, i) => ({ NonceDigest: hex(`m${i}`), DeviceID: 'dev-0001' })),
+      }),
+  },
+  {
+    name: 'batch nonce of an unknown device',
+    code: ErrorCode.DeviceNotFound,
+    run: (h) => batch(h, { Count: 1, Nonces: [{ NonceDigest: hex('m'), DeviceID: 'dev-9999' }] }),
+  },
+  { name: 'acknowledgements not a list', code: ErrorCode.InvalidArgument, run: (h) => acks(h, { KeyID: 'k-1' }) },
+  { name: 'no acknowledgements', code: ErrorCode.InvalidArgument, run: (h) => acks(h, []) },
+  {
+    name: 'acknowledgement of version 0',
+    code: ErrorCode.InvalidArgument,
+    run: (h) => acks(h, [{ NonceDigest: hex('a'), KeyID: 'k-1', Version: 0 }]),
+  },
+  {
+    name: 'acknowledgement whose digest an attestation used',
+    code: ErrorCode.NonceReplayed,
+    run: (h) => acks(h, [{ NonceDigest: hex('used-nonce'), KeyID: 'k-1', Version: 2 }]),
+  },
+  {
+    name: 'acknowledgements by a device identity',
+    code: ErrorCode.AccessDenied,
+    run: (h) => acks(h, [{ NonceDigest: hex('a'), KeyID: 'k-1', Version: 2 }], h.ids.device),
+  },
 ];
 
 describe('hostile inputs: each rejected with its code, writing nothing', () => {
@@ -751,6 +807,7 @@ describe('hostile inputs: each rejected with its code, writing nothing', () => {
         FirstIssuedAt: batchResult.IssuedAt,
         LastIssuedAt: batchResult.IssuedAt,
         Contraindicated: [],
+        Nonces: [{ NonceDigest: batchResult.NonceDigest, DeviceID: batchResult.DeviceID }],
       }),
       h.signers.verifier,
     );

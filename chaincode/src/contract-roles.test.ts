@@ -181,9 +181,17 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorC
         FirstIssuedAt: '2025-12-31T00:00:00.000Z',
         LastIssuedAt: '2025-12-31T00:00:00.000Z',
         Contraindicated: [],
+        Nonces: [{ NonceDigest: hex('n-batch-roles'), DeviceID: 'dev-0001' }],
       }),
       'verifier',
     ),
+  },
+  {
+    tx: TransactionName.RecordRotationAcks,
+    denied: W,
+    call: signed(TransactionName.RecordRotationAcks, () => ({
+      Acks: [{ NonceDigest: hex('ack-roles'), KeyID: 'k-1', Version: 1 }],
+    })),
   },
   { tx: TransactionName.GetDeviceHistory, denied: R, call: read(TransactionName.GetDeviceHistory, 'dev-0001') },
   {

@@ -50,6 +50,7 @@ import {
   type PublicJwk,
   type ReferenceValuesRecord,
   type RequestPrincipal,
+  type RotationAckOutcome,
   type TrustAnchorRecord,
 } from './types.js';
 import { Limits, id, int, isoTime, oneOf, sha256Hex as sha256HexCheck, str, validate, type Check } from './validate.js';
@@ -1097,6 +1098,64 @@ export class KeyfleetContract extends Contract {
     );
   }
 
+  /**
+   * Records device acknowledgements of rotations, many in one transaction (the gateway's group
+   * commit). Each is a single-use digest per key version: one recorded before is answered with its
+   * first transaction (`AlreadyRecorded`), not refused, so a device may repeat its acknowledgement.
+   * Writes touch only the acknowledgements' own nonce keys, never a key record, so a batch does not
+   * conflict with rotations of other keys; the gateway checked each version and KCV on the ledger.
+   */
+  @Transaction()
+  @Returns('string')
+  async RecordRotationAcks(ctx: Context, requestJson: string, jws: string): Promise<string> {
+    const write = await this.authenticate(
+      ctx,
+      TransactionName.RecordRotationAcks,
+      [Role.Operator],
+      requests.recordRotationAcks,
+      requestJson,
+    );
+    const { request, store } = write;
+    this.assertDistinctDigests(
+      request.Acks.map((ack) => ack.NonceDigest),
+      'request.Acks',
+    );
+    const signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
+    const puts: [string, unknown][] = [];
+    const outcomes: RotationAckOutcome[] = [];
+    for (const ack of request.Acks) {
+      const key = store.key(KeyType.Nonce, ack.NonceDigest);
+      const earlier = await store.get<NonceRecord>(key);
+      if (earlier !== null && (earlier.Purpose !== NoncePurpose.Rotation || earlier.Subject !== ack.KeyID)) {
+        throw new LedgerError(ErrorCode.NonceReplayed, `nonce ${ack.NonceDigest} was consumed for another purpose`);
+      }
+      if (earlier === null)
+        puts.push([key, this.nonceRecord(write, ack.NonceDigest, NoncePurpose.Rotation, ack.KeyID)]);
+      outcomes.push({ ...ack, TxID: earlier?.TxID ?? write.txId, AlreadyRecorded: earlier !== null });
+    }
+    return this.apply(
+      ctx,
+      write,
+      {
+        puts,
+        event: {
+          name: EventName.RotationAcksRecorded,
+          payload: {
+            Acks: outcomes.filter((o) => !o.AlreadyRecorded).map(({ KeyID, Version }) => ({ KeyID, Version })),
+            Signer: signer.AnchorID,
+          },
+        },
+      },
+      { Acks: outcomes },
+    );
+  }
+
+  private assertDistinctDigests(digests: readonly string[], path: string): void {
+    if (new Set(digests).size !== digests.length) {
+      throw new LedgerError(ErrorCode.InvalidArgument, `${path} names a nonce digest twice`);
+    }
+  }
+
   @Transaction(false)
   @Returns('string')
   async GetNonce(ctx: Context, nonceDigest: string): Promise<string> {
@@ -1275,8 +1334,9 @@ export class KeyfleetContract extends Contract {
   }
 
   /**
-   * Anchors a batch of results by its RFC 9162 Merkle root. Nonces of batched results are consumed
-   * beforehand with ConsumeNonce; devices listed as Contraindicated are suspended here.
+   * Anchors a batch of results by its RFC 9162 Merkle root and consumes every member's nonce in the
+   * same transaction (one replayed or revoked member refuses the whole batch, which writes nothing);
+   * devices listed as Contraindicated are suspended here.
    */
   @Transaction()
   @Returns('string')
@@ -1300,11 +1360,32 @@ export class KeyfleetContract extends Contract {
     if (request.Contraindicated.length > request.Count) {
       throw new LedgerError(ErrorCode.InvalidArgument, 'more contraindicated devices than results in the batch');
     }
+    if (request.Nonces.length !== request.Count) {
+      throw new LedgerError(ErrorCode.InvalidArgument, `request.Nonces must name the ${request.Count} members' nonces`);
+    }
+    this.assertDistinctDigests(
+      request.Nonces.map((nonce) => nonce.NonceDigest),
+      'request.Nonces',
+    );
     if ((await store.get(store.key(KeyType.Batch, request.BatchID))) !== null) {
       throw new LedgerError(ErrorCode.BatchExists, `batch ${request.BatchID} is already recorded`);
     }
-    const proof = this.proof(write, signer.AnchorID, jws);
     const puts: [string, unknown][] = [];
+    // Each member's nonce, as ConsumeNonce would: unused, and its device not revoked.
+    for (const deviceId of new Set(request.Nonces.map((nonce) => nonce.DeviceID))) {
+      const device = await this.loadDevice(store, deviceId);
+      if (device.Status === DeviceStatus.Revoked) {
+        throw new LedgerError(ErrorCode.DeviceRevoked, `device ${device.DeviceID} is revoked`);
+      }
+    }
+    for (const { NonceDigest, DeviceID } of request.Nonces) {
+      await this.assertNonceUnused(store, NonceDigest);
+      puts.push([
+        store.key(KeyType.Nonce, NonceDigest),
+        this.nonceRecord(write, NonceDigest, NoncePurpose.Attestation, DeviceID),
+      ]);
+    }
+    const proof = this.proof(write, signer.AnchorID, jws);
     const deletes: string[] = [];
     const suspended: string[] = [];
     const keysDue: string[] = [];

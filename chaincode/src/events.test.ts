@@ -98,6 +98,7 @@ describe('contract events that clients act on', () => {
         FirstIssuedAt: results[0]?.IssuedAt,
         LastIssuedAt: results[1]?.IssuedAt,
         Contraindicated: ['dev-0002'],
+        Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
       }),
       h.signers.verifier,
     );

@@ -51,6 +51,7 @@ export type {
   MarkKeyCompromisedRequest,
   RecordAttestationBatchRequest,
   RecordAttestationRequest,
+  RecordRotationAcksRequest,
   RegisterKeyRequest,
   RegisterTrustAnchorRequest,
   ReinstateDeviceRequest,

@@ -173,6 +173,18 @@ export const consumeNonce = object({
   Subject: id,
 });
 
+/**
+ * Device acknowledgements of rotations, recorded together by the gateway's group commit: each is
+ * the single-use digest `D("keyfleet/rotation-ack/v1", KeyID, Version)` (docs/protocol-rotation.md §7).
+ */
+export const recordRotationAcks = object({
+  ...envelope(TransactionName.RecordRotationAcks),
+  Acks: arrayOf(object({ NonceDigest: sha256Hex, KeyID: id, Version: version }), {
+    min: 1,
+    max: Limits.BatchMembers,
+  }),
+});
+
 const attestationResultFields = {
   DeviceID: id,
   NonceDigest: sha256Hex,
@@ -199,6 +211,8 @@ export const recordAttestationBatch = object({
   FirstIssuedAt: isoTime,
   LastIssuedAt: isoTime,
   Contraindicated: arrayOf(id, { max: Limits.BatchContraindicated, unique: true }),
+  /** Every member's nonce, consumed by this transaction: as many as Count, no digest twice. */
+  Nonces: arrayOf(object({ NonceDigest: sha256Hex, DeviceID: id }), { min: 1, max: Limits.BatchMembers }),
 });
 
 export const inclusionProof = object({
@@ -236,6 +250,7 @@ export type DestroyKeyVersionRequest = Checked<typeof destroyKeyVersion>;
 export type SetAccessPolicyRequest = Checked<typeof setAccessPolicy>;
 export type SetRotationPolicyRequest = Checked<typeof setRotationPolicy>;
 export type ConsumeNonceRequest = Checked<typeof consumeNonce>;
+export type RecordRotationAcksRequest = Checked<typeof recordRotationAcks>;
 export type RecordAttestationRequest = Checked<typeof recordAttestation>;
 export type RecordAttestationBatchRequest = Checked<typeof recordAttestationBatch>;
 export type SetReferenceValuesRequest = Checked<typeof setReferenceValues>;

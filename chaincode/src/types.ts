@@ -123,6 +123,7 @@ export const TransactionName = {
   SetAccessPolicy: 'SetAccessPolicy',
   SetRotationPolicy: 'SetRotationPolicy',
   ConsumeNonce: 'ConsumeNonce',
+  RecordRotationAcks: 'RecordRotationAcks',
   GetNonce: 'GetNonce',
   RecordAttestation: 'RecordAttestation',
   GetAttestation: 'GetAttestation',
@@ -153,6 +154,7 @@ export const EventName = {
   AccessPolicyChanged: 'AccessPolicyChanged',
   RotationPolicyChanged: 'RotationPolicyChanged',
   NonceConsumed: 'NonceConsumed',
+  RotationAcksRecorded: 'RotationAcksRecorded',
   AttestationRecorded: 'AttestationRecorded',
   AttestationBatchRecorded: 'AttestationBatchRecorded',
   ReferenceValuesSet: 'ReferenceValuesSet',
@@ -312,6 +314,16 @@ export interface NonceRecord {
   ConsumedAt: string;
   ConsumedBy: string;
   TxID: string;
+}
+
+/** One device acknowledgement in a RecordRotationAcks answer: the transaction that holds its record. */
+export interface RotationAckOutcome {
+  NonceDigest: string;
+  KeyID: string;
+  Version: number;
+  TxID: string;
+  /** True when an earlier transaction had recorded it (acknowledgements are idempotent). */
+  AlreadyRecorded: boolean;
 }
 
 /** The content of one attestation result; a batch's Merkle leaves are exactly these records. */

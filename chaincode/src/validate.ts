@@ -16,6 +16,8 @@ export const Limits = {
   Measurements: 256,
   BatchContraindicated: 1000,
   BatchCount: 1_000_000,
+  /** Members named one by one in a batch request (nonces, acknowledgements): ~220 bytes each at most. */
+  BatchMembers: 256,
   PageSize: 200,
 } as const;
 

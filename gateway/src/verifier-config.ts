@@ -1,3 +1,4 @@
+import { Limits } from '@keyfleet/chaincode';
 import { newEnvReader, type Env } from './env';
 
 /** The verifier service's configuration: Org2's own process, token, identity and listener. */
@@ -76,7 +77,7 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
     },
     attestation: {
       challengeTtlSeconds: read.int('KEYFLEET_VERIFIER_CHALLENGE_TTL', 120, 1, 3600),
-      batchSize: read.int('KEYFLEET_VERIFIER_BATCH_SIZE', 1, 1, 10_000),
+      batchSize: read.int('KEYFLEET_VERIFIER_BATCH_SIZE', 1, 1, Limits.BatchMembers),
       batchDelayMs: read.int('KEYFLEET_VERIFIER_BATCH_DELAY_MS', 2000, 1, 60_000),
       policyId,
     },

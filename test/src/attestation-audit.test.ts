@@ -92,7 +92,18 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
   it('anchors the three results in one batch on the ledger', async () => {
     const batches = new Set(outcomes.map((o) => o.recorded.batchId));
     expect(batches.size).to.equal(1);
-    expect((await f.ledger.transactions()).filter((t) => t.method === 'RecordAttestationBatch')).to.have.length(1);
+    const transactions = await f.ledger.transactions();
+    const anchors = transactions.filter((t) => t.method === 'RecordAttestationBatch');
+    expect(anchors).to.have.length(1);
+    // The batch transaction consumed the three nonces itself: one transaction for three results.
+    expect(transactions.filter((t) => t.method === 'ConsumeNonce')).to.have.length(0);
+    for (const { result, recorded } of outcomes) {
+      const nonce = await f.ledger.evaluate<{ TxID: string }>(
+        'GetNonce',
+        (result as { NonceDigest: string }).NonceDigest,
+      );
+      expect(nonce.TxID).to.equal(recorded.proof.TransactionID);
+    }
   });
 
   it('verifies every device’s proof, with the gateway-reported and with a pinned anchor', async () => {

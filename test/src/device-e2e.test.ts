@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { newAgent, type Agent } from '@keyfleet/agent';
+import { newAgent, rotationAckDigest, type Agent } from '@keyfleet/agent';
 import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 
@@ -79,6 +79,51 @@ describe('device end to end: agent → gateway → HSM → ledger → agent', fu
       .subarray(0, 3)
       .toString('hex');
     expect(kcv).to.equal(record.Versions[3]?.Fingerprint);
+  });
+
+  it('a rotation is one RotateKey that consumes its nonce; concurrent rotations share acknowledgement transactions', async () => {
+    const added = async (from: number) => (await f.ledger.transactions()).slice(from).map((t) => t.method);
+    const countOf = (methods: string[], method: string) => methods.filter((m) => m === method).length;
+    // One device, one rotation: the request is exactly one transaction, its acknowledgement one more.
+    let from = (await f.ledger.transactions()).length;
+    const one = await agent.rotate('edge-001-data');
+    let methods = await added(from);
+    expect(methods.filter((m) => m !== 'RecordRotationAcks')).to.deep.equal(['RotateKey']);
+    expect(countOf(methods, 'RecordRotationAcks')).to.equal(1);
+    const rotateTx = (await f.ledger.transactions()).find((t) => t.transactionId === one.transactionId);
+    expect(rotateTx?.method).to.equal('RotateKey');
+
+    // Eight devices rotate at once: eight RotateKey, no ConsumeNonce, and their acknowledgements
+    // group-committed into fewer transactions than rotations.
+    const fleet = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const deviceId = `edge-1${String(i).padStart(2, '0')}`;
+        const { token } = await f.operator('POST', '/v1/enrolment-tokens', {
+          deviceId,
+          group: 'thermo',
+          location: 'hall 3',
+          function: 'thermometer',
+        });
+        const device = newAgent({ keystorePath: join(dir, `${deviceId}.json`), gatewayUrl: f.url, deviceId });
+        await device.enrol(token as string);
+        await f.operator('POST', `/v1/devices/${deviceId}/keys`, { keyId: `${deviceId}-data` });
+        await device.rotate(`${deviceId}-data`); // fetches version 1
+        return { device, keyId: `${deviceId}-data` };
+      }),
+    );
+    from = (await f.ledger.transactions()).length;
+    const outcomes = await Promise.all(fleet.map(({ device, keyId }) => device.rotate(keyId)));
+    expect(outcomes.map((o) => [o.version, o.acknowledged])).to.deep.equal(outcomes.map(() => [2, true]));
+    methods = await added(from);
+    expect(countOf(methods, 'RotateKey')).to.equal(8);
+    expect(countOf(methods, 'ConsumeNonce')).to.equal(0);
+    const ackTransactions = countOf(methods, 'RecordRotationAcks');
+    expect(ackTransactions).to.be.within(1, 7);
+    // Every acknowledgement is on the ledger, under its per-version digest.
+    for (const { keyId } of fleet) {
+      const digest = rotationAckDigest(keyId, 2);
+      expect(await f.ledger.evaluate<{ Subject: string }>('GetNonce', digest)).to.include({ Subject: keyId });
+    }
   });
 
   it('affirms a healthy device', async () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { asPrincipal, verifierService } from '../ledger/principal-context';
-import { merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
+import { Limits, merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { AttestationError, AttestationErrorCode } from './errors';
+import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { merkleLevels } from './merkle-levels';
 
 /**
@@ -35,7 +35,7 @@ export interface AttestationBatcherOptions {
   /** Signs with the verifier anchor, as a verifier (Org2MSP) identity. */
   readonly ledger: LedgerClient;
   readonly verifierId: string;
-  /** Results per batch, 1 to 10 000; default 256. */
+  /** Results per batch, 1 to 256 (the contract's `Limits.BatchMembers`: one nonce each in the request); default 256. */
   readonly maxSize?: number;
   /** Longest a result waits for its batch, ms; default 2000. */
   readonly maxDelayMs?: number;
@@ -53,18 +53,24 @@ interface Queued {
 
 /**
  * Collects attestation results and records them as one RecordAttestationBatch, anchored by the RFC
- * 9162 Merkle root of their canonical JSON, after `maxSize` results or `maxDelayMs`. Nonces are not
- * consumed here: the verifier consumes each result's nonce (ConsumeNonce) before queueing it, as the
- * contract requires for batched results.
+ * 9162 Merkle root of their canonical JSON, after `maxSize` results or `maxDelayMs`. The batch
+ * transaction also consumes every member's single-use nonce, so a batch of N costs one transaction,
+ * not N + 1. The contract refuses a whole batch for one bad member (a nonce consumed meanwhile by
+ * another verifier, a device revoked meanwhile): the batch is then recorded again member by member,
+ * so the others are still recorded and the bad one gets its own refusal.
  */
 export function newAttestationBatcher(options: AttestationBatcherOptions): AttestationBatcher {
   const maxSize = options.maxSize ?? 256;
   const maxDelayMs = options.maxDelayMs ?? 2000;
-  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 10_000) throw new RangeError('maxSize must be 1 to 10000');
+  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > Limits.BatchMembers) {
+    throw new RangeError(`maxSize must be 1 to ${Limits.BatchMembers}`);
+  }
   if (!Number.isInteger(maxDelayMs) || maxDelayMs < 0) throw new RangeError('maxDelayMs must be a whole number');
   const newBatchId = options.newBatchId ?? (() => `batch-${randomUUID()}`);
   let queue: Queued[] = [];
   let contraindicated = new Set<string>();
+  /** Nonce digests queued or in flight: a second result with one of them is a replay. */
+  const pendingNonces = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   const inFlight = new Set<Promise<void>>();
@@ -85,6 +91,7 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
           FirstIssuedAt: issued[0],
           LastIssuedAt: issued.at(-1),
           Contraindicated: [...new Set(results.filter((r) => r.Status === 'contraindicated').map((r) => r.DeviceID))],
+          Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
         }),
       );
       batch.forEach((queued, index) => {
@@ -98,9 +105,14 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
         });
       });
     } catch (err) {
-      const failure = new AttestationError(AttestationErrorCode.BatchFailed, `batch ${batchId} was not recorded`, {
-        cause: err,
-      });
+      // A definite refusal of one member refuses the batch: record the members one by one.
+      if (batch.length > 1 && attestationRefusalOf(err) !== null) {
+        await Promise.all(batch.map((queued) => anchor([queued])));
+        return;
+      }
+      const failure =
+        attestationRefusalOf(err) ??
+        new AttestationError(AttestationErrorCode.BatchFailed, `batch ${batchId} was not recorded`, { cause: err });
       for (const queued of batch) queued.reject(failure);
     }
   };
@@ -112,7 +124,10 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
     queue = [];
     contraindicated = new Set();
     if (batch.length === 0) return Promise.resolve();
-    const running = anchor(batch).finally(() => inFlight.delete(running));
+    const running = anchor(batch).finally(() => {
+      inFlight.delete(running);
+      for (const queued of batch) pendingNonces.delete(queued.result.NonceDigest);
+    });
     inFlight.add(running);
     return running;
   };
@@ -121,6 +136,12 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
     add(result) {
       if (closed)
         return Promise.reject(new AttestationError(AttestationErrorCode.BatchFailed, 'the batcher is closed'));
+      if (pendingNonces.has(result.NonceDigest)) {
+        return Promise.reject(
+          new AttestationError(AttestationErrorCode.NonceReplayed, `nonce ${result.NonceDigest} is already in a batch`),
+        );
+      }
+      pendingNonces.add(result.NonceDigest);
       return new Promise<BatchInclusionProof>((resolve, reject) => {
         queue.push({ result, resolve, reject });
         if (result.Status === 'contraindicated') contraindicated.add(result.DeviceID);

@@ -1,3 +1,5 @@
+import { GatewayErrorCode, isGatewayError } from '../errors';
+
 /**
  * Why evidence was refused. Every refusal writes nothing to the ledger; callers switch on
  * `code`. Infrastructure faults (ledger unreachable, HSM failure) stay `GatewayError`s.
@@ -70,3 +72,22 @@ export const attestationHttpStatus: Readonly<Record<AttestationErrorCode, number
   REFERENCE_VALUES_MISSING: 409,
   BATCH_FAILED: 503,
 };
+
+/** Ledger refusals that are the evidence's fault, as attestation codes. */
+const ledgerRefusals: Readonly<Record<string, AttestationErrorCode>> = {
+  DEVICE_NOT_FOUND: AttestationErrorCode.DeviceUnknown,
+  DEVICE_REVOKED: AttestationErrorCode.DeviceRevoked,
+  NONCE_REPLAYED: AttestationErrorCode.NonceReplayed,
+  REFERENCE_VALUES_NOT_FOUND: AttestationErrorCode.ReferenceValuesMissing,
+};
+
+/** The AttestationError a ledger refusal stands for, or null when it is not the evidence's fault. */
+export function attestationRefusalOf(err: unknown): AttestationError | null {
+  const code =
+    isGatewayError(err) && err.code === GatewayErrorCode.LedgerRejected && err.detail !== undefined
+      ? ledgerRefusals[err.detail]
+      : undefined;
+  return code === undefined
+    ? null
+    : new AttestationError(code, err instanceof Error ? err.message : code, { cause: err });
+}

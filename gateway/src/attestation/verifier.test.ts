@@ -1,10 +1,11 @@
 import { expect } from 'chai';
-import { asPrincipal } from '../ledger/principal-context';
+import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import type {
   AttestationBatchRecord,
   AttestationRecord,
+  AttestationResult,
   KeyRecord,
   NonceRecord,
   TrustAnchorRecord,
@@ -359,11 +360,71 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
         );
         expect(onLedger.Included).to.equal(true);
       }
-      // Each batched nonce was consumed on its own: a replay is refused, and writes nothing.
+      // One transaction recorded the batch and consumed its four nonces: no ConsumeNonce.
+      const writes = fleet.local
+        .transactions()
+        .filter((t) => t.method.startsWith('Record') || t.method === 'ConsumeNonce');
+      expect(writes.slice(-1).map((t) => t.method)).to.deep.equal(['RecordAttestationBatch']);
+      expect(fleet.local.transactions().some((t) => t.method === 'ConsumeNonce')).to.equal(false);
+      for (const outcome of outcomes) {
+        const nonce = await fleet.auditor.read<NonceRecord>('GetNonce', outcome.result.NonceDigest);
+        expect(nonce.TxID).to.equal(first.proof.TransactionID);
+      }
+      // A replay is refused, and writes nothing.
       const before = fleet.local.snapshot();
       expect((await refusal(batched.appraise(evidence[0]))).code).to.equal('NONCE_REPLAYED');
       expect(fleet.local.snapshot()).to.equal(before);
       await batcher.close();
+    });
+
+    it('a member whose nonce another verifier consumed meanwhile is refused alone; the others are recorded', async () => {
+      const devices = await Promise.all(['dev-s1', 'dev-s2', 'dev-s3'].map((id) => fleet.enrol(id)));
+      const batcher = newAttestationBatcher({
+        ledger: fleet.verifierLedger,
+        verifierId: fleet.verifierId,
+        maxSize: 3,
+        maxDelayMs: 60_000,
+      });
+      const results = devices.map((device) => ({
+        DeviceID: device.id,
+        NonceDigest: randomBytes(32).toString('hex'),
+        EvidenceDigest: randomBytes(32).toString('hex'),
+        Status: 'affirming' as const,
+        PolicyID: `keyfleet-appraisal-v1:${GroupPolicy}@1`,
+        VerifierID: fleet.verifierId,
+        IssuedAt: fleet.now().toISOString(),
+      }));
+      const [r0, r1, r2] = results as [AttestationResult, AttestationResult, AttestationResult];
+      const first = batcher.add(r0);
+      const second = batcher.add(r1);
+      // Another transaction consumes the second nonce after it joined the batch, before the batch is written.
+      await asPrincipal(devicePrincipal(r1.DeviceID), () => fleet.verifierLedger.write('RecordAttestation', { ...r1 }));
+      const third = batcher.add(r2);
+      expect((await refusal(second)).code).to.equal('NONCE_REPLAYED');
+      const [p0, p2] = await Promise.all([first, third]);
+      // The refused batch of three was recorded again member by member.
+      expect([p0.TreeSize, p2.TreeSize]).to.deep.equal([1, 1]);
+      for (const [result, proof] of [
+        [r0, p0],
+        [r2, p2],
+      ] as const) {
+        const nonce = await fleet.auditor.read<NonceRecord>('GetNonce', result.NonceDigest);
+        expect(nonce.TxID).to.equal(proof.TransactionID);
+      }
+      await batcher.close();
+    });
+
+    it('refuses the same nonce twice in one batch before it is written', async () => {
+      const batcher = newAttestationBatcher({ ledger: fleet.verifierLedger, verifierId: fleet.verifierId, maxSize: 8 });
+      const device = await fleet.enrol('dev-dup');
+      const result = (await newVerifier(options()).appraise(await fleet.attest(device))).result;
+      const fresh = { ...result, NonceDigest: randomBytes(32).toString('hex') };
+      const first = batcher.add(fresh);
+      expect((await refusal(batcher.add({ ...fresh, EvidenceDigest: randomBytes(32).toString('hex') }))).code).to.equal(
+        'NONCE_REPLAYED',
+      );
+      await batcher.close();
+      expect((await first).TreeSize).to.equal(1);
     });
 
     it('anchors a partial batch after the maximum delay', async () => {
@@ -381,29 +442,33 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
       await batcher.close();
     });
 
-    it('1 000 results: every inclusion proof verifies against the ledger; one changed byte fails', async () => {
+    it('256 results, the most one batch holds: every inclusion proof verifies against the ledger; one changed byte fails', async () => {
       const batcher = newAttestationBatcher({
         ledger: fleet.verifierLedger,
         verifierId: fleet.verifierId,
-        maxSize: 1000,
+        maxSize: 256,
         maxDelayMs: 60_000,
       });
+      expect(() => newAttestationBatcher({ ledger: fleet.verifierLedger, verifierId: 'v', maxSize: 257 })).to.throw(
+        RangeError,
+      );
+      const enrolled = await Promise.all(['dev-m0', 'dev-m1', 'dev-m2'].map((id) => fleet.enrol(id)));
       const issuedAt = fleet.now().getTime();
-      const results = Array.from({ length: 1000 }, (_, i) => ({
-        DeviceID: `dev-${String(i).padStart(4, '0')}`,
+      const results = Array.from({ length: 256 }, (_, i) => ({
+        DeviceID: (enrolled[i % 3] as TestDevice).id,
         NonceDigest: randomBytes(32).toString('hex'),
         EvidenceDigest: randomBytes(32).toString('hex'),
         Status: i % 7 === 0 ? ('warning' as const) : ('affirming' as const),
         PolicyID: `keyfleet-appraisal-v1:${GroupPolicy}@1`,
         VerifierID: fleet.verifierId,
-        IssuedAt: new Date(issuedAt - (1000 - i) * 10).toISOString(),
+        IssuedAt: new Date(issuedAt - (256 - i) * 10).toISOString(),
       }));
       const proofs = await Promise.all(results.map((result) => batcher.add(result)));
       await batcher.close();
       const batchId = (proofs[0] as { BatchID: string }).BatchID;
       expect(new Set(proofs.map((p) => p.BatchID)).size).to.equal(1);
       const batch = await fleet.auditor.read<AttestationBatchRecord>('GetAttestationBatch', batchId);
-      expect(batch.Count).to.equal(1000);
+      expect(batch.Count).to.equal(256);
       expect(await verifyBatchRecordSignature(batch, fleet.verifierJwk)).to.equal(true);
 
       results.forEach((result, i) => {
@@ -411,7 +476,7 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
         expect(check.ok, `result ${i}`).to.equal(true);
       });
       // A sample through the contract's own check, on the ledger.
-      for (const i of [0, 1, 511, 512, 998, 999]) {
+      for (const i of [0, 1, 127, 128, 254, 255]) {
         const proof = proofs[i] as { LeafIndex: number; AuditPath: readonly string[] };
         const answer = await fleet.auditor.read<{ Included: boolean }>(
           'VerifyAttestationInclusion',
@@ -424,8 +489,8 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
 
       const flip = (hex: string, at = 0): string =>
         hex.slice(0, at) + (parseInt(hex[at] as string, 16) ^ 1).toString(16) + hex.slice(at + 1);
-      const result = results[321] as (typeof results)[number];
-      const proof = proofs[321] as (typeof proofs)[number];
+      const result = results[201] as (typeof results)[number];
+      const proof = proofs[201] as (typeof proofs)[number];
       const changed: [string, unknown, unknown, AttestationBatchRecord, string][] = [
         [
           'an audit-path byte',
@@ -450,7 +515,7 @@ describe('attestation verifier on SoftHSM and the in-process contract', function
         ],
         ['a nonce-digest byte', { ...result, NonceDigest: flip(result.NonceDigest, 63) }, proof, batch, 'NOT_INCLUDED'],
         ['the status', { ...result, Status: 'contraindicated' }, proof, batch, 'NOT_INCLUDED'],
-        ['the leaf index', result, { ...proof, LeafIndex: 322 }, batch, 'NOT_INCLUDED'],
+        ['the leaf index', result, { ...proof, LeafIndex: 202 }, batch, 'NOT_INCLUDED'],
         [
           'the recorded root',
           result,

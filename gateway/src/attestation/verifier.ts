@@ -5,16 +5,17 @@ import type {
   AttestationResult,
   AttestationStatus,
   DeviceRecord,
+  NonceRecord,
   ReferenceValuesRecord,
 } from '@keyfleet/chaincode';
 import type { EcSigningKey } from '../crypto/ec-key';
-import { GatewayErrorCode, isGatewayError } from '../errors';
+import { isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { appraise, type TrustworthinessVector } from './appraisal';
 import type { AttestationBatcher, BatchInclusionProof } from './batcher';
 import type { ChallengeIssuer } from './challenge';
 import { EarProfile, EarSubmodule, signEar } from './ear';
-import { AttestationError, AttestationErrorCode } from './errors';
+import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { newEvidenceVerifier } from './evidence';
 
 /** What happens after a result is recorded (issue item 5). */
@@ -97,24 +98,11 @@ export interface Verifier {
 
 const policyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
 
-/** Ledger refusals that are the evidence's fault, as attestation codes. */
-const refusals: Readonly<Record<string, AttestationErrorCode>> = {
-  DEVICE_NOT_FOUND: AttestationErrorCode.DeviceUnknown,
-  DEVICE_REVOKED: AttestationErrorCode.DeviceRevoked,
-  NONCE_REPLAYED: AttestationErrorCode.NonceReplayed,
-  REFERENCE_VALUES_NOT_FOUND: AttestationErrorCode.ReferenceValuesMissing,
-};
-
 async function ledgerCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    const code =
-      isGatewayError(err) && err.code === GatewayErrorCode.LedgerRejected && err.detail !== undefined
-        ? refusals[err.detail]
-        : undefined;
-    if (code !== undefined) throw new AttestationError(code, err instanceof Error ? err.message : code, { cause: err });
-    throw err;
+    throw attestationRefusalOf(err) ?? err;
   }
 }
 
@@ -138,27 +126,35 @@ export function newVerifier(options: VerifierOptions): Verifier {
   const { ledger, verifierId } = options;
   const build = options.build ?? 'keyfleet-verifier/0.1.0';
 
+  const assertNonceUnused = async (digest: string): Promise<void> => {
+    try {
+      const used = await ledger.read<NonceRecord>('GetNonce', digest);
+      throw new AttestationError(
+        AttestationErrorCode.NonceReplayed,
+        `nonce ${digest} was consumed in transaction ${used.TxID}`,
+      );
+    } catch (err) {
+      if (isGatewayError(err) && err.detail === 'NONCE_NOT_FOUND') return;
+      throw err;
+    }
+  };
+
   // The device whose evidence was appraised is who asked for its result (and its nonce's consumption).
   const record = (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> =>
     asPrincipal(devicePrincipal(result.DeviceID), () => recordFor(result));
   const recordFor = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
-    if (options.batcher === undefined) {
+    const { batcher } = options;
+    if (batcher === undefined) {
       const written = await ledgerCall(() => ledger.write<AttestationRecord>('RecordAttestation', { ...result }));
       return {
         recorded: { transactionId: written.transactionId, resultId: written.record.ResultID },
         suspended: written.record.DeviceSuspended,
       };
     }
-    // The contract anchors batches without touching nonces: consume this one first, alone, so a
-    // replay is refused before the result joins a batch (RecordAttestationBatch's contract).
-    await ledgerCall(() =>
-      ledger.write('ConsumeNonce', {
-        NonceDigest: result.NonceDigest,
-        Purpose: 'attestation',
-        Subject: result.DeviceID,
-      }),
-    );
-    const proof = await options.batcher.add(result);
+    // The batch transaction consumes this nonce with the others'. A nonce already on the ledger is
+    // refused here, by a read, so that a replay does not make a whole batch fail and split.
+    await ledgerCall(() => assertNonceUnused(result.NonceDigest));
+    const proof = await batcher.add(result);
     return { recorded: { batchId: proof.BatchID, proof }, suspended: null };
   };
 

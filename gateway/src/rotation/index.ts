@@ -7,6 +7,8 @@
  * @packageDocumentation
  */
 export { newRotationService, RotationErrorDetail } from './service';
+export { newAckRecorder } from './ack-recorder';
+export type { AckRecorder, AckRecorderOptions, RecordedAck, RotationAck } from './ack-recorder';
 export type {
   AckResult,
   ProvisionRequest,

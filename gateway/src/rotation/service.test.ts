@@ -236,6 +236,112 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     expect(again).to.include({ alreadyRecorded: true, transactionId: first.transactionId });
   });
 
+  it('a rotation is one ledger transaction, RotateKey, which consumes the request nonce', async () => {
+    await rotateDev1To(1);
+    const before = world.local.transactions().length;
+    const r = request(dev1, 'dev-1-data', 1);
+    const result = await service.rotateDeviceKey(await r.jws());
+    const written = world.local.transactions().slice(before);
+    expect(written.map((t) => t.method)).to.deep.equal(['RotateKey']);
+    const nonce = await world.ledger.read<NonceRecord>('GetNonce', rotationNonceDigest(r.nonce));
+    expect(nonce).to.include({ Purpose: 'rotation', Subject: 'dev-1-data', TxID: result.transactionId });
+  });
+
+  it('a replayed nonce that slips past the early check is refused by RotateKey itself, writing nothing', async () => {
+    const held = await rotateDev1To(2);
+    // A ledger on which the gateway's early GetNonce check never sees a used nonce: the race in which
+    // another gateway consumed it between that check and this commit.
+    const blind: typeof world.ledger = {
+      write: (action, fields) => world.ledger.write(action, fields),
+      read: async <T>(transaction: string, ...args: string[]): Promise<T> => {
+        if (transaction === 'GetNonce') {
+          throw new GatewayError('LEDGER_REJECTED', 'not found', 'NONCE_NOT_FOUND');
+        }
+        return world.ledger.read<T>(transaction, ...args);
+      },
+    };
+    const racing = newRotationService({
+      hsm: world.hsm,
+      ledger: blind,
+      responseKey: world.metadataKey,
+      deviceCaCertificatePem: world.ca.certificatePem,
+    });
+    const replayed = request(dev2, 'dev-2-data', 0);
+    await service.rotateDeviceKey(await replayed.jws()); // dev-2 fetches version 1 with this nonce
+    const reused = request(dev1, 'dev-1-data', held.version, replayed.nonce);
+    const ledgerBefore = world.local.snapshot();
+    const labelsBefore = (await world.hsm.findKeys({ kind: 'secret' })).map((k) => hex(k.id)).sort();
+    const err = await rejection(racing.rotateDeviceKey(await reused.jws()));
+    expect([err.code, err.detail]).to.deep.equal(['LEDGER_REJECTED', 'NONCE_REPLAYED']);
+    expect(world.local.snapshot()).to.equal(ledgerBefore);
+    expect((await world.hsm.findKeys({ kind: 'secret' })).map((k) => hex(k.id)).sort()).to.deep.equal(labelsBefore);
+    expect((await getKey('dev-1-data')).LatestVersion).to.equal(held.version);
+  });
+
+  it('group-commits acknowledgements: those that arrive while one is written share one transaction', async () => {
+    const helds = await Promise.all(
+      [
+        [dev1, 'dev-1-data'],
+        [dev2, 'dev-2-data'],
+        [dev3, 'dev-3-data'],
+      ].map(async ([device, keyId]) => {
+        const d = device as TestDevice;
+        const r = request(d, keyId as string, 0);
+        const opened = await open(d, (await service.rotateDeviceKey(await r.jws())).response, r.nonce);
+        return { device: d, keyId: keyId as string, opened };
+      }),
+    );
+    const acks = await Promise.all(
+      helds.map(({ device, keyId, opened }) =>
+        deviceJws(device, RotationMessageType.Ack, {
+          device_id: device.id,
+          key_id: keyId,
+          version: opened.version,
+          kcv: opened.kcv,
+          nonce_digest: opened.nonce_digest,
+          iat: Math.floor(Date.now() / 1000),
+        }),
+      ),
+    );
+    // Hold the first write until the others have queued behind it.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let writes = 0;
+    const gated = newRotationService({
+      hsm: world.hsm,
+      ledger: {
+        read: (transaction, ...args) => world.ledger.read(transaction, ...args),
+        write: async (action, fields) => {
+          if (writes++ === 0) await gate;
+          return world.ledger.write(action, fields);
+        },
+      },
+      responseKey: world.metadataKey,
+      deviceCaCertificatePem: world.ca.certificatePem,
+    });
+    const before = world.local.transactions().length;
+    const first = gated.acknowledgeRotation(acks[0] as string);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const rest = [gated.acknowledgeRotation(acks[1] as string), gated.acknowledgeRotation(acks[2] as string)];
+    // Repeated while waiting: shares its first copy's record.
+    rest.push(gated.acknowledgeRotation(acks[2] as string));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    const results = await Promise.all([first, ...rest]);
+    const written = world.local.transactions().slice(before);
+    expect(written.map((t) => t.method)).to.deep.equal(['RecordRotationAcks', 'RecordRotationAcks']);
+    expect(results.map((r) => r.transactionId)).to.deep.equal([
+      written[0]?.transactionId,
+      written[1]?.transactionId,
+      written[1]?.transactionId,
+      written[1]?.transactionId,
+    ]);
+    for (const { keyId, opened } of helds) {
+      const nonce = await world.ledger.read<NonceRecord>('GetNonce', rotationAckDigest(keyId, opened.version));
+      expect(nonce).to.include({ Purpose: 'rotation', Subject: keyId });
+    }
+  });
+
   it('refuses an acknowledgement whose check value is not the ledger’s', async () => {
     await rotateDev1To(4);
     const ack = await deviceJws(dev1, RotationMessageType.Ack, {

@@ -8,6 +8,7 @@ import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { failpoint } from '../failpoint';
 import { isHsmError, type Hsm } from '../hsm';
+import { newAckRecorder, type AckRecorder } from './ack-recorder';
 import type { LedgerClient } from '../ledger/ledger-client';
 import {
   findVersionKey,
@@ -77,6 +78,8 @@ export interface RotationServiceOptions {
    * or revoked device is refused at once. Devices it does not name are checked on the ledger.
    */
   readonly deviceRefusal?: (deviceId: string) => 'suspended' | 'revoked' | undefined;
+  /** Records acknowledgements; default a group commit ({@link newAckRecorder}) over `ledger`. */
+  readonly acks?: AckRecorder;
 }
 
 /** What the route should answer: `{ response }`, plus facts for logs and metrics. */
@@ -189,6 +192,8 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   const now = options.now ?? (() => new Date());
   const skewMs = (options.maxClockSkewSeconds ?? 300) * 1000;
   const caCertificate = new X509Certificate(options.deviceCaCertificatePem);
+
+  const acks = options.acks ?? newAckRecorder({ ledger });
 
   /** One rotation per key at a time in this process; across gateways the ledger's version check decides. */
   const exclusively = newKeyedLock();
@@ -651,19 +656,13 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
           `key ${key.KeyID} has no version ${claims.version} with check value ${claims.kcv}`,
         );
       }
-      const digest = rotationAckDigest(key.KeyID, claims.version);
-      try {
-        const { transactionId } = await ledger.write('ConsumeNonce', {
-          NonceDigest: digest,
-          Purpose: 'rotation',
-          Subject: key.KeyID,
-        });
-        return { keyId: key.KeyID, version: claims.version, transactionId, alreadyRecorded: false };
-      } catch (err) {
-        if (ledgerDetail(err) !== 'NONCE_REPLAYED') throw err;
-        const recorded = await ledger.read<NonceRecord>('GetNonce', digest);
-        return { keyId: key.KeyID, version: claims.version, transactionId: recorded.TxID, alreadyRecorded: true };
-      }
+      // Group-committed with other devices' acknowledgements: under load, a fraction of a transaction each.
+      const recorded = await acks.record({
+        NonceDigest: rotationAckDigest(key.KeyID, claims.version),
+        KeyID: key.KeyID,
+        Version: claims.version,
+      });
+      return { keyId: key.KeyID, version: claims.version, ...recorded };
     },
 
     async reconcile() {
