@@ -7,6 +7,7 @@ import { ErrorCode } from './errors.js';
 import { buildMerkleTree } from './merkle.js';
 import type { TestIdentity } from './testing/identities.js';
 import { Harness, expectRejected, hex } from './testing/harness.js';
+import { hostileCharacters } from './testing/hostile-text.js';
 import type { TestSigner } from './testing/signer.js';
 import { TransactionName, type AttestationResult } from './types.js';
 
@@ -98,39 +99,6 @@ const refValues = (h: Harness, measurements: unknown) =>
   );
 const keyTx = (h: Harness, tx: Tx, fields: Record<string, unknown>, who = h.ids.operator) =>
   send(h, who, tx, h.req(tx, { KeyID: 'k-1', ...fields }));
-
-/**
- * Characters free text must not carry (issue 14): C0 and C1 controls, DEL, bidirectional formatting,
- * separators, the BOM, lone surrogates. Each goes into device metadata and reasons.
- */
-const hostileCharacters: readonly (readonly [string, string])[] = [
-  ['NUL', '\u0000'],
-  ['BEL', '\u0007'],
-  ['ESC', '\u001b'],
-  ['DEL', '\u007f'],
-  ['C1 PAD', '\u0080'],
-  ['C1 NEL', '\u0085'],
-  ['C1 CSI', '\u009b'],
-  ['C1 APC', '\u009f'],
-  ['ALM', '\u061c'],
-  ['LRM', '\u200e'],
-  ['RLM', '\u200f'],
-  ['LINE SEPARATOR', '\u2028'],
-  ['PARAGRAPH SEPARATOR', '\u2029'],
-  ['LRE', '\u202a'],
-  ['RLE', '\u202b'],
-  ['PDF', '\u202c'],
-  ['LRO', '\u202d'],
-  ['RLO (bidi override)', '\u202e'],
-  ['LRI', '\u2066'],
-  ['RLI', '\u2067'],
-  ['FSI', '\u2068'],
-  ['PDI', '\u2069'],
-  ['BOM', '\ufeff'],
-  ['lone high surrogate', '\ud800'],
-  ['lone low surrogate', '\udfff'],
-  ['surrogates in the wrong order', '\udc00\ud800'],
-];
 
 /** `text` with `"name":value,` inserted after its first `{`: a member given twice. */
 const repeat = (text: string, name: string, value: unknown): string =>

@@ -50,6 +50,9 @@ export async function newBaseServer(options: BaseServerOptions): Promise<Fastify
           },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Ids reach 128 characters (the ledger's grammar; find-my-way's default stops at 100, which
+    // made a long id a 404): past this a path parameter is the schema's to refuse.
+    routerOptions: { maxParamLength: 512 },
     // Refusals made before a route is found answer in the same shape, the path not echoed.
     frameworkErrors: (err, request, reply) => {
       handleError(err, request, reply);
