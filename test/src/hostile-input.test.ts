@@ -1169,6 +1169,42 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
       });
     }
 
+    it('a compromised signing version never signs or exports; it verifies only when asked', async () => {
+      const auth = await as(app);
+      const signed = await call('POST', '/v1/keys/hx-sign/sign', { body: { data: b64('invoice 7') }, auth });
+      expect(signed.status, signed.text).to.equal(200);
+      const marked = await call('POST', '/v1/keys/hx-sign/versions/1/compromise', {
+        body: { reason: 'signing host breached' },
+        auth: await as(op),
+      });
+      expect(marked.body.outcome, marked.text).to.equal('compromised');
+      const height = await f.ledger.height();
+      const refusals = [
+        await call('POST', '/v1/keys/hx-sign/sign', { body: { data: b64('invoice 8') }, auth }),
+        await call('POST', '/v1/keys/hx-sign/verify', {
+          body: { data: b64('invoice 7'), signature: signed.body.signature },
+          auth,
+        }),
+        await call('POST', '/v1/keys/hx-sign/export', {
+          body: { deviceId: 'hx-dev-1', certificate: device.certificatePem, version: 1 },
+          auth,
+        }),
+      ];
+      expect(refusals.map((r) => [r.status, r.body.error?.detail])).to.deep.equal([
+        [403, 'KEY_COMPROMISED'],
+        [403, 'KEY_COMPROMISED'],
+        [403, 'KEY_COMPROMISED'],
+      ]);
+      const verified = await call('POST', '/v1/keys/hx-sign/verify', {
+        // A recovery names the version: with none active, there is no default to fall back on.
+        body: { data: b64('invoice 7'), signature: signed.body.signature, version: 1, allowCompromised: true },
+        auth,
+      });
+      expect(verified.status, verified.text).to.equal(200);
+      expect(verified.body).to.include({ valid: true, version: 1, state: 'compromised' });
+      expect(await f.ledger.height()).to.equal(height);
+    });
+
     it('decrypts with it only when the caller asks to recover, and says so', async () => {
       const recovered = await call('POST', '/v1/keys/decrypt', {
         body: { ciphertext, allowCompromised: true },
