@@ -2,9 +2,8 @@ import { KeyObject, randomBytes, sign as nodeSign, webcrypto, X509Certificate } 
 import { connect } from 'node:net';
 import { expect } from 'chai';
 import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
-import { hostileCharacters } from '@keyfleet/chaincode/dist/testing/hostile-text';
-import { hsmSigningKey } from '@keyfleet/gateway';
-import { signCompactJws } from '@keyfleet/gateway/dist/crypto/jws';
+import { hostileCharacters } from '@keyfleet/chaincode/testing';
+import { hsmSigningKey, signCompactJws } from '@keyfleet/gateway';
 import {
   customToken,
   newDeviceCsr,
