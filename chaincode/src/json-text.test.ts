@@ -30,12 +30,19 @@ const texts: readonly (readonly [string, string | null])[] = [
   ['{"é":1,"\\u00e9":2}', 'é'],
   ['{"😀":1,"\\ud83d\\ude00":2}', '😀'],
   ['{ "a" : 1 , "a" : 2 }', 'a'],
+  ['{"a":"a","b":"a"}', null],
+  ['{"a":["a","a"],"b":{"a":1}}', null],
+  ['{"a":{"b":1},"b":2,"c":{"b":3}}', null],
+  ['{"a":[{"x":1}],"a":2}', 'a'],
+  [`${'['.repeat(100_000)}{"deep":1,"deep":2}${']'.repeat(100_000)}`, 'deep'],
+  [`${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`, null],
 ];
 
 describe('duplicateMember (I-JSON, RFC 7493 §2.3)', () => {
   for (const [text, repeated] of texts) {
-    it(`${text} -> ${String(repeated)}`, () => {
+    it(`${text.slice(0, 60)} -> ${String(repeated)}`, () => {
       expect(duplicateMember(text)).to.equal(repeated);
+      if (text.length > 1024) return; // beyond parseJson's size limit: the nesting is the point
       if (repeated === null) {
         expect(parseJson(text, 'request', 1024)).to.deep.equal(JSON.parse(text));
       } else {

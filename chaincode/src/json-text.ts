@@ -1,35 +1,50 @@
-import { visit } from 'jsonc-parser';
+import { createScanner, SyntaxKind } from 'jsonc-parser';
 
 /**
  * The first member name that an object of `text` repeats, or null. I-JSON (RFC 7493 §2.3) requires
  * unique names; `JSON.parse` keeps the last of several silently, so a signer, a validator and a
- * reader could each see a different value. jsonc-parser's visitor reports each name unescaped
- * (`"\u0061"` is `a`), so an escaped repeat is found too. Call it on text that `JSON.parse` accepted.
+ * reader could each see a different value. Names come from jsonc-parser's scanner unescaped
+ * (`"\u0061"` is `a`), so an escaped repeat is found too. The scanner is iterative, so no nesting
+ * depth can exhaust the stack (its recursive `visit` did, at a few thousand levels). Call it on
+ * text that `JSON.parse` accepted.
  */
 export function duplicateMember(text: string): string | null {
-  const open: Set<string>[] = [];
-  let found: string | null = null;
-  visit(
-    text,
-    {
-      onObjectBegin: () => {
+  const scanner = createScanner(text, true);
+  // One frame per open container: the names seen so far in an object, null for an array.
+  const open: (Set<string> | null)[] = [];
+  let atName = false;
+  for (let token = scanner.scan(); token !== SyntaxKind.EOF; token = scanner.scan()) {
+    const names = open[open.length - 1] ?? null;
+    switch (token) {
+      case SyntaxKind.OpenBraceToken:
         open.push(new Set());
-        // Once a repeat is found, the rest of the document need not be walked.
-        return found === null;
-      },
-      onObjectProperty: (name) => {
-        const names = open[open.length - 1];
-        if (names === undefined || found !== null) return;
-        if (names.has(name)) found = name;
-        names.add(name);
-      },
-      onObjectEnd: () => {
+        atName = true;
+        break;
+      case SyntaxKind.OpenBracketToken:
+        open.push(null);
+        atName = false;
+        break;
+      case SyntaxKind.CloseBraceToken:
+      case SyntaxKind.CloseBracketToken:
         open.pop();
-      },
-    },
-    { disallowComments: true, allowTrailingComma: false },
-  );
-  return found;
+        atName = false;
+        break;
+      case SyntaxKind.CommaToken:
+        atName = names !== null;
+        break;
+      case SyntaxKind.StringLiteral:
+        if (atName && names !== null) {
+          const name = scanner.getTokenValue();
+          if (names.has(name)) return name;
+          names.add(name);
+        }
+        atName = false;
+        break;
+      default:
+        atName = false;
+    }
+  }
+  return null;
 }
 
 /**
