@@ -284,6 +284,17 @@ describe('gateway on SoftHSM', function () {
         body: key({ keyId: 'ops-only' }),
       });
       expect(opsOnly.status).to.equal(201);
+      // The gateway waits for its own (Org1) peer to commit; Org2's peer, whose height the rows
+      // compare, can take a moment longer: a row must not see that block arrive.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await f.ledger.evaluate('GetKey', 'ops-only');
+          break;
+        } catch (err) {
+          if (attempt >= 50) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
     });
 
     const validToken = { deviceId: 'sensor-200', group: 'lab', location: 'bench', function: 'probe' };
