@@ -23,7 +23,7 @@ const measurement = {
   }),
   allOf: Object.entries(DigestHexLength).map(([algorithm, digits]) => ({
     if: { properties: { algorithm: { const: algorithm } } },
-    then: { properties: { digest: { pattern: `^[0-9a-f]{${String(digits)}}$` } } },
+    then: { properties: { digest: { type: 'string', pattern: `^[0-9a-f]{${String(digits)}}$` } } },
   })),
 };
 
