@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import { ErrorCode, LedgerError } from './errors.js';
+import { duplicateMember } from './json-text.js';
 
 /** Deepest nesting accepted in a request; deeper documents are hostile, not useful. */
 export const MaxJsonDepth = 16;
@@ -52,7 +53,10 @@ export function canonicalBytes(value: unknown): Buffer {
   return Buffer.from(canonicalJson(value), 'utf8');
 }
 
-/** Parses untrusted JSON text: MALFORMED_JSON on a syntax error, INVALID_ARGUMENT when too large or deep. */
+/**
+ * Parses untrusted JSON text: MALFORMED_JSON on a syntax error or a repeated member name (I-JSON,
+ * RFC 7493 §2.3), INVALID_ARGUMENT when too large or deep.
+ */
 export function parseJson(text: unknown, what: string, maxBytes: number): unknown {
   if (typeof text !== 'string') {
     throw new LedgerError(ErrorCode.InvalidArgument, `${what} must be a string`);
@@ -65,6 +69,10 @@ export function parseJson(text: unknown, what: string, maxBytes: number): unknow
     value = JSON.parse(text);
   } catch {
     throw new LedgerError(ErrorCode.MalformedJson, `${what} is not valid JSON`);
+  }
+  const repeated = duplicateMember(text);
+  if (repeated !== null) {
+    throw new LedgerError(ErrorCode.MalformedJson, `${what} has the member ${JSON.stringify(repeated)} more than once`);
   }
   // Encoding once checks depth and finiteness before any validator walks the value.
   encode(value, 0);

@@ -7,6 +7,7 @@ import { ErrorCode } from './errors.js';
 import { buildMerkleTree } from './merkle.js';
 import type { TestIdentity } from './testing/identities.js';
 import { Harness, expectRejected, hex } from './testing/harness.js';
+import { hostileCharacters } from './testing/hostile-text.js';
 import type { TestSigner } from './testing/signer.js';
 import { TransactionName, type AttestationResult } from './types.js';
 
@@ -99,7 +100,108 @@ const refValues = (h: Harness, measurements: unknown) =>
 const keyTx = (h: Harness, tx: Tx, fields: Record<string, unknown>, who = h.ids.operator) =>
   send(h, who, tx, h.req(tx, { KeyID: 'k-1', ...fields }));
 
+/** `text` with `"name":value,` inserted after its first `{`: a member given twice. */
+const repeat = (text: string, name: string, value: unknown): string =>
+  text.replace('{', `{${JSON.stringify(name)}:${JSON.stringify(value)},`);
+const enrolText = (h: Harness) => JSON.stringify(h.as(h.ids.operator, h.enrolRequest('dev-0100')));
+
 const rows: Row[] = [
+  // ---- repeated members (I-JSON, RFC 7493 §2.3): refused, whichever value would have won
+  ...['Action', 'RequestID', 'DeviceID', 'Group', 'Location', 'Function', 'Shard', 'CertFingerprint', 'Principal'].map(
+    (name): Row => ({
+      name: `request names ${name} twice`,
+      code: ErrorCode.MalformedJson,
+      run: (h) => sendText(h, h.ids.operator, TransactionName.EnrolDevice, repeat(enrolText(h), name, 'dev-0999')),
+    }),
+  ),
+  {
+    name: 'request names DeviceID twice, once escaped',
+    code: ErrorCode.MalformedJson,
+    run: (h) =>
+      sendText(
+        h,
+        h.ids.operator,
+        TransactionName.EnrolDevice,
+        enrolText(h).replace('{', '{"\\u0044eviceID":"dev-0999",'),
+      ),
+  },
+  {
+    name: 'Principal object names Kind twice',
+    code: ErrorCode.MalformedJson,
+    run: (h) =>
+      sendText(
+        h,
+        h.ids.operator,
+        TransactionName.EnrolDevice,
+        enrolText(h).replace('"Principal":{', '"Principal":{"Kind":"device",'),
+      ),
+  },
+  {
+    name: 'inclusion proof names LeafIndex twice',
+    code: ErrorCode.MalformedJson,
+    run: (h) =>
+      h.invoke(
+        h.ids.auditor,
+        TransactionName.VerifyAttestationInclusion,
+        'b-1',
+        JSON.stringify(batchResult),
+        '{"LeafIndex":5,"LeafIndex":0,"AuditPath":[]}',
+      ),
+  },
+  // ---- free text: controls, bidi overrides, lone surrogates never reach the ledger
+  ...hostileCharacters.flatMap(([what, c]): Row[] => [
+    { name: `Location with ${what}`, code: ErrorCode.InvalidArgument, run: (h) => enrol(h, { Location: `hall${c}2` }) },
+    { name: `Function with ${what}`, code: ErrorCode.InvalidArgument, run: (h) => enrol(h, { Function: `${c}probe` }) },
+    {
+      name: `suspension reason with ${what}`,
+      code: ErrorCode.InvalidArgument,
+      run: (h) =>
+        send(
+          h,
+          h.ids.operator,
+          TransactionName.SuspendDevice,
+          h.req(TransactionName.SuspendDevice, {
+            DeviceID: 'dev-0001',
+            Reason: `maintenance${c}`,
+          }),
+        ),
+    },
+  ]),
+  // ---- reference values: a digest must have its algorithm's length
+  ...(
+    [
+      ['sha-512', 64],
+      ['sha-512', 96],
+      ['sha-384', 64],
+      ['sha-384', 128],
+      ['sha-256', 96],
+      ['sha-256', 128],
+    ] as const
+  ).map(([algorithm, digits]): Row => ({
+    name: `${algorithm} reference digest of ${digits} hex digits`,
+    code: ErrorCode.InvalidArgument,
+    run: (h) => refValues(h, [{ Name: 'firmware', Algorithm: algorithm, Digest: 'ab'.repeat(digits / 2) }]),
+  })),
+  // ---- bookmarks: only a key of the query's own range
+  ...(
+    [
+      ['garbage', 'zzzz'],
+      ['another group', '\u0000device~group\u0000other\u0000dev-0001\u0000'],
+      ['another record type', '\u0000key\u0000k-1\u0000'],
+      ['a key before the range', '\u0000'],
+    ] as const
+  ).map(([what, mark]): Row => ({
+    name: `device page bookmark: ${what}`,
+    code: ErrorCode.InvalidArgument,
+    run: (h) => h.invoke(h.ids.operator, TransactionName.ListDevicesByGroup, 'gw-edge', '10', mark),
+  })),
+  {
+    name: 'due-keys page bookmark outside the range',
+    code: ErrorCode.InvalidArgument,
+    run: (h) =>
+      h.invoke(h.ids.operator, TransactionName.ListKeysDueForRotation, '2026-01-01T00:00:00.000Z', '10', 'zzzz'),
+  },
+
   // ---- malformed JSON and framing
   {
     name: 'request is not JSON',

@@ -65,4 +65,5 @@ export type {
   SuspendDeviceRequest,
 } from './requests.js';
 export * from './types.js';
-export { Limits } from './validate.js';
+export { Limits, PrintableTextPattern } from './validate.js';
+export { duplicateMember, duplicateMemberInCompact } from './json-text.js';

@@ -1,5 +1,8 @@
+import { ErrorCode, LedgerError } from './errors.js';
 import {
   AnchorKind,
+  DigestHexLength,
+  type DigestAlgorithm,
   AttestationStatus,
   FingerprintType,
   KeyAlgorithm,
@@ -29,6 +32,7 @@ import {
   sha256Hex,
   str,
   text,
+  type Check,
   type Checked,
 } from './validate.js';
 
@@ -220,18 +224,29 @@ export const inclusionProof = object({
   AuditPath: arrayOf(sha256Hex, { max: 32 }),
 });
 
+const measurementShape = object({
+  Name: id,
+  Algorithm: oneOf(Object.keys(DigestHexLength) as DigestAlgorithm[]),
+  Digest: hexDigest,
+});
+/** A reference measurement whose digest has its algorithm's length. */
+const measurement: Check<Checked<typeof measurementShape>> = (value, path) => {
+  const checked = measurementShape(value, path);
+  const digits = DigestHexLength[checked.Algorithm];
+  if (checked.Digest.length !== digits) {
+    throw new LedgerError(
+      ErrorCode.InvalidArgument,
+      `${path}.Digest must have ${digits} hex digits for ${checked.Algorithm}`,
+    );
+  }
+  return checked;
+};
+
 export const setReferenceValues = object({
   ...envelope(TransactionName.SetReferenceValues),
   Group: id,
   PolicyID: id,
-  Measurements: arrayOf(
-    object({
-      Name: id,
-      Algorithm: oneOf(['sha-256', 'sha-384', 'sha-512'] as const),
-      Digest: hexDigest,
-    }),
-    { min: 1, max: Limits.Measurements, unique: true },
-  ),
+  Measurements: arrayOf(measurement, { min: 1, max: Limits.Measurements, unique: true }),
 });
 
 export type RegisterTrustAnchorRequest = Checked<typeof registerTrustAnchor>;

@@ -1,6 +1,7 @@
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK } from 'jose';
 
 import { ErrorCode, LedgerError } from './errors.js';
+import { duplicateMemberInCompact } from './json-text.js';
 import type { PublicJwk } from './types.js';
 
 const allowedHeader = new Set(['alg', 'kid', 'typ']);
@@ -19,6 +20,10 @@ export function jwsKeyId(jws: unknown): string {
     header = decodeProtectedHeader(jws);
   } catch {
     throw new LedgerError(ErrorCode.SignatureInvalid, 'the JWS protected header is not valid');
+  }
+  const repeated = duplicateMemberInCompact(jws);
+  if (repeated !== null) {
+    throw new LedgerError(ErrorCode.SignatureInvalid, `the JWS repeats the member ${JSON.stringify(repeated)}`);
   }
   for (const name of Object.keys(header)) {
     if (!allowedHeader.has(name)) {

@@ -1,6 +1,7 @@
 import type { ChaincodeStub } from 'fabric-shim-api';
 
 import { canonicalBytes } from './canonical.js';
+import { ErrorCode, LedgerError } from './errors.js';
 import type { HistoryEntry, Page } from './types.js';
 
 /** Object types of composite keys: one per record kind and one per index. */
@@ -76,6 +77,11 @@ export class Store {
   }
 
   async pageByPartialKey<T>(type: string, attributes: string[], pageSize: number, bookmark: string): Promise<Page<T>> {
+    // A bookmark is the key a page of this same query stopped at; any other would start the
+    // query somewhere it never reaches (or outside it), so it is refused rather than followed.
+    if (bookmark !== '' && !bookmark.startsWith(this.stub.createCompositeKey(type, attributes))) {
+      throw new LedgerError(ErrorCode.InvalidArgument, 'bookmark is not one this query handed out');
+    }
     const { iterator, metadata } = await this.stub.getStateByPartialCompositeKeyWithPagination(
       type,
       attributes,
@@ -86,6 +92,9 @@ export class Store {
   }
 
   async pageByRange<T>(start: string, end: string, pageSize: number, bookmark: string): Promise<Page<T>> {
+    if (bookmark !== '' && (bookmark < start || bookmark >= end)) {
+      throw new LedgerError(ErrorCode.InvalidArgument, 'bookmark is not one this query handed out');
+    }
     const { iterator, metadata } = await this.stub.getStateByRangeWithPagination(start, end, pageSize, bookmark);
     return this.drain<T>(iterator, metadata);
   }

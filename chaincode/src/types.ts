@@ -361,9 +361,13 @@ export interface AttestationBatchRecord {
   Proof: Proof;
 }
 
+/** Hex digits of a digest of each measurement algorithm: a digest of another length can match no evidence. */
+export const DigestHexLength = { 'sha-256': 64, 'sha-384': 96, 'sha-512': 128 } as const;
+export type DigestAlgorithm = keyof typeof DigestHexLength;
+
 export interface Measurement {
   Name: string;
-  Algorithm: 'sha-256' | 'sha-384' | 'sha-512';
+  Algorithm: DigestAlgorithm;
   Digest: string;
 }
 

@@ -110,9 +110,19 @@ export function validate<T>(check: Check<T>, value: unknown, root = 'request'): 
 /** Identifiers end up inside composite keys: a conservative alphabet, never U+0000 or U+10FFFF. */
 export const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 export const id = str({ max: Limits.IdLength, pattern: idPattern, what: 'an identifier ([A-Za-z0-9._:@-], 1-128)' });
-// Free text goes into events and logs: control characters (U+0000-U+001F, U+007F) are refused.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point of this pattern
-export const text = str({ max: Limits.TextLength, pattern: /^[^\u0000-\u001f\u007f]*$/, what: 'printable text' });
+/**
+ * Free text (device metadata, reasons, descriptions) goes into records, events, logs and consoles,
+ * so what could change how it or its neighbours read is refused: C0 and C1 controls and DEL
+ * (U+0000-U+001F, U+007F-U+009F), the bidirectional formatting characters that "Trojan Source"
+ * (CVE-2021-42574) uses (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), line and paragraph
+ * separators (U+2028, U+2029), the byte order mark (U+FEFF), and lone surrogates (a `u` pattern
+ * matches U+D800-U+DFFF only unpaired), which no UTF-8 encoder can write. One rule: the gateway's
+ * JSON schemas use its `source` (Ajv compiles patterns with the `u` flag, as here).
+ */
+export const PrintableTextPattern =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point of this pattern
+  /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]*$/u;
+export const text = str({ max: Limits.TextLength, pattern: PrintableTextPattern, what: 'printable text' });
 export const sha256Hex = str({ min: 64, max: 64, pattern: /^[0-9a-f]{64}$/, what: '64 lowercase hex digits' });
 export const hexDigest = str({ min: 64, max: 128, pattern: /^(?:[0-9a-f]{2})+$/, what: 'a lowercase hex digest' });
 export const fingerprint = str({

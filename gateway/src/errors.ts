@@ -37,6 +37,8 @@ export const GatewayErrorCode = {
    * did not answer in time, or failed with a fault of its own; a retry may succeed.
    */
   VerifierUnavailable: 'VERIFIER_UNAVAILABLE',
+  /** The body's media type or charset is not one the route takes (JSON in UTF-8). */
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];

@@ -11,3 +11,4 @@ export {
 } from './local-ledger.js';
 export { newCa, newIdentity, type IdentityOptions, type TestCa, type TestIdentity } from './identities.js';
 export { fixtures, Harness, type Identities, type Signers } from './harness.js';
+export { hostileCharacters } from './hostile-text.js';

@@ -1,5 +1,6 @@
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
+import { DigestHexLength, duplicateMember, PrintableTextPattern, type DigestAlgorithm } from '@keyfleet/chaincode';
 import { DEVICE_ID_PATTERN } from '../ca/device-ca';
 import { AttestationError, AttestationErrorCode } from './errors';
 
@@ -13,8 +14,8 @@ export const MeasurementsContentFormat = 50;
 /** Largest evidence accepted, in bytes: room for 256 measured files. */
 export const MaxEvidenceBytes = 128 * 1024;
 
-export type DigestAlgorithm = 'sha-256' | 'sha-384' | 'sha-512';
-const digestLength: Readonly<Record<DigestAlgorithm, number>> = { 'sha-256': 64, 'sha-384': 96, 'sha-512': 128 };
+export type { DigestAlgorithm };
+const digestLength = DigestHexLength;
 
 export interface FileMeasurement {
   readonly name: string;
@@ -53,8 +54,6 @@ const compactJws = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const base64url = /^[A-Za-z0-9_-]*$/;
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
-// eslint-disable-next-line no-control-regex -- refusing control characters is the point of this pattern
-const printable = /^[^\u0000-\u001f\u007f]+$/;
 const allowedHeader = new Set(['alg', 'typ', 'x5c']);
 const requiredClaims = [
   'eat_profile',
@@ -84,7 +83,10 @@ function decodeJson(segment: string, what: string): Record<string, unknown> {
   try {
     const bytes = Buffer.from(segment, 'base64url');
     if (bytes.toString('base64url') !== segment) malformed(`the ${what} is not canonical base64url`);
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    value = JSON.parse(text);
+    const repeated = duplicateMember(text);
+    if (repeated !== null) malformed(`the ${what} has the member ${JSON.stringify(repeated)} more than once`);
   } catch (err) {
     if (err instanceof AttestationError) throw err;
     malformed(`the ${what} is not UTF-8 JSON`);
@@ -111,7 +113,7 @@ function intClaim(value: unknown, name: string, min: number, max: number): numbe
 }
 
 function textClaim(value: unknown, name: string, max: number): string {
-  if (typeof value !== 'string' || value.length > max || !printable.test(value)) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || !PrintableTextPattern.test(value)) {
     invalidClaim(`${name} must be printable text of 1 to ${max} characters`);
   }
   return value as string;
@@ -145,11 +147,15 @@ function measurementsClaim(value: unknown): FileMeasurement[] {
   }
   const content = bytesClaim(entry[1], 'measurements[0][1]', 2, 96 * 1024);
   let files: unknown;
+  let text: string;
   try {
-    files = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(content));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(content);
+    files = JSON.parse(text);
   } catch {
     return invalidClaim('measurements content is not UTF-8 JSON');
   }
+  const repeated = duplicateMember(text);
+  if (repeated !== null) invalidClaim(`measurements content has the member ${JSON.stringify(repeated)} more than once`);
   if (!Array.isArray(files) || files.length < 1 || files.length > 256) {
     return invalidClaim('measurements content must be an array of 1 to 256 files');
   }

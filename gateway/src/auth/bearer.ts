@@ -1,3 +1,4 @@
+import { duplicateMemberInCompact } from '@keyfleet/chaincode';
 import {
   createLocalJWKSet,
   errors as joseErrors,
@@ -86,6 +87,8 @@ export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Aut
     async authenticate(authorization) {
       const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization ?? '');
       if (!match?.[1]) throw unauthenticated('missing or malformed bearer token');
+      // A header or claim given twice (e.g. two `role`s): jose's JSON.parse would keep the last.
+      if (duplicateMemberInCompact(match[1]) !== null) throw unauthenticated('the bearer token repeats a member');
       const { keys, owners } = keySet();
       let payload: JWTPayload;
       let kid: string | undefined;

@@ -135,6 +135,10 @@ describe('keyfleet command line', () => {
       [[...register, ...owner, '--rotate-every', '-60'], rotateEvery],
       [[...register, ...owner, '--rotate-every', 'daily'], rotateEvery],
       [[...register, ...owner, '--rotate-every', '86400', '--retention', '-1'], retention],
+      ...['0', '-1', 'one', '1.5', '10000000'].map((version): [string[], string] => [
+        ['keys', 'compromise', 'k-1', '--reason', 'leak', '--version', version],
+        '--version must be a whole number from 1 to 9999999',
+      ]),
     ];
     for (const [argv, message] of cases) {
       const option = argv.findLastIndex((arg) => arg.startsWith(message.split(' ')[0] ?? '--'));
@@ -315,6 +319,55 @@ describe('keyfleet command line', () => {
           '',
         ].join('\n'),
       );
+    });
+  });
+
+  describe('keys compromise', () => {
+    const path = '/v1/keys/billing-data/versions/2/compromise';
+    it('sends the version and reason, and prints the transaction', async () => {
+      gateway = await stubGateway({
+        [`POST ${path}`]: {
+          body: {
+            outcome: 'compromised',
+            keyId: 'billing-data',
+            version: 2,
+            transactionId: 'tx-9',
+            compromisedAt: '2026-12-03T10:00:00.000Z',
+            nextRotationDue: '2026-12-03T10:00:00.000Z',
+          },
+        },
+      });
+      const result = await keyfleet(['keys', 'compromise', 'billing-data', '--version', '2', '--reason', 'laptop']);
+      expect(result).to.deep.equal({
+        code: 0,
+        stdout: 'billing-data version 2 compromised (transaction tx-9)\n',
+        stderr: '',
+      });
+      expect(gateway.seen.map((s) => [s.method, s.url, s.body])).to.deep.equal([['POST', path, { reason: 'laptop' }]]);
+    });
+
+    it('says when the version was already compromised', async () => {
+      gateway = await stubGateway({
+        [`POST ${path}`]: {
+          body: {
+            outcome: 'already-compromised',
+            keyId: 'billing-data',
+            version: 2,
+            transactionId: null,
+            compromisedAt: '2026-12-01T09:00:00.000Z',
+            nextRotationDue: null,
+          },
+        },
+      });
+      const result = await keyfleet(['keys', 'compromise', 'billing-data', '--version', '2', '--reason', 'again']);
+      expect(result.stdout).to.equal('billing-data version 2 was already compromised (at 2026-12-01T09:00:00.000Z)\n');
+    });
+
+    it('needs --version and --reason, and sends nothing without them', async () => {
+      gateway = await stubGateway({});
+      expect((await keyfleet(['keys', 'compromise', 'billing-data', '--reason', 'x'])).code).to.equal(2);
+      expect((await keyfleet(['keys', 'compromise', 'billing-data', '--version', '2'])).code).to.equal(2);
+      expect(gateway.seen).to.deep.equal([]);
     });
   });
 });

@@ -41,6 +41,9 @@ Keys:
                 [--policy FILE]      (access policy JSON: {read,use,rotate,administer})
   keys get <key-id>
   keys history <key-id>
+  keys compromise <key-id> --version N --reason TEXT
+        marks one version compromised (KMIP): no more encrypt/sign with it; decrypt/verify only
+        with allowCompromised (docs/key-service.md §3); the key becomes due for rotation
 
   devices provision-key <device-id> --key KEY-ID     (a device-owned AES-256 key, made in the HSM)
 
@@ -116,6 +119,7 @@ const wholeNumbers: Record<string, WholeNumberRange> = {
   '--page-size': { min: 1, max: Limits.PageSize },
   '--rotate-every': within(keyBody.properties.rotationIntervalSeconds, 'seconds'),
   '--retention': within(keyBody.properties.retentionSeconds, 'seconds'),
+  '--version': { min: 1, max: 9_999_999 },
 };
 
 interface WholeNumberRange {
@@ -247,6 +251,7 @@ const options = {
   'page-size': { type: 'string' },
   bookmark: { type: 'string' },
   reason: { type: 'string' },
+  version: { type: 'string' },
   algorithm: { type: 'string' },
   purpose: { type: 'string' },
   owner: { type: 'string' },
@@ -404,6 +409,18 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
     case 'keys history':
       out.print(await api.request<History>('GET', `/v1/audit/keys/${id()}`), (h: History) => historyText(h));
       return 0;
+    case 'keys compromise': {
+      const version = wholeNumber('--version', required('--version', values.version)) ?? 0;
+      const marked = await api.request('POST', `/v1/keys/${id()}/versions/${String(version)}/compromise`, {
+        reason: required('--reason', values.reason),
+      });
+      out.print(marked, (m: { outcome: string; compromisedAt: string; transactionId: string | null }) =>
+        m.transactionId === null
+          ? `${target ?? ''} version ${String(version)} was already compromised (at ${m.compromisedAt})`
+          : `${target ?? ''} version ${String(version)} compromised (transaction ${m.transactionId})`,
+      );
+      return 0;
+    }
     case 'devices provision-key': {
       const provisioned = await api.request('POST', `/v1/devices/${id()}/keys`, {
         keyId: required('--key', values.key),

@@ -86,14 +86,20 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
     },
 
     async list(_by, group, pageSize, bookmark) {
-      return toPage(
-        await ledger.read<LedgerPage<DeviceRecord>>(
-          'ListDevicesByGroup',
-          group,
-          String(pageSize),
-          fromBookmark(bookmark),
-        ),
-      );
+      const mark = fromBookmark(bookmark);
+      try {
+        return toPage(await ledger.read<LedgerPage<DeviceRecord>>('ListDevicesByGroup', group, String(pageSize), mark));
+      } catch (err) {
+        // The group and page size passed the route's schema: the ledger refused the bookmark.
+        if (mark !== '' && err instanceof GatewayError && err.detail === 'INVALID_ARGUMENT') {
+          throw new GatewayError(
+            GatewayErrorCode.BadRequest,
+            'the bookmark is not one this query handed out',
+            'BOOKMARK_INVALID',
+          );
+        }
+        throw err;
+      }
     },
 
     async changeStatus(_by, deviceId, action, reason) {

@@ -1,4 +1,5 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
+import { duplicateMemberInCompact } from '@keyfleet/chaincode';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
@@ -54,6 +55,9 @@ export async function issueEnrolmentToken(
 
 /** Checks signature, type, audience and expiry; throws ENROLMENT_TOKEN_INVALID otherwise. */
 export async function verifyEnrolmentToken(token: string, publicKey: KeyObject, now: Date): Promise<VerifiedGrant> {
+  if (duplicateMemberInCompact(token) !== null) {
+    throw new GatewayError(GatewayErrorCode.EnrolmentTokenInvalid, 'enrolment token rejected (a member repeats)');
+  }
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, publicKey, {

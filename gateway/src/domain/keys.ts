@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  KeyState,
   Permission,
   type AccessPolicy,
   type HistoryEntry as LedgerHistoryEntry,
@@ -11,7 +12,7 @@ import type { LedgerClient } from '../ledger/ledger-client';
 import { assertPermitted } from '../key-service/access';
 import { versionLabel } from '../rotation/protocol';
 import { notFoundAs, signed, toHistory } from './records';
-import type { KeyRegistration, KeyService } from './services';
+import type { CompromiseResult, KeyRegistration, KeyService } from './services';
 
 export interface KeyServiceOptions {
   readonly hsm: Hsm;
@@ -61,6 +62,50 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
       // The gateway's own identity reads every key; the caller's right is checked here, by the key's policy.
       assertPermitted(by, record, Permission.Read);
       return signed(record);
+    },
+
+    async markCompromised(by, keyId, version, reason) {
+      const before = await readKey(keyId);
+      assertPermitted(by, before, Permission.Administer);
+      const target = before.Versions.find((candidate) => candidate.Version === version);
+      if (target === undefined) {
+        throw new GatewayError(
+          GatewayErrorCode.NotFound,
+          `key ${keyId} has no version ${version}`,
+          'VERSION_NOT_FOUND',
+        );
+      }
+      const already = (key: KeyRecord): CompromiseResult | null => {
+        const found = key.Versions.find((candidate) => candidate.Version === version);
+        if (found?.State !== KeyState.Compromised || found.CompromisedAt === null) return null;
+        const result = { keyId, version, transactionId: null, nextRotationDue: key.NextRotationDue };
+        return { outcome: 'already-compromised', ...result, compromisedAt: found.CompromisedAt };
+      };
+      const known = already(before);
+      if (known !== null) return known;
+      try {
+        const { transactionId, record } = await ledger.write<KeyRecord>('MarkKeyCompromised', {
+          KeyID: keyId,
+          Version: version,
+          Reason: reason,
+        });
+        const marked = record.Versions.find((candidate) => candidate.Version === version);
+        return {
+          outcome: 'compromised',
+          keyId,
+          version,
+          transactionId,
+          compromisedAt: marked?.CompromisedAt ?? '',
+          nextRotationDue: record.NextRotationDue,
+        };
+      } catch (err) {
+        // Another request marked it first (here or at another gateway): the same answer as a repeat.
+        if (err instanceof GatewayError && err.detail === 'ILLEGAL_TRANSITION') {
+          const raced = already(await readKey(keyId));
+          if (raced !== null) return raced;
+        }
+        throw err;
+      }
     },
 
     async history(_by, keyId) {

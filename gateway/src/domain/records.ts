@@ -32,7 +32,24 @@ export function toPage<T>(page: LedgerPage<T>): Page<T> {
   return { items: page.Records, bookmark: Buffer.from(page.Bookmark, 'utf8').toString('base64url') };
 }
 
-/** The ledger's bookmark from the one {@link toPage} handed out. */
+/**
+ * The ledger's bookmark from the one {@link toPage} handed out: BAD_REQUEST/BOOKMARK_INVALID for
+ * anything that is not canonical base64url of UTF-8 (the ledger then checks it belongs to the query).
+ */
 export function fromBookmark(bookmark: string): string {
-  return Buffer.from(bookmark, 'base64url').toString('utf8');
+  const bytes = Buffer.from(bookmark, 'base64url');
+  let text: string | undefined;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined || bytes.toString('base64url') !== bookmark) {
+    throw new GatewayError(
+      GatewayErrorCode.BadRequest,
+      'the bookmark is not one a page handed out',
+      'BOOKMARK_INVALID',
+    );
+  }
+  return text;
 }

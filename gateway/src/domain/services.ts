@@ -98,6 +98,26 @@ export interface KeyService {
   register(by: Principal, request: KeyRegistration): Promise<{ transactionId: string; record: unknown }>;
   get(by: Principal, keyId: string): Promise<SignedRecord<unknown>>;
   history(by: Principal, keyId: string): Promise<readonly HistoryEntry[]>;
+  /**
+   * Marks one key version compromised (KMIP 2.1 §3.31, Revoke with reason keyCompromise): recorded
+   * on the ledger with who asked and why, once. Asking again for a compromised version answers
+   * `already-compromised` and writes nothing. Needs the key's Administer permission.
+   * @throws GatewayError NOT_FOUND (KEY_NOT_FOUND, VERSION_NOT_FOUND), FORBIDDEN/ACCESS_DENIED,
+   *   LEDGER_REJECTED/ILLEGAL_TRANSITION (a destroyed version)
+   */
+  markCompromised(by: Principal, keyId: string, version: number, reason: string): Promise<CompromiseResult>;
+}
+
+export interface CompromiseResult {
+  readonly outcome: 'compromised' | 'already-compromised';
+  readonly keyId: string;
+  readonly version: number;
+  /** The transaction that recorded the compromise; null when it was already recorded. */
+  readonly transactionId: string | null;
+  /** When the ledger recorded it (its transaction time). */
+  readonly compromisedAt: string;
+  /** When the key's compromise trigger made it due for rotation, if it has one. */
+  readonly nextRotationDue: string | null;
 }
 
 export interface Health {

@@ -4,6 +4,7 @@ import { principalOf } from './principal';
 import { ApiRole } from '../auth/bearer';
 import type { Services } from '../domain/services';
 import { closed, compactJws as jws, id, open } from './schemas';
+import { DigestHexLength } from '@keyfleet/chaincode';
 
 /**
  * Device routes write on behalf of the device named in the path. The services verify the signed body
@@ -12,6 +13,19 @@ import { closed, compactJws as jws, id, open } from './schemas';
 const asDevice = <T>(deviceId: string, fn: () => Promise<T>): Promise<T> => asPrincipal(devicePrincipal(deviceId), fn);
 
 const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
+
+/** A reference measurement; its digest must have its algorithm's length (the ledger's rule). */
+const measurement = {
+  ...closed(['name', 'algorithm', 'digest'], {
+    name: { type: 'string', minLength: 1, maxLength: 128 },
+    algorithm: { enum: Object.keys(DigestHexLength) },
+    digest: { type: 'string', pattern: '^(?:[0-9a-f]{2}){32,64}$' },
+  }),
+  allOf: Object.entries(DigestHexLength).map(([algorithm, digits]) => ({
+    if: { properties: { algorithm: { const: algorithm } } },
+    then: { properties: { digest: { type: 'string', pattern: `^[0-9a-f]{${String(digits)}}$` } } },
+  })),
+};
 
 /**
  * Routes devices call (they prove possession of their certified key inside the signed bodies,
@@ -93,11 +107,7 @@ export function registerDeviceRoutes(v1: FastifyInstance, services: Services): v
             type: 'array',
             minItems: 1,
             maxItems: 256,
-            items: closed(['name', 'algorithm', 'digest'], {
-              name: { type: 'string', minLength: 1, maxLength: 128 },
-              algorithm: { enum: ['sha-256', 'sha-384', 'sha-512'] },
-              digest: { type: 'string', pattern: '^(?:[0-9a-f]{2}){32,64}$' },
-            }),
+            items: measurement,
           },
         }),
         response: { 200: open },

@@ -22,6 +22,7 @@ const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
   FABRIC_CA_UNAVAILABLE: 503,
   FABRIC_ENROLMENT_REFUSED: 500,
   VERIFIER_UNAVAILABLE: 503,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };
 
 /** The chaincode's codes that are not conflicts (409) but the caller's input or rights. */
@@ -32,12 +33,23 @@ const ledgerDetailStatus: Readonly<Record<string, number>> = {
 };
 
 /** Fastify's own error codes that are the caller's fault, and the code we answer with. */
-const fastifyClientErrors: Readonly<Record<string, { status: number; code: string }>> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'BAD_REQUEST' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BAD_REQUEST' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BAD_REQUEST' },
+const fastifyClientErrors: Readonly<Record<string, { status: number; code: string; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE', message: 'the body is too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: 'the body must be application/json',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'BAD_REQUEST',
+    message: 'the body length does not match its Content-Length',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BAD_REQUEST', message: 'the body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BAD_REQUEST', message: 'the body is not JSON' },
+  // The path itself (percent-encoding that does not decode): never echoed back.
+  FST_ERR_BAD_URL: { status: 400, code: 'BAD_REQUEST', message: 'the request path is not valid' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST', message: 'the request cannot be routed' },
 };
 
 /**
@@ -62,9 +74,11 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     return send(reply, 400, GatewayErrorCode.BadRequest, `${err.validationContext ?? 'request'}${message(err)}`);
   }
   const known = fastifyClientErrors[err.code];
-  if (known) return send(reply, known.status, known.code, err.message);
+  if (known) return send(reply, known.status, known.code, known.message);
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return send(reply, err.statusCode, GatewayErrorCode.BadRequest, err.message);
+    // Another framework refusal: its own text may quote the request, so a fixed one is sent.
+    request.log.info({ err }, 'request refused by the framework');
+    return send(reply, err.statusCode, GatewayErrorCode.BadRequest, 'the request is not valid');
   }
   request.log.error({ err }, 'unexpected error');
   return send(reply, 500, 'INTERNAL', 'the gateway could not complete the request');
@@ -78,7 +92,9 @@ function message(err: FastifyError): string {
     first.keyword === 'additionalProperties'
       ? ` (unknown field "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}")`
       : '';
-  return `${where} ${first.message ?? 'is invalid'}${extra}`;
+  // A pattern's source says nothing useful to a caller (and can be long): name what failed instead.
+  const text = first.keyword === 'pattern' ? 'has a character or a form this field does not take' : first.message;
+  return `${where} ${text ?? 'is invalid'}${extra}`;
 }
 
 function send(reply: FastifyReply, status: number, code: string, text: string, detail?: string): FastifyReply {

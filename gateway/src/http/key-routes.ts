@@ -43,11 +43,14 @@ export function registerKeyRoutes(v1: FastifyInstance, services: KeyRouteService
     },
   );
 
-  v1.post<{ Body: { ciphertext: string; aad?: string } }>(
+  v1.post<{ Body: schema.DecryptBody }>(
     '/keys/decrypt',
     { config: users, schema: { ...secured, body: schema.decryptBody, response: { 200: schema.decryptReply } } },
     async (request) => {
-      const result = await operations.decrypt(principalOf(request), request.body.ciphertext, bytes(request.body.aad));
+      const { ciphertext, aad, allowCompromised } = request.body;
+      const result = await operations.decrypt(principalOf(request), ciphertext, bytes(aad), {
+        allowCompromised: allowCompromised === true,
+      });
       return { ...result, plaintext: text(result.plaintext) };
     },
   );
@@ -68,7 +71,7 @@ export function registerKeyRoutes(v1: FastifyInstance, services: KeyRouteService
     },
   );
 
-  v1.post<{ Params: { id: string }; Body: { data: string; signature: string; version?: number } }>(
+  v1.post<{ Params: { id: string }; Body: schema.VerifyBody }>(
     '/keys/:id/verify',
     {
       config: users,
@@ -80,13 +83,14 @@ export function registerKeyRoutes(v1: FastifyInstance, services: KeyRouteService
       },
     },
     async (request) => {
-      const { data, signature, version } = request.body;
+      const { data, signature, version, allowCompromised } = request.body;
       return operations.verify(
         principalOf(request),
         request.params.id,
         Buffer.from(data, 'base64url'),
         Buffer.from(signature, 'base64url'),
         version,
+        { allowCompromised: allowCompromised === true },
       );
     },
   );

@@ -3,6 +3,8 @@
  * returns, with the matching TypeScript types. Bodies are closed: unknown fields are refused.
  */
 
+import { PrintableTextPattern } from '@keyfleet/chaincode';
+
 /** keyfleet's id grammar: device, key, group and batch ids. */
 export const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
 /** A compact JWS (RFC 7515 §3.1) a device signed: evidence, rotation requests, acknowledgements. */
@@ -17,7 +19,8 @@ export const closed = (required: string[], properties: Record<string, unknown>) 
   ({ type: 'object', additionalProperties: false, required, properties }) as const;
 /** An answer whose fields the route's code decides. */
 export const open = { type: 'object', additionalProperties: true } as const;
-const text = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' } as const;
+/** Free text: the ledger's own rule (no controls, bidi overrides, lone surrogates), written once. */
+const text = { type: 'string', minLength: 1, maxLength: 256, pattern: PrintableTextPattern.source } as const;
 export const health = {
   type: 'object',
   required: ['status', 'hsm', 'ledger'],
@@ -28,6 +31,33 @@ export const idParams = { type: 'object', required: ['id'], properties: { id } }
 export interface IdParams {
   id: string;
 }
+
+/** A key and one of its versions (decimal, 1 to 9999999) in the path. */
+export const keyVersionParams = {
+  type: 'object',
+  required: ['id', 'version'],
+  properties: {
+    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' },
+    version: { type: 'string', pattern: '^[1-9][0-9]{0,6}$' },
+  },
+} as const;
+export interface KeyVersionParams {
+  id: string;
+  version: string;
+}
+
+export const compromised = {
+  type: 'object',
+  required: ['outcome', 'keyId', 'version', 'transactionId', 'compromisedAt', 'nextRotationDue'],
+  properties: {
+    outcome: { enum: ['compromised', 'already-compromised'] },
+    keyId: { type: 'string' },
+    version: { type: 'integer' },
+    transactionId: { type: ['string', 'null'] },
+    compromisedAt: { type: 'string' },
+    nextRotationDue: { type: ['string', 'null'] },
+  },
+} as const;
 
 export const enrolmentTokenBody = {
   type: 'object',

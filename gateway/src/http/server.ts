@@ -103,6 +103,27 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
         async (request) => services.keys.get(principalOf(request), request.params.id),
       );
 
+      // KMIP Revoke (keyCompromise) of one version: operators only, and the key's Administer policy.
+      v1.post<{ Params: schema.KeyVersionParams; Body: schema.ReasonBody }>(
+        '/keys/:id/versions/:version/compromise',
+        {
+          config: operators,
+          schema: {
+            ...secured,
+            params: schema.keyVersionParams,
+            body: schema.reasonBody,
+            response: { 200: schema.compromised },
+          },
+        },
+        async (request) =>
+          services.keys.markCompromised(
+            principalOf(request),
+            request.params.id,
+            Number(request.params.version),
+            request.body.reason,
+          ),
+      );
+
       for (const [path, history] of [
         ['/audit/devices/:id', (p: Principal, id: string) => services.devices.history(p, id)],
         ['/audit/keys/:id', (p: Principal, id: string) => services.keys.history(p, id)],

@@ -63,10 +63,17 @@ export function assertPermitted(by: Principal, key: KeyRecord, permission: Permi
  * The version `use` may run with, or a coded refusal. Checks, in this order so a refusal never
  * tells a stranger more than it may read: access policy → algorithm and purpose → version exists →
  * its state. Encrypt and sign take the active version only; decrypt, verify and export any version
- * that is active or deactivated. Stricter than the chaincode's AuthorizeKeyUse on one point:
- * a compromised version is refused for every operation (docs/key-service.md §3).
+ * that is active or deactivated. A compromised version never protects; it decrypts or verifies
+ * only when the caller sets `allowCompromised` (recovery, docs/key-service.md §3) — the
+ * chaincode's AuthorizeKeyUse allows that without asking.
  */
-export function authorizeUse(by: Principal, key: KeyRecord, use: KeyUse, version: number | null = null): KeyVersion {
+export function authorizeUse(
+  by: Principal,
+  key: KeyRecord,
+  use: KeyUse,
+  version: number | null = null,
+  options: { readonly allowCompromised?: boolean } = {},
+): KeyVersion {
   const need = requirement[use];
   assertPermitted(by, key, need.permission);
   if (key.Algorithm !== need.algorithm || !need.purposes.includes(key.Purpose)) {
@@ -95,6 +102,9 @@ export function authorizeUse(by: Principal, key: KeyRecord, use: KeyUse, version
       if (need.protect) break;
       return found;
     case KeyState.Compromised:
+      // KMIP 2.1 §3.31 / NIST SP 800-57 §5.3.5: never to protect; to process (recover data
+      // protected before the compromise) only when the caller says so in the request.
+      if (!need.protect && use !== KeyUse.Export && options.allowCompromised === true) return found;
       fail(
         GatewayErrorCode.Forbidden,
         KeyServiceErrorDetail.KeyCompromised,

@@ -5,6 +5,8 @@
  * another key or version fails its tag. Pure: no HSM, no ledger.
  */
 
+import { duplicateMember } from '@keyfleet/chaincode';
+
 /** Format version carried in the header (`kfv`); a parser refuses any other. */
 export const EnvelopeFormatVersion = 1;
 
@@ -65,11 +67,16 @@ export function parseEnvelope(text: unknown): Envelope | string {
   if (!parts.every((part) => b64url.test(part))) return 'the ciphertext parts must be base64url';
   if (encryptedKey !== '') return 'the encrypted-key part must be empty (alg dir)';
   let header: unknown;
+  const headerText = Buffer.from(protectedHeader, 'base64url').toString('utf8');
   try {
-    header = JSON.parse(Buffer.from(protectedHeader, 'base64url').toString('utf8'));
+    header = JSON.parse(headerText);
   } catch {
     return 'the protected header is not JSON';
   }
+  // A repeated `kid` or `ver`: JSON.parse keeps the last, so the policy check and the tag's AAD
+  // would name different things; refused before either runs.
+  const repeated = duplicateMember(headerText);
+  if (repeated !== null) return `the protected header has the member ${JSON.stringify(repeated)} more than once`;
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return 'the header is not an object';
   const h = header as Record<string, unknown>;
   const names = Object.keys(h).sort();

@@ -42,6 +42,17 @@ export interface DecryptResult {
   readonly plaintext: Uint8Array;
   readonly keyId: string;
   readonly version: number;
+  /** The version's state: `compromised` only when the caller allowed it. */
+  readonly state: string;
+}
+
+/** Options of the process operations (decrypt, verify). */
+export interface ProcessOptions {
+  /**
+   * Accept a compromised version (KMIP: processing only, to recover data protected before the
+   * compromise). Without it a compromised version is refused with KEY_COMPROMISED.
+   */
+  readonly allowCompromised?: boolean;
 }
 
 export interface SignResult {
@@ -56,6 +67,8 @@ export interface VerifyResult {
   readonly valid: boolean;
   readonly keyId: string;
   readonly version: number;
+  /** The version's state: `compromised` only when the caller allowed it. */
+  readonly state: string;
 }
 
 /** The device that is to receive a public key: its id and the certificate it was enrolled with. */
@@ -79,8 +92,8 @@ export interface ExportedPublicKey {
 export interface KeyOperations {
   /** AES-256-GCM with the active version; `aad` is bound in addition to KeyID and version. */
   encrypt(by: Principal, keyId: string, plaintext: Uint8Array, aad?: Uint8Array): Promise<EncryptResult>;
-  /** With the version the envelope names, if it is active or deactivated. */
-  decrypt(by: Principal, ciphertext: string, aad?: Uint8Array): Promise<DecryptResult>;
+  /** With the version the envelope names, if it is active or deactivated (or compromised, if allowed). */
+  decrypt(by: Principal, ciphertext: string, aad?: Uint8Array, options?: ProcessOptions): Promise<DecryptResult>;
   /** ECDSA P-256 with the active version. */
   sign(by: Principal, keyId: string, data: Uint8Array): Promise<SignResult>;
   /** With `version`, or the active version; any active or deactivated version verifies. */
@@ -90,6 +103,7 @@ export interface KeyOperations {
     data: Uint8Array,
     signature: Uint8Array,
     version?: number,
+    options?: ProcessOptions,
   ): Promise<VerifyResult>;
   /** The key version's public key, encrypted for one enrolled, active device. */
   exportPublicKey(
@@ -202,20 +216,20 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
       };
     },
 
-    async decrypt(by, ciphertext, aad) {
+    async decrypt(by, ciphertext, aad, processOptions = {}) {
       const envelope = parseEnvelope(ciphertext);
       if (typeof envelope === 'string') {
         fail(GatewayErrorCode.BadRequest, KeyServiceErrorDetail.CiphertextMalformed, envelope);
       }
       const key = await readKey(envelope.header.kid);
-      const version = authorizeUse(by, key, KeyUse.Decrypt, envelope.header.ver);
+      const version = authorizeUse(by, key, KeyUse.Decrypt, envelope.header.ver, processOptions);
       try {
         const plaintext = await hsm.decryptAesGcm(
           objectOf(key, version),
           { iv: envelope.iv, ciphertext: Buffer.concat([envelope.ciphertext, envelope.tag]) },
           envelopeAad(envelope.protectedHeader, aad),
         );
-        return { plaintext, keyId: key.KeyID, version: version.Version };
+        return { plaintext, keyId: key.KeyID, version: version.Version, state: version.State };
       } catch (err) {
         if (isHsmError(err) && err.code === 'HSM_INTEGRITY_FAILED') {
           fail(
@@ -241,9 +255,9 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
       }
     },
 
-    async verify(by, keyId, data, signature, wanted) {
+    async verify(by, keyId, data, signature, wanted, processOptions = {}) {
       const key = await readKey(keyId);
-      const version = authorizeUse(by, key, KeyUse.Verify, wanted ?? null);
+      const version = authorizeUse(by, key, KeyUse.Verify, wanted ?? null, processOptions);
       const { keyObject } = await publicKeyOf(key, version);
       let valid: boolean;
       try {
@@ -251,7 +265,7 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
       } catch {
         valid = false; // not DER at all
       }
-      return { valid, keyId: key.KeyID, version: version.Version };
+      return { valid, keyId: key.KeyID, version: version.Version, state: version.State };
     },
 
     async exportPublicKey(by, keyId, forDevice, wanted) {

@@ -9,6 +9,8 @@ const deviceId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}
 /** Up to 1 MiB of data as base64url. */
 const b64url = { type: 'string', pattern: '^[A-Za-z0-9_-]*$', maxLength: 1_398_102 } as const;
 const version = { type: 'integer', minimum: 1, maximum: 9_999_999 } as const;
+/** Process (decrypt, verify) with a compromised version: KMIP's recovery case, asked for explicitly. */
+const allowCompromised = { type: 'boolean' } as const;
 
 export const keyIdParams = { type: 'object', required: ['id'], properties: { id: keyId } } as const;
 export interface KeyIdParams {
@@ -40,16 +42,23 @@ export const decryptBody = {
   properties: {
     ciphertext: { type: 'string', minLength: 1, maxLength: 1_400_000 },
     aad: { ...b64url, maxLength: 87_382 },
+    allowCompromised,
   },
 } as const;
 export interface DecryptBody {
   ciphertext: string;
   aad?: string;
+  allowCompromised?: boolean;
 }
 export const decryptReply = {
   type: 'object',
-  required: ['plaintext', 'keyId', 'version'],
-  properties: { plaintext: { type: 'string' }, keyId: { type: 'string' }, version: { type: 'integer' } },
+  required: ['plaintext', 'keyId', 'version', 'state'],
+  properties: {
+    plaintext: { type: 'string' },
+    keyId: { type: 'string' },
+    version: { type: 'integer' },
+    state: { type: 'string' },
+  },
 } as const;
 
 /** `POST /v1/keys/:id/sign` */
@@ -73,17 +82,23 @@ export const verifyBody = {
   type: 'object',
   additionalProperties: false,
   required: ['data', 'signature'],
-  properties: { data: b64url, signature: { ...b64url, maxLength: 200 }, version },
+  properties: { data: b64url, signature: { ...b64url, maxLength: 200 }, version, allowCompromised },
 } as const;
 export interface VerifyBody {
   data: string;
   signature: string;
   version?: number;
+  allowCompromised?: boolean;
 }
 export const verifyReply = {
   type: 'object',
-  required: ['valid', 'keyId', 'version'],
-  properties: { valid: { type: 'boolean' }, keyId: { type: 'string' }, version: { type: 'integer' } },
+  required: ['valid', 'keyId', 'version', 'state'],
+  properties: {
+    valid: { type: 'boolean' },
+    keyId: { type: 'string' },
+    version: { type: 'integer' },
+    state: { type: 'string' },
+  },
 } as const;
 
 /** `POST /v1/keys/:id/rotate` (operator) — no body. */

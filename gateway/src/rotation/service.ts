@@ -1,6 +1,12 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
-import type { DeviceRecord, KeyRecord, NonceRecord, RotationPolicy } from '@keyfleet/chaincode';
+import {
+  duplicateMemberInCompact,
+  type DeviceRecord,
+  type KeyRecord,
+  type NonceRecord,
+  type RotationPolicy,
+} from '@keyfleet/chaincode';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
@@ -168,6 +174,9 @@ interface VerifiedDeviceMessage {
   readonly deviceId: string;
 }
 
+/** The protected header of a device's rotation request, acknowledgement or check-in: nothing else. */
+const deviceHeaderMembers: ReadonlySet<string> = new Set(['alg', 'typ', 'x5c']);
+
 function fail(code: GatewayErrorCode, detail: RotationErrorDetail, message: string, cause?: unknown): never {
   throw new GatewayError(code, message, detail, cause === undefined ? undefined : { cause });
 }
@@ -207,6 +216,18 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     }
     if (header.alg !== 'ES256' || header.typ !== typ) {
       fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, `the JWS must be ES256 with typ ${typ}`);
+    }
+    // A closed header, as attestation evidence has: no kid/jku/x5u/jwk/cty/crit to steer key choice
+    // (RFC 8725 §3.10), and no member given twice (the signature covers both, JSON.parse keeps one).
+    const extra = Object.keys(header).find((name) => !deviceHeaderMembers.has(name));
+    const repeated = duplicateMemberInCompact(jws);
+    if (extra !== undefined || repeated !== null) {
+      const name = JSON.stringify(extra ?? repeated);
+      fail(
+        GatewayErrorCode.BadRequest,
+        RotationErrorDetail.RequestMalformed,
+        extra === undefined ? `the JWS repeats the member ${name}` : `JWS header member ${name} is not accepted`,
+      );
     }
     const leaf = Array.isArray(header.x5c) && header.x5c.length === 1 ? header.x5c[0] : undefined;
     if (typeof leaf !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(leaf)) {
