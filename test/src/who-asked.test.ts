@@ -2,7 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { newAgent, type Agent, type AttestationOutcome } from '@keyfleet/agent';
@@ -224,6 +224,22 @@ describe('who asked: the principal of every write, and the auditor’s offline c
         expect(changed.code).to.equal(1);
         expect(changed.body).to.include({ verified: false, problem: 'RECORD_NOT_WRITTEN' });
       }
+    });
+
+    it('issued a device certificate that `openssl verify` accepts against the HSM CA’s certificate, and no other CA', () => {
+      const keystore = JSON.parse(readFileSync(join(dir, 'keystore.json'), 'utf8')) as { certificate: string };
+      const certificate = join(dir, 'device.pem');
+      writeFileSync(certificate, keystore.certificate);
+      const verify = (ca: string) =>
+        execFileSync('openssl', ['verify', '-CAfile', ca, certificate], { encoding: 'utf8', stdio: 'pipe' });
+      expect(verify(join(f.dataDir, 'device-ca.pem'))).to.equal(`${certificate}: OK\n`);
+      // Org1's Fabric CA is a CA of this deployment too, but not the devices' issuer.
+      const fabricCa = JSON.parse(readFileSync(connectionProfile, 'utf8')) as {
+        organizations: { Org1: { ca: { caCert: string } } };
+      };
+      expect(() => verify(join(dirname(connectionProfile), fabricCa.organizations.Org1.ca.caCert))).to.throw(
+        /unable to get local issuer certificate|verification failed/,
+      );
     });
 
     it('holds the Fabric signing keys in the tokens (pkcs11-tool), and no private key file on the services’ paths', () => {
