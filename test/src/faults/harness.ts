@@ -84,7 +84,19 @@ export interface Service {
   kill(): Promise<void>;
 }
 
-function newService(name: string, script: string, env: NodeJS.ProcessEnv, port: number, logFile: string): Service {
+/**
+ * A keyfleet service as a child process. It runs in `workDir`, inside the network's data directory,
+ * so `network.sh down` recognises it as the network's own and stops it even when this process was
+ * killed before it could (a mocha run killed from outside does not run exit handlers).
+ */
+function newService(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  port: number,
+  workDir: string,
+  logFile: string,
+): Service {
   const url = `http://127.0.0.1:${String(port)}`;
   const service: Service = {
     name,
@@ -92,6 +104,7 @@ function newService(name: string, script: string, env: NodeJS.ProcessEnv, port: 
     child: undefined,
     async start() {
       const child = spawn(process.execPath, [resolve(repoRoot, script)], {
+        cwd: workDir,
         env: { ...process.env, ...env },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -246,6 +259,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
       },
       gatewayPort,
+      work,
       join(work, 'gateway.log'),
     );
     const verifier = newService(
@@ -263,6 +277,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         KEYFLEET_VERIFIER_LOG_LEVEL: 'warn',
       },
       verifierPort,
+      work,
       join(work, 'verifier.log'),
     );
     services.push(gateway, verifier);
