@@ -21,6 +21,7 @@ import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
 import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
 import { newVerifierClient } from './http/verifier-client';
+import { newOwnPeerWait } from './domain/own-peer';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
 import { openContractEvents } from './events';
 
@@ -171,15 +172,21 @@ export async function openGateway(config: Config): Promise<Gateway> {
  * Attestation as the operator gateway answers it. The verifier is Org2's own service with its own
  * token and identity (docs/verifier.md): devices keep one address, the gateway's, which forwards
  * challenges and evidence to `KEYFLEET_VERIFIER_URL`, and reinstates, as the operator, a device
- * that an affirming result on the ledger shows healthy again. Reference values are the operator's
+ * that an affirming result on the ledger shows healthy again. It answers once its own peer shows the
+ * verifier's result, so what a caller reads next reflects it. Reference values are the operator's
  * to set; reads come from the gateway's own peer.
  */
 function forwardedAttestation(config: Config, ledger: LedgerClient): OperatorAttestationApi {
   const verifier = newVerifierClient({ url: config.verifier.url, timeoutMs: config.verifier.timeoutMs });
   const reinstate = newReinstatement({ ledger });
+  const ownPeer = newOwnPeerWait({ ledger });
   return {
     challenge: (deviceId) => verifier.challenge(deviceId),
-    appraise: async (evidence) => reinstate(await verifier.appraise(evidence)),
+    appraise: async (evidence) => {
+      const answer = await verifier.appraise(evidence);
+      await ownPeer(answer);
+      return reinstate(answer);
+    },
     setReferenceValues: (_by, group, request) =>
       ledger.write<ReferenceValuesRecord>('SetReferenceValues', {
         Group: group,
