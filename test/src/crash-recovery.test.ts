@@ -21,7 +21,9 @@ const main = resolve(__dirname, '../../gateway/dist/main.js');
  * HSM holds exactly the versions the ledger accounts for.
  */
 describe('crash recovery: the gateway killed mid-rotation', function () {
-  this.timeout(120_000);
+  // Four gateway starts per test (HSM login, identity check, reconcile, event catch-up: 4–7 s each
+  // here, several times that on a loaded machine): a hang still fails, a slow machine does not.
+  this.timeout(300_000);
   let store: SoftHsmStore;
   let chaincode: string;
   let dir: string;
