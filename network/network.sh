@@ -8,11 +8,18 @@ usage() {
 Usage: network/network.sh VERB [options]
 
 Verbs:
-  up [--profile dev|ha|bft]   start the network (idempotent; restarts a stopped or crashed one
+  up [--profile dev|ha|bft] [--hsm]
+                              start the network (idempotent; restarts a stopped or crashed one
                               on its existing data)
                                 dev  one Raft orderer, Org1 and Org2 with one peer each
                                 ha   three Raft orderers, two peers per organisation
                                 bft  four SmartBFT orderers, one peer per organisation
+                              --hsm: every peer's, orderer's, admin's and Fabric CA's signing key
+                              is made and kept in a SoftHSM token (one per organisation: Org1,
+                              Org2, Orderer) through Fabric's BCCSP PKCS11; the identities are
+                              enrolled through the Fabric CAs (a third CA, ca.orderer, serves the
+                              orderer organisation). TLS keys stay files (Fabric reads them only
+                              from files). A network is made with or without --hsm for good.
   deploy [PATH] [--name NAME] deploy the chaincode in PATH (default: chaincode/) as a service,
                               one chaincode server per organisation, endorsed by both; changed
                               code is committed with the next sequence number. NAME (default
@@ -28,7 +35,9 @@ Verbs:
                               running, and wait until it serves again (up restarts everything)
   down [--keep]               stop what this network started; remove its data unless --keep
   env ORG [IDENTITY]          shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
-                              verifier, auditor, application; default admin) of ORG (Org1, Org2)
+                              verifier, auditor, application; default admin) of ORG (Org1, Org2);
+                              on an --hsm network the admin's exports read the token PIN from
+                              its file when evaluated (the PIN itself is never printed)
 
 Options (or environment):
   --dir DIR        KEYFLEET_NETWORK_DIR         data directory (default: <repo>/.fabric/network)
@@ -64,6 +73,7 @@ verb=${1:-}
 }
 shift
 profile=
+hsm=false
 keep=false
 cc_name=keyfleet
 cc_lang=ccaas
@@ -85,6 +95,10 @@ while (($# > 0)); do
       ;;
     --keep)
       keep=true
+      shift
+      ;;
+    --hsm)
+      hsm=true
       shift
       ;;
     --name)
@@ -129,7 +143,8 @@ logs=$dir/logs
 orderer_count() { case $1 in dev) echo 1 ;; ha) echo 3 ;; bft) echo 4 ;; esac }
 peers_per_org() { case $1 in ha) echo 2 ;; *) echo 1 ;; esac }
 consensus() { case $1 in bft) echo BFT ;; *) echo etcdraft ;; esac }
-ca_port() { echo $((base + 10 * ($1 - 1))); }
+# CA 1 and 2 serve Org1 and Org2; on an --hsm network, CA "orderer" (+2, +3) serves the orderers.
+ca_port() { if [[ $1 == orderer ]]; then echo $((base + 2)); else echo $((base + 10 * ($1 - 1))); fi; }
 orderer_port() { echo $((base + 20 + 10 * $1)); }
 peer_port() { echo $((base + 40 + 20 * $1 + 10 * $2)); } # org (1|2), index
 cc_port() { echo $((base + 99 + $1)); }
@@ -162,11 +177,17 @@ alive() {
   kill -0 "$pid" 2>/dev/null && ours "$pid"
 }
 
+# A caller that sets pin_var and pin_token (locals) hands the process that token's PIN in the
+# environment variable pin_var: read from its file in the subshell, never on a command line.
 start_process() {
   local name=$1 workdir=$2
   shift 2
   mkdir -p "$pids" "$logs" "$workdir"
-  (cd "$workdir" && exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-) &
+  (
+    cd "$workdir"
+    if [[ -n ${pin_var:-} ]]; then export "$pin_var=$(hsm_pin "$pin_token")"; fi
+    exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-
+  ) &
   echo $! >"$pids/$name.pid"
 }
 
@@ -231,6 +252,177 @@ $(tail -n 15 "$logs/$name.log" 2>/dev/null)"
 
 healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 ca_ready() { curl -fsS --cacert "$2" "https://127.0.0.1:$1/cainfo" >/dev/null 2>&1; }
+
+# --- node keys in SoftHSM tokens (up --hsm) --------------------------------------------------------
+# One token per organisation (Org1, Org2, Orderer) under DIR/hsm/tokens: an organisation's CA,
+# nodes and admin share its token, as they would share the organisation's HSM. Each PIN lives in
+# DIR/hsm/LABEL.pin (mode 600); processes get it in their environment or in a mode-600 config file,
+# never on a command line of theirs and never in a log.
+: "${KEYFLEET_PKCS11_LIBRARY:=/usr/lib/softhsm/libsofthsm2.so}"
+hsm_dir=$dir/hsm
+is_hsm() { [[ -f $dir/hsm-mode ]]; }
+token_of() { case $1 in 1) echo Org1 ;; 2) echo Org2 ;; orderer) echo Orderer ;; esac }
+hsm_pin() { cat "$hsm_dir/$1.pin"; }
+
+init_tokens() {
+  local label
+  [[ -f $KEYFLEET_PKCS11_LIBRARY ]] || die "no PKCS#11 library at $KEYFLEET_PKCS11_LIBRARY (apt-get install softhsm2, or set KEYFLEET_PKCS11_LIBRARY)"
+  mkdir -p "$hsm_dir/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+    "$hsm_dir/tokens" >"$hsm_dir/softhsm2.conf"
+  for label in Org1 Org2 Orderer; do
+    (umask 077 && openssl rand -hex 16 >"$hsm_dir/$label.pin")
+    # The SO PIN is thrown away: nobody re-initialises a network's token, `down` removes it.
+    SOFTHSM2_CONF=$hsm_dir/softhsm2.conf softhsm2-util --init-token --free --label "$label" \
+      --so-pin "$(openssl rand -hex 16)" --pin "$(hsm_pin "$label")" >/dev/null ||
+      die "cannot initialise the SoftHSM token $label in $hsm_dir"
+  done
+}
+
+# Environment (NAME=VALUE lines) that puts a Fabric node's BCCSP on the token; PREFIX is
+# CORE_PEER or ORDERER_GENERAL. The PIN is handed over separately (start_process's pin_var).
+bccsp_env() {
+  local prefix=$1 label=$2
+  is_hsm || return 0
+  printf '%s\n' "SOFTHSM2_CONF=$hsm_dir/softhsm2.conf" "${prefix}_BCCSP_DEFAULT=PKCS11" \
+    "${prefix}_BCCSP_PKCS11_LIBRARY=$KEYFLEET_PKCS11_LIBRARY" "${prefix}_BCCSP_PKCS11_LABEL=$label" \
+    "${prefix}_BCCSP_PKCS11_HASH=SHA2" "${prefix}_BCCSP_PKCS11_SECURITY=256"
+}
+
+# Fabric CA reads its BCCSP only from its configuration file (its environment variables cannot
+# set the PKCS11 section), so the file holds the PIN: mode 600, inside the network's directory.
+bccsp_yaml() {
+  cat <<EOF
+bccsp:
+  default: PKCS11
+  pkcs11:
+    library: $KEYFLEET_PKCS11_LIBRARY
+    label: $1
+    pin: "$(hsm_pin "$1")"
+    hash: SHA2
+    security: 256
+EOF
+}
+
+# A fabric-ca-client home whose keys are made in the token (the registrar of that CA, and the
+# home from which it enrols the nodes).
+hsm_client_home() {
+  local unit=$1 home
+  home=$dir/ca/$(ca_unit_dir "$unit")/hsm-client
+  if [[ ! -f $home/fabric-ca-client-config.yaml ]]; then
+    mkdir -p "$home"
+    (umask 077 && bccsp_yaml "$(token_of "$unit")" >"$home/fabric-ca-client-config.yaml")
+  fi
+  echo "$home"
+}
+
+ca_unit_dir() { if [[ $1 == orderer ]]; then echo orderer; else echo "org$1"; fi; }
+ca_tls_root() { if [[ $1 == orderer ]]; then orderer_tls_ca; else org_tls_ca "$1"; fi; }
+unit_domain() { if [[ $1 == orderer ]]; then echo "$ORDERER_DOMAIN"; else org_domain "$1"; fi; }
+unit_dir() { if [[ $1 == orderer ]]; then echo "$crypto/ordererOrganizations/$ORDERER_DOMAIN"; else org_dir "$1"; fi; }
+
+# TLS material in cryptogen's layout, made with openssl: Fabric reads TLS keys only from files
+# (peer.tls.key.file, General.TLS.PrivateKey), so these are the network's only node key files.
+write_tls_ca() {
+  local out=$1/tlsca domain=$2
+  mkdir -p "$out" "$1/msp/tlscacerts"
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/priv_sk" 2>/dev/null)
+  openssl req -x509 -new -key "$out/priv_sk" -subj "/O=$domain/CN=tlsca.$domain" -days 3650 \
+    -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
+    -out "$out/tlsca.$domain-cert.pem" 2>/dev/null
+  cp "$out/tlsca.$domain-cert.pem" "$1/msp/tlscacerts/"
+}
+
+write_tls_node() {
+  local node=$1 host=$2 domain=$3 tlsca=$4 out=$1/tls
+  mkdir -p "$out"
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/server.key" 2>/dev/null)
+  openssl req -new -key "$out/server.key" -subj "/O=$domain/CN=$host" -out "$out/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" >"$out/ext.cnf"
+  openssl x509 -req -in "$out/server.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
+    -CAcreateserial -days 3650 -extfile "$out/ext.cnf" -out "$out/server.crt" 2>/dev/null
+  cp "$tlsca/tlsca.$domain-cert.pem" "$out/ca.crt"
+  rm -f "$out/server.csr" "$out/ext.cnf"
+}
+
+write_tls_material() {
+  local profile=$1 org j i
+  write_tls_ca "$(unit_dir orderer)" "$ORDERER_DOMAIN"
+  for ((i = 0; i < $(orderer_count "$profile"); i++)); do
+    write_tls_node "$(orderer_dir "$i")" "orderer$i.$ORDERER_DOMAIN" "$ORDERER_DOMAIN" "$(unit_dir orderer)/tlsca"
+  done
+  for org in 1 2; do
+    write_tls_ca "$(org_dir "$org")" "$(org_domain "$org")"
+    for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+      write_tls_node "$(peer_dir "$org" "$j")" "peer$j.$(org_domain "$org")" "$(org_domain "$org")" "$(org_dir "$org")/tlsca"
+    done
+  done
+}
+
+# An MSP folder as the CA's enrolment left it, made a Fabric MSP: the CA's certificate under the
+# name the NodeOU configuration gives it, and that configuration (client, peer, admin, orderer).
+finish_msp() {
+  local msp=$1 unit=$2 name=$3 cacert
+  cacert=ca.$(unit_domain "$unit")-cert.pem
+  rm -rf "$msp/cacerts" "$msp/IssuerPublicKey" "$msp/IssuerRevocationPublicKey" "$msp/user"
+  mkdir -p "$msp/cacerts" "$msp/keystore"
+  cp "$dir/ca/$(ca_unit_dir "$unit")/ca-cert.pem" "$msp/cacerts/$cacert"
+  [[ -f $msp/signcerts/cert.pem && -n $name ]] && mv "$msp/signcerts/cert.pem" "$msp/signcerts/$name-cert.pem"
+  {
+    echo "NodeOUs:"
+    echo "  Enable: true"
+    for ou in Client Peer Admin Orderer; do
+      echo "  ${ou}OUIdentifier: {Certificate: cacerts/$cacert, OrganizationalUnitIdentifier: ${ou,,}}"
+    done
+  } >"$msp/config.yaml"
+}
+
+# Registers NAME of TYPE at the unit's CA and enrols it into MSP with a key made in the token.
+enrol_in_token() {
+  local unit=$1 name=$2 type=$3 msp=$4 home secret
+  home=$(hsm_client_home "$unit")
+  secret=$(openssl rand -hex 16)
+  hsm_ca_client "$unit" "$home" register --id.name "$name" --id.secret "$secret" --id.type "$type" ||
+    die "cannot register $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll -M "$msp" \
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://$name:$secret@127.0.0.1:$(ca_port "$unit")" \
+    --caname "ca-$(ca_unit_dir "$unit")" --csr.hosts "$name,localhost,127.0.0.1" >>"$logs/ca-client.log" 2>&1 ||
+    die "cannot enrol $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  finish_msp "$msp" "$unit" "$name"
+}
+
+hsm_ca_client() {
+  local unit=$1 home=$2
+  shift 2
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" \
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://127.0.0.1:$(ca_port "$unit")" \
+    --caname "ca-$(ca_unit_dir "$unit")" >>"$logs/ca-client.log" 2>&1
+}
+
+# Every node identity of an --hsm network, from the CAs whose own keys are in the tokens: the
+# organisation MSPs name those CAs, each orderer, peer and admin enrols with a key made in its
+# organisation's token, and no key file is written (the keystore folders stay empty).
+enrol_nodes() {
+  local profile=$1 unit home org i j domain
+  for unit in orderer 1 2; do
+    home=$(hsm_client_home "$unit")
+    FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll \
+      --tls.certfiles "$(ca_tls_root "$unit")" --caname "ca-$(ca_unit_dir "$unit")" \
+      -u "https://admin:$(ca_admin_secret "$unit")@127.0.0.1:$(ca_port "$unit")" >>"$logs/ca-client.log" 2>&1 ||
+      die "cannot enrol the registrar of ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+    finish_msp "$(unit_dir "$unit")/msp" "$unit" ""
+  done
+  for ((i = 0; i < $(orderer_count "$profile"); i++)); do
+    enrol_in_token orderer "orderer$i.$ORDERER_DOMAIN" orderer "$(orderer_dir "$i")/msp"
+  done
+  for org in 1 2; do
+    domain=$(org_domain "$org")
+    for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+      enrol_in_token "$org" "peer$j.$domain" peer "$(peer_dir "$org" "$j")/msp"
+    done
+    enrol_in_token "$org" "Admin@$domain" admin "$(org_dir "$org")/users/Admin@$domain/msp"
+  done
+}
 
 # --- crypto material --------------------------------------------------------------------------
 write_crypto_config() {
@@ -389,13 +581,19 @@ EOF
 start_ca() {
   local org=$1 port home
   port=$(ca_port "$org")
-  home=$dir/ca/org$org
+  home=$dir/ca/$(ca_unit_dir "$org")
   mkdir -p "$home"
+  alive "ca.$(ca_unit_dir "$org")" && return 0
+  if is_hsm; then
+    start_hsm_ca "$org" "$home" "$port"
+    return
+  fi
   if [[ ! -f $home/ca-cert.pem ]]; then
     # The CA runs on the organisation's CA key that cryptogen made, so what it issues is a valid
     # identity of that MSP; its TLS certificate is issued by the organisation's TLS CA.
     cp "$(org_dir "$org")/ca/ca.$(org_domain "$org")-cert.pem" "$home/ca-cert.pem"
     cp "$(org_dir "$org")"/ca/priv_sk "$home/ca-key.pem"
+    chmod 600 "$home/ca-key.pem"
     issue_ca_tls "$org" "$home"
   fi
   start_process "ca.org$org" "$home" fabric-ca-server start \
@@ -406,31 +604,70 @@ start_ca() {
     --csr.hosts localhost,127.0.0.1 --cfg.identities.allowremove
 }
 
-# The org's TLS CA (cryptogen's tlsca) signs the CA server's TLS certificate: one TLS root per org.
+# On an --hsm network the CA makes its own root key in its organisation's token at its first
+# start (ca-cert.pem is its self-signed certificate; the organisation's MSP names it) and finds
+# it there by the certificate's public key afterwards. Its configuration file carries the BCCSP
+# and the bootstrap registrar, which `-b` cannot add once a configuration file exists.
+start_hsm_ca() {
+  local unit=$1 home=$2 port=$3 name
+  name=$(ca_unit_dir "$unit")
+  if [[ ! -f $home/fabric-ca-server-config.yaml ]]; then
+    issue_ca_tls "$unit" "$home"
+    (
+      umask 077
+      cat <<EOF >"$home/fabric-ca-server-config.yaml"
+registry:
+  maxenrollments: -1
+  identities:
+    - name: admin
+      pass: "$(ca_admin_secret "$unit")"
+      type: client
+      affiliation: ""
+      attrs: {hf.Registrar.Roles: "*", hf.Registrar.DelegateRoles: "*", hf.Registrar.Attributes: "*", hf.Revoker: true, hf.GenCRL: true, hf.AffiliationMgr: true, hf.IntermediateCA: true}
+csr:
+  cn: ca.$(unit_domain "$unit")
+  names: [{O: $(unit_domain "$unit")}]
+  hosts: [localhost, 127.0.0.1]
+$(bccsp_yaml "$(token_of "$unit")")
+EOF
+    )
+  fi
+  start_process "ca.$name" "$home" env SOFTHSM2_CONF="$hsm_dir/softhsm2.conf" fabric-ca-server start \
+    --home "$home" --port "$port" --address 127.0.0.1 --ca.name "ca-$name" \
+    --tls.enabled --tls.certfile tls-cert.pem --tls.keyfile tls-key.pem \
+    --operations.listenaddress "127.0.0.1:$((port + 1))" --metrics.provider prometheus \
+    --cfg.identities.allowremove
+}
+
+# The org's TLS CA signs the CA server's TLS certificate: one TLS root per org.
 issue_ca_tls() {
-  local org=$1 home=$2 tlsca
-  tlsca=$(org_dir "$org")/tlsca
-  openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null
-  openssl req -new -key "$home/tls-key.pem" -subj "/O=$(org_domain "$org")/CN=ca.$(org_domain "$org")" \
-    -out "$home/tls.csr" 2>/dev/null
+  local unit=$1 home=$2 tlsca domain
+  domain=$(unit_domain "$unit")
+  tlsca=$(unit_dir "$unit")/tlsca
+  mkdir -p "$home"
+  (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null)
+  openssl req -new -key "$home/tls-key.pem" -subj "/O=$domain/CN=ca.$domain" -out "$home/tls.csr" 2>/dev/null
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$home/tls-ext.cnf"
-  openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$(org_domain "$org")-cert.pem" -CAkey "$tlsca/priv_sk" \
+  openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
     -CAcreateserial -days 3650 -extfile "$home/tls-ext.cnf" -out "$home/tls-cert.pem" 2>/dev/null
-  chmod 600 "$home/tls-key.pem" "$home/ca-key.pem"
 }
 
 ca_admin_secret() {
-  local file=$dir/ca/org$1/admin-secret
+  local file
+  file=$dir/ca/$(ca_unit_dir "$1")/admin-secret
+  mkdir -p "${file%/*}"
   [[ -f $file ]] || (umask 077 && openssl rand -hex 16 >"$file")
   cat "$file"
 }
 
 start_orderer() {
-  local i=$1 port node
+  local i=$1 port node hsm_env pin_var='' pin_token=Orderer
   port=$(orderer_port "$i")
   node=$(orderer_dir "$i")
   mkdir -p "$dir/nodes/orderer$i"
-  start_process "orderer$i" "$dir/nodes/orderer$i" env \
+  mapfile -t hsm_env < <(bccsp_env ORDERER_GENERAL Orderer)
+  is_hsm && pin_var=ORDERER_GENERAL_BCCSP_PKCS11_PIN
+  start_process "orderer$i" "$dir/nodes/orderer$i" env "${hsm_env[@]}" \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
     FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
     ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
@@ -462,14 +699,17 @@ start_orderer() {
 }
 
 start_peer() {
-  local org=$1 j=$2 port node name domain builders
+  local org=$1 j=$2 port node name domain builders hsm_env pin_var='' pin_token
+  pin_token=$(token_of "$org")
+  mapfile -t hsm_env < <(bccsp_env CORE_PEER "$pin_token")
+  is_hsm && pin_var=CORE_PEER_BCCSP_PKCS11_PIN
   port=$(peer_port "$org" "$j")
   node=$(peer_dir "$org" "$j")
   domain=$(org_domain "$org")
   name=peer$j.org$org
   builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}, {name: keyfleet_node, path: $repo_root/network/builders/node, propagateEnvironment: [PATH, HOME, npm_config_cache]}]"
   mkdir -p "$dir/nodes/$name"
-  start_process "$name" "$dir/nodes/$name" env \
+  start_process "$name" "$dir/nodes/$name" env "${hsm_env[@]}" \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
     FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
     CORE_PEER_ID="peer$j.$domain" \
@@ -520,6 +760,15 @@ export ORDERER_CA='$(orderer_tls_ca)'
 export KEYFLEET_CHANNEL='$CHANNEL'
 export KEYFLEET_CHAINCODE='$CHAINCODE'
 EOF
+  # An admin of an --hsm network signs in its organisation's token. The exports read the PIN
+  # from its file when they are evaluated: the PIN is never printed.
+  if [[ $identity == admin ]] && is_hsm; then
+    bccsp_env CORE_PEER "$(token_of "$org")" | sed "s/^\([A-Z0-9_]*\)=\(.*\)$/export \1='\2'/"
+    # shellcheck disable=SC2016 # the $(cat …) is for the shell that evaluates the exports
+    printf 'export CORE_PEER_BCCSP_PKCS11_PIN="$(cat %q)"\n' "$hsm_dir/$(token_of "$org").pin"
+  else
+    echo "export CORE_PEER_BCCSP_DEFAULT=SW"
+  fi
 }
 
 as_peer() {
@@ -541,13 +790,15 @@ org_roles() { case $1 in 1) echo "operator application" ;; 2) echo "verifier aud
 ca_client() {
   local org=$1 home=$2
   shift 2
-  FABRIC_CA_CLIENT_HOME=$home fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
     -u "https://127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" >>"$logs/ca-client.log" 2>&1
 }
 
 enrol_identities() {
   local org=$1 registrar role home secret service
   registrar=$dir/ca/org$org/registrar
+  # On an --hsm network the registrar was enrolled with the nodes, its key in the token.
+  if is_hsm; then registrar=$(hsm_client_home "$org"); fi
   [[ -d $registrar/msp ]] ||
     FABRIC_CA_CLIENT_HOME=$registrar fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
       -u "https://admin:$(ca_admin_secret "$org")@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" \
@@ -631,6 +882,7 @@ write_connection() {
 all_names() {
   local profile=$1 i j
   echo ca.org1 ca.org2
+  is_hsm && echo ca.orderer
   for ((i = 0; i < $(orderer_count "$profile"); i++)); do echo "orderer$i"; done
   for i in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do echo "peer$j.org$i"; done; done
   [[ -f $dir/chaincode/package-id ]] && echo cc.org1 cc.org2
@@ -665,13 +917,14 @@ bft_active() {
 peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; }
 
 cmd_up() {
-  local started=$SECONDS existing i j org n
+  local started=$SECONDS existing i j org n unit
   load_fabric
   if [[ -f $dir/profile ]]; then
     existing=$(cat "$dir/profile")
     [[ -z $profile || $profile == "$existing" ]] ||
       die "a $existing network already exists in $dir; run 'down' first to make a $profile one"
     profile=$existing
+    if $hsm && ! is_hsm; then die "the $existing network in $dir was made without --hsm; run 'down' first to make an --hsm one"; fi
     if [[ -f $dir/.ready ]] && all_alive "$profile"; then
       log "the $profile network in $dir is already up"
       return 0
@@ -685,7 +938,7 @@ cmd_up() {
   local leftovers
   leftovers=$(stop_all)
   ((leftovers == 0)) || log "stopped $leftovers leftover process(es) of this network"
-  for port in $(ca_port 1) $(ca_port 2) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
+  for port in $(ca_port 1) $(ca_port 2) $(ca_port orderer) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
     port_listens "$port" && die "port $port on 127.0.0.1 is taken by another program; choose another --port-base"
   done
 
@@ -696,13 +949,26 @@ cmd_up() {
     mkdir -p "$dir" "$logs" "$pids"
     echo "$profile" >"$dir/profile"
     echo "$base" >"$dir/port-base"
-    write_crypto_config "$profile"
+    if $hsm; then
+      touch "$dir/hsm-mode"
+      # The CAs come first: every node identity is enrolled from them, with a key made in a token.
+      init_tokens
+      write_tls_material "$profile"
+      for unit in orderer 1 2; do start_ca "$unit"; done
+      for unit in orderer 1 2; do
+        wait_for "ca.$(ca_unit_dir "$unit")" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$unit")" "$(ca_tls_root "$unit")"
+      done
+      enrol_nodes "$profile"
+    else
+      write_crypto_config "$profile"
+    fi
     write_chaincode_tls
     write_configtx "$profile"
   fi
-  log "starting the $profile network in $dir (ports $base-$((base + 101)))"
+  log "starting the $profile network in $dir (ports $base-$((base + 101))$(is_hsm && echo ', node keys in SoftHSM tokens'))"
 
   for org in 1 2; do start_ca "$org"; done
+  if is_hsm; then start_ca orderer; fi
   for ((i = 0; i < n; i++)); do start_orderer "$i"; done
   for org in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do start_peer "$org" "$j"; done; done
 
@@ -736,6 +1002,7 @@ cmd_up() {
     done
   done
 
+  if is_hsm; then wait_for ca.orderer "the CA's TLS endpoint" 30 ca_ready "$(ca_port orderer)" "$(orderer_tls_ca)"; fi
   for org in 1 2; do
     wait_for "ca.org$org" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
     enrol_identities "$org"
@@ -911,7 +1178,8 @@ definition_at() {
 endorsers_known() {
   local org=$1 j=$2
   (
-    eval "$(peer_cli_env "$org" admin)"
+    # Any member may ask; the application identity's key is a file on every kind of network.
+    eval "$(peer_cli_env "$org" application)"
     local msp=$CORE_PEER_MSPCONFIGPATH
     discover endorsers --channel "$CHANNEL" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
       --peerTLSCA "$CORE_PEER_TLS_ROOTCERT_FILE" --MSP "$CORE_PEER_LOCALMSPID" \
@@ -943,6 +1211,11 @@ cmd_start() {
       org=${name#ca.org}
       start_ca "$org"
       wait_for "$name" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
+      ;;
+    ca.orderer)
+      is_hsm || die "only an --hsm network has ca.orderer"
+      start_ca orderer
+      wait_for "$name" "the CA's TLS endpoint" 30 ca_ready "$(ca_port orderer)" "$(orderer_tls_ca)"
       ;;
     orderer[0-9])
       i=${name#orderer}
@@ -977,6 +1250,7 @@ cmd_start() {
 health_of() {
   local name=$1 port
   case $name in
+    ca.orderer) port=$(($(ca_port orderer) + 1)) ;;
     ca.org*) port=$(($(ca_port "${name#ca.org}") + 1)) ;;
     orderer*) port=$(($(orderer_port "${name#orderer}") + 2)) ;;
     peer*)
