@@ -8,7 +8,7 @@ usage() {
 Usage: network/network.sh VERB [options]
 
 Verbs:
-  up [--profile dev|ha|bft] [--hsm]
+  up [--profile dev|ha|bft] [--hsm] [--shards N]
                               start the network (idempotent; restarts a stopped or crashed one
                               on its existing data)
                                 dev  one Raft orderer, Org1 and Org2 with one peer each
@@ -20,6 +20,10 @@ Verbs:
                               enrolled through the Fabric CAs (a third CA, ca.orderer, serves the
                               orderer organisation). TLS keys stay files (Fabric reads them only
                               from files). A network is made with or without --hsm for good.
+                              --shards N (1-8): N shard channels, keyfleet (shard 0, today's
+                              channel) and keyfleet-shard1 … keyfleet-shardN-1, plus the channel
+                              keyfleet-governance that holds the shard map; every peer joins all
+                              of them. Without it: the one channel keyfleet.
   deploy [PATH] [--name NAME] deploy the chaincode in PATH (default: chaincode/) as a service,
                               one chaincode server per organisation, endorsed by both; changed
                               code is committed with the next sequence number. NAME (default
@@ -27,17 +31,23 @@ Verbs:
                               namespace served by the same chaincode servers. --lang node
                               deploys the conventional way instead: a package made by
                               `peer lifecycle chaincode package --lang node`, built and
-                              launched by the peer through network/builders/node
-  status                      each process, its health endpoint, the block height of each peer
+                              launched by the peer through network/builders/node. The chaincode
+                              is committed on every channel of the network (the same package,
+                              served to all channels by the same chaincode servers)
+  status                      each process, its health endpoint, the block height of each
+                              channel on each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
   start NAME                  start one stopped or crashed process of a running network on its
                               data (ca.org1, orderer0, peer1.org2, cc.org1 …), the others left
                               running, and wait until it serves again (up restarts everything)
   down [--keep]               stop what this network started; remove its data unless --keep
-  env ORG [IDENTITY]          shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
+  env ORG [IDENTITY] [--channel C]
+                              shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
                               verifier, auditor, application; default admin) of ORG (Org1, Org2);
                               on an --hsm network the admin's exports read the token PIN from
-                              its file when evaluated (the PIN itself is never printed)
+                              its file when evaluated (the PIN itself is never printed);
+                              KEYFLEET_CHANNEL is C (default keyfleet), one of the network's
+                              channels
 
 Options (or environment):
   --dir DIR        KEYFLEET_NETWORK_DIR         data directory (default: <repo>/.fabric/network)
@@ -46,12 +56,14 @@ Options (or environment):
                    KEYFLEET_BATCH_TIMEOUT       orderer batch timeout (default: 200ms)
                    KEYFLEET_FABRIC_LOGGING      FABRIC_LOGGING_SPEC of every node (default: info)
 
-The connection description for the gateway and the tests is DIR/connection.json.
+The connection description for the gateway and the tests is DIR/connection.json; its
+"channel" is shard 0 (keyfleet) and "channels" lists the shards and the governance channel.
 EOF
 }
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly CHANNEL=keyfleet
+readonly GOVERNANCE_CHANNEL=keyfleet-governance
 readonly CHAINCODE=keyfleet
 : "${KEYFLEET_NETWORK_DIR:=$repo_root/.fabric/network}"
 port_base_given=${KEYFLEET_NETWORK_PORT_BASE:+yes}
@@ -74,6 +86,8 @@ verb=${1:-}
 shift
 profile=
 hsm=false
+shards=
+env_channel=
 keep=false
 cc_name=keyfleet
 cc_lang=ccaas
@@ -100,6 +114,14 @@ while (($# > 0)); do
     --hsm)
       hsm=true
       shift
+      ;;
+    --shards)
+      shards=${2:?--shards needs a number}
+      shift 2
+      ;;
+    --channel)
+      env_channel=${2:?--channel needs a channel name}
+      shift 2
       ;;
     --name)
       cc_name=${2:?--name needs a value}
@@ -150,6 +172,21 @@ peer_port() { echo $((base + 40 + 20 * $1 + 10 * $2)); } # org (1|2), index
 cc_port() { echo $((base + 99 + $1)); }
 org_domain() { echo "org$1.keyfleet.local"; }
 readonly ORDERER_DOMAIN=orderer.keyfleet.local
+
+# --- channels -----------------------------------------------------------------------------------
+# An unsharded network has one application channel, keyfleet. `up --shards N` makes N shard
+# channels, keyfleet (shard 0, so every client of an unsharded network keeps working) and
+# keyfleet-shardK, and keyfleet-governance for the shard map. The helpers below that talk to one
+# channel use `ch` (default keyfleet), set by the loops over `channels`.
+ch=$CHANNEL
+shard_count() { if [[ -f $dir/shards ]]; then cat "$dir/shards"; else echo 1; fi; }
+shard_channel() { if (($1 == 0)); then echo "$CHANNEL"; else echo "$CHANNEL-shard$1"; fi; }
+channels() {
+  local k
+  for ((k = 0; k < $(shard_count); k++)); do shard_channel "$k"; done
+  if [[ -f $dir/shards ]]; then echo "$GOVERNANCE_CHANNEL"; fi
+}
+channel_block() { echo "$dir/channels/$1.block"; }
 
 load_fabric() {
   bash "$repo_root/scripts/install-fabric.sh" >/dev/null 2>"$dir.install.log" ||
@@ -479,7 +516,7 @@ write_chaincode_tls() {
 
 # --- channel configuration ----------------------------------------------------------------------
 write_configtx() {
-  local profile=$1 n i cons
+  local profile=$1 n i cons c
   n=$(orderer_count "$profile")
   cons=$(consensus "$profile")
   {
@@ -572,9 +609,13 @@ EOF
       Capabilities: *ApplicationCapabilities
 EOF
   } >"$dir/configtx.yaml"
-  FABRIC_CFG_PATH=$dir configtxgen -profile KeyfleetChannel -channelID "$CHANNEL" \
-    -outputBlock "$dir/genesis.block" >/dev/null 2>"$logs/configtxgen.log" ||
-    die "configtxgen failed; see $logs/configtxgen.log"
+  # Every channel has the same configuration; only its name (and so its genesis block) differs.
+  mkdir -p "$dir/channels"
+  for c in $(channels); do
+    FABRIC_CFG_PATH=$dir configtxgen -profile KeyfleetChannel -channelID "$c" \
+      -outputBlock "$(channel_block "$c")" >/dev/null 2>"$logs/configtxgen.log" ||
+      die "configtxgen failed for $c; see $logs/configtxgen.log"
+  done
 }
 
 # --- nodes ----------------------------------------------------------------------------------------
@@ -757,7 +798,7 @@ export CORE_PEER_ADDRESS='127.0.0.1:$(peer_port "$org" 0)'
 export CORE_PEER_TLS_ROOTCERT_FILE='$(org_tls_ca "$org")'
 export ORDERER_ADDRESS='127.0.0.1:$(orderer_port 0)'
 export ORDERER_CA='$(orderer_tls_ca)'
-export KEYFLEET_CHANNEL='$CHANNEL'
+export KEYFLEET_CHANNEL='$ch'
 export KEYFLEET_CHAINCODE='$CHAINCODE'
 EOF
   # An admin of an --hsm network signs in its organisation's token. The exports read the PIN
@@ -838,6 +879,10 @@ write_connection() {
   n=$(peers_per_org "$profile")
   {
     printf '{\n  "profile": "%s",\n  "channel": "%s",\n  "chaincode": "%s",\n' "$profile" "$CHANNEL" "$CHAINCODE"
+    # The shard channels in shard order (the first is "channel"), and the governance channel.
+    printf '  "channels": {"shards": %s, "governance": %s},\n' \
+      "$(channels | grep -vxF "$GOVERNANCE_CHANNEL" | jq -R . | jq -sc .)" \
+      "$(if [[ -f $dir/shards ]]; then jq -R . <<<"$GOVERNANCE_CHANNEL"; else echo null; fi)"
     printf '  "orderers": [%s],\n' "$(for ((j = 0; j < $(orderer_count "$profile"); j++)); do
       ((j > 0)) && printf ', '
       printf '{"name": "orderer%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "operations": "127.0.0.1:%d"}' \
@@ -898,7 +943,7 @@ raft_leader() {
   local i
   for ((i = 0; i < $1; i++)); do
     curl -fsS "http://127.0.0.1:$(($(orderer_port "$i") + 2))/metrics" 2>/dev/null |
-      grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1" && return 0
+      grep -q "^consensus_etcdraft_is_leader{channel=\"$ch\"} 1" && return 0
   done
   return 1
 }
@@ -908,16 +953,28 @@ raft_leader() {
 bft_active() {
   local i
   for ((i = 0; i < $1; i++)); do
-    osnadmin channel list --channelID "$CHANNEL" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
+    osnadmin channel list --channelID "$ch" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
       --ca-file "$(orderer_tls_ca)" --client-cert "$(orderer_dir "$i")/tls/server.crt" \
       --client-key "$(orderer_dir "$i")/tls/server.key" 2>/dev/null | grep -q '"status": "active"' || return 1
   done
 }
 
-peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; }
+peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$ch" >/dev/null 2>&1; }
+
+# Waits until every channel has a Raft leader, or every consenter is active on it (SmartBFT).
+wait_channels_ordered() {
+  local name=$1 n=$2 ch=$CHANNEL
+  for ch in $(channels); do
+    if [[ $(consensus "$(cat "$dir/profile")") == etcdraft ]]; then
+      wait_for "$name" "a Raft leader for $ch" 30 raft_leader "$n"
+    else
+      wait_for "$name" "every consenter active on $ch" 30 bft_active "$n"
+    fi
+  done
+}
 
 cmd_up() {
-  local started=$SECONDS existing i j org n unit
+  local started=$SECONDS existing i j org n unit c ch=$CHANNEL
   load_fabric
   if [[ -f $dir/profile ]]; then
     existing=$(cat "$dir/profile")
@@ -925,6 +982,9 @@ cmd_up() {
       die "a $existing network already exists in $dir; run 'down' first to make a $profile one"
     profile=$existing
     if $hsm && ! is_hsm; then die "the $existing network in $dir was made without --hsm; run 'down' first to make an --hsm one"; fi
+    if [[ -n $shards && ( ! -f $dir/shards || $shards != "$(shard_count)" ) ]]; then
+      die "the $existing network in $dir has other channels ($(channels | paste -sd ' ')); run 'down' first to make one with --shards $shards"
+    fi
     if [[ -f $dir/.ready ]] && all_alive "$profile"; then
       log "the $profile network in $dir is already up"
       return 0
@@ -932,6 +992,7 @@ cmd_up() {
   fi
   : "${profile:=dev}"
   [[ $profile =~ ^(dev|ha|bft)$ ]] || die "unknown profile $profile (dev, ha or bft)"
+  [[ -z $shards || $shards =~ ^[1-8]$ ]] || die "--shards $shards: a number of shard channels from 1 to 8"
   n=$(orderer_count "$profile")
 
   # Whatever of ours is still running from a crashed or half-finished run goes first.
@@ -949,6 +1010,7 @@ cmd_up() {
     mkdir -p "$dir" "$logs" "$pids"
     echo "$profile" >"$dir/profile"
     echo "$base" >"$dir/port-base"
+    if [[ -n $shards ]]; then echo "$shards" >"$dir/shards"; fi
     if $hsm; then
       touch "$dir/hsm-mode"
       # The CAs come first: every node identity is enrolled from them, with a key made in a token.
@@ -976,29 +1038,29 @@ cmd_up() {
     wait_for "orderer$i" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
   done
   if $fresh; then
-    for ((i = 0; i < n; i++)); do
-      osnadmin channel join --channelID "$CHANNEL" --config-block "$dir/genesis.block" \
-        -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
-        --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
-        >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $CHANNEL; see $logs/osnadmin.log and $logs/orderer$i.log"
+    for c in $(channels); do
+      for ((i = 0; i < n; i++)); do
+        osnadmin channel join --channelID "$c" --config-block "$(channel_block "$c")" \
+          -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
+          --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
+          >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $c; see $logs/osnadmin.log and $logs/orderer$i.log"
+      done
     done
   fi
-  if [[ $(consensus "$profile") == etcdraft ]]; then
-    wait_for orderer0 "a Raft leader for $CHANNEL" 30 raft_leader "$n"
-  else
-    wait_for orderer0 "every consenter active on $CHANNEL" 30 bft_active "$n"
-  fi
+  wait_channels_ordered orderer0 "$n"
 
   for org in 1 2; do
     for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
       # /healthz answers before the gRPC port listens: wait for both.
       wait_for "peer$j.org$org" "health and gRPC port" 30 \
         eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
-      if $fresh; then
-        as_peer "$org" "$j" admin peer channel join -b "$dir/genesis.block" >>"$logs/peer-cli.log" 2>&1 ||
-          die "peer$j.org$org did not join $CHANNEL; see $logs/peer-cli.log and $logs/peer$j.org$org.log"
-      fi
-      wait_for "peer$j.org$org" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+      for ch in $(channels); do
+        if $fresh; then
+          as_peer "$org" "$j" admin peer channel join -b "$(channel_block "$ch")" >>"$logs/peer-cli.log" 2>&1 ||
+            die "peer$j.org$org did not join $ch; see $logs/peer-cli.log and $logs/peer$j.org$org.log"
+        fi
+        wait_for "peer$j.org$org" "channel $ch" 30 peer_joined "$org" "$j"
+      done
     done
   done
 
@@ -1011,7 +1073,7 @@ cmd_up() {
 
   [[ -f $dir/chaincode/package-id ]] && start_chaincode_servers
   touch "$dir/.ready"
-  log "the $profile network is up in $((SECONDS - started)) s; connection description: $dir/connection.json"
+  log "the $profile network is up in $((SECONDS - started)) s, channels $(channels | paste -sd " "); connection description: $dir/connection.json"
 }
 
 # --- deploy -------------------------------------------------------------------------------------
@@ -1080,10 +1142,10 @@ stop_chaincode_servers() {
   done
 }
 
-committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null; }
+committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$ch" -n "$cc_name" -O json 2>/dev/null; }
 
 cmd_deploy() {
-  local started=$SECONDS path label package id current sequence org j n profile_now peers=() pkgs
+  local started=$SECONDS path label package id current org j n profile_now pkgs ch=$CHANNEL pending=()
   load_fabric
   [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
   profile_now=$(cat "$dir/profile")
@@ -1102,20 +1164,25 @@ cmd_deploy() {
   n=$(peers_per_org "$profile_now")
 
   [[ $cc_name =~ ^[a-z][a-z0-9_-]{0,48}$ ]] || die "chaincode name $cc_name: lower-case letters, digits, _ and - only"
-  current=$(committed || true)
-  if [[ -n $current && -f $dir/chaincode/committed-$cc_name && $(cat "$dir/chaincode/committed-$cc_name") == "$id" ]]; then
+  # The channels where this code is not yet the committed definition of the name.
+  for ch in $(channels); do
+    current=$(committed || true)
+    if [[ -z $current || ! -f $(committed_marker) || $(cat "$(committed_marker)") != "$id" ]]; then pending+=("$ch"); fi
+  done
+  if ((${#pending[@]} == 0)); then
     if [[ $cc_lang == ccaas ]]; then
       echo "$path" >"$dir/chaincode/path"
       start_chaincode_servers
     fi
-    for org in 1 2; do
-      wait_for "peer0.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0
-      wait_for "peer0.org$org" "endorsers of both orgs" 30 endorsers_known "$org" 0
+    for ch in $(channels); do
+      for org in 1 2; do
+        wait_for "peer0.org$org" "a chaincode answer on $ch" 30 chaincode_answers "$org" 0
+        wait_for "peer0.org$org" "endorsers of both orgs on $ch" 30 endorsers_known "$org" 0
+      done
     done
-    log "chaincode $label is already committed as $cc_name (sequence $(jq .sequence <<<"$current"))"
+    log "chaincode $label is already committed as $cc_name on $(channels | paste -sd ' ')"
     return 0
   fi
-  sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
 
   for org in 1 2; do
     for ((j = 0; j < n; j++)); do
@@ -1128,6 +1195,8 @@ cmd_deploy() {
   done
 
   # A node package runs where the peer launches it; a service package in our chaincode servers.
+  # A peer runs one chaincode per package id and sends it every channel's transactions (each
+  # names its channel), so the same two servers serve the name on every shard.
   if [[ $cc_lang == ccaas ]]; then
     if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
       stop_chaincode_servers
@@ -1137,39 +1206,47 @@ cmd_deploy() {
     start_chaincode_servers
   fi
 
-  local policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=()
+  for ch in "${pending[@]}"; do commit_on_channel "$label" "$id" "$n"; done
+  log "deployed $label as $cc_name on ${pending[*]} (endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+}
+
+committed_marker() { echo "$dir/chaincode/committed-$ch-$cc_name"; }
+
+# Approves (both orgs) and commits LABEL as cc_name on channel `ch`, with the next sequence there,
+# and waits until every peer has the definition and the chaincode answers a read on it.
+commit_on_channel() {
+  local label=$1 id=$2 n=$3 current sequence org j policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=() peers=()
+  current=$(committed || true)
+  sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
   for org in 1 2; do
     as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
-      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
+      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
       --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
       --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 &
     approvals+=($!)
   done
   for org in 1 2; do
-    wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label; see $logs/peer-cli.log"
+    wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label on $ch; see $logs/peer-cli.log"
   done
   for org in 1 2; do
     peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org" 0)" --tlsRootCertFiles "$(org_tls_ca "$org")")
   done
   as_peer 1 0 admin peer lifecycle chaincode commit -o "127.0.0.1:$(orderer_port 0)" \
-    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
     --version "$label" --sequence "$sequence" --signature-policy "$policy" "${peers[@]}" \
-    --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label failed; see $logs/peer-cli.log"
-
-  # Ready when every peer has the definition and the chaincode answers a read on it.
+    --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label on $ch failed; see $logs/peer-cli.log"
   for org in 1 2; do
     for ((j = 0; j < n; j++)); do
-      wait_for "peer$j.org$org" "the chaincode definition (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
-      wait_for "peer$j.org$org" "a chaincode answer" 60 chaincode_answers "$org" "$j"
-      wait_for "peer$j.org$org" "endorsers of both orgs" 30 endorsers_known "$org" "$j"
+      wait_for "peer$j.org$org" "the chaincode definition on $ch (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
+      wait_for "peer$j.org$org" "a chaincode answer on $ch" 60 chaincode_answers "$org" "$j"
+      wait_for "peer$j.org$org" "endorsers of both orgs on $ch" 30 endorsers_known "$org" "$j"
     done
   done
-  echo "$id" >"$dir/chaincode/committed-$cc_name"
-  log "deployed $label as $cc_name (sequence $sequence, endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+  echo "$id" >"$(committed_marker)"
 }
 
 definition_at() {
-  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null |
+  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$ch" -n "$cc_name" -O json 2>/dev/null |
     jq -e --argjson s "$3" '.sequence == $s' >/dev/null
 }
 
@@ -1181,14 +1258,14 @@ endorsers_known() {
     # Any member may ask; the application identity's key is a file on every kind of network.
     eval "$(peer_cli_env "$org" application)"
     local msp=$CORE_PEER_MSPCONFIGPATH
-    discover endorsers --channel "$CHANNEL" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
+    discover endorsers --channel "$ch" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
       --peerTLSCA "$CORE_PEER_TLS_ROOTCERT_FILE" --MSP "$CORE_PEER_LOCALMSPID" \
       --userCert "$(echo "$msp"/signcerts/*.pem)" --userKey "$(echo "$msp"/keystore/*)" 2>/dev/null
   ) | jq -e '[.[0].EndorsersByGroups[][].MSPID] | (index("Org1MSP") != null) and (index("Org2MSP") != null)' >/dev/null
 }
 
 chaincode_answers() {
-  as_peer "$1" "$2" admin peer chaincode query -C "$CHANNEL" -n "$cc_name" \
+  as_peer "$1" "$2" admin peer chaincode query -C "$ch" -n "$cc_name" \
     -c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null 2>&1
 }
 
@@ -1197,7 +1274,7 @@ chaincode_answers() {
 # serves (the fault suite's restart). The others keep running; `up` would restart them all.
 cmd_start() {
   load_fabric
-  local name=${positional[0]:-} p n org j i
+  local name=${positional[0]:-} p n org j i ch=$CHANNEL
   [[ -f $dir/.ready ]] || die "no running network in $dir; run 'up' first"
   p=$(cat "$dir/profile")
   n=$(orderer_count "$p")
@@ -1222,11 +1299,7 @@ cmd_start() {
       ((i < n)) || die "the $p network has no $name"
       start_orderer "$i"
       wait_for "$name" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
-      if [[ $(consensus "$p") == etcdraft ]]; then
-        wait_for "$name" "a Raft leader for $CHANNEL" 30 raft_leader "$n"
-      else
-        wait_for "$name" "every consenter active on $CHANNEL" 30 bft_active "$n"
-      fi
+      wait_channels_ordered "$name" "$n"
       ;;
     peer[0-9].org[12])
       org=${name#*.org}
@@ -1235,7 +1308,7 @@ cmd_start() {
       ((j < $(peers_per_org "$p"))) || die "the $p network has no $name"
       start_peer "$org" "$j"
       wait_for "$name" "health and gRPC port" 30 eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
-      wait_for "$name" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+      for ch in $(channels); do wait_for "$name" "channel $ch" 30 peer_joined "$org" "$j"; done
       ;;
     cc.org[12])
       [[ -f $dir/chaincode/package-id ]] || die "no chaincode deployed in $dir"
@@ -1268,7 +1341,7 @@ health_of() {
 cmd_status() {
   load_fabric
   [[ -f $dir/profile ]] || die "no network in $dir"
-  local p name pid state height org j
+  local p name pid state height org j ch=$CHANNEL
   p=$(cat "$dir/profile")
   printf '%s network in %s\n' "$p" "$dir"
   printf '%-12s %-8s %-9s %s\n' PROCESS PID STATE HEALTH
@@ -1279,9 +1352,11 @@ cmd_status() {
   done
   for org in 1 2; do
     for ((j = 0; j < $(peers_per_org "$p"); j++)); do
-      height=$(as_peer "$org" "$j" admin peer channel getinfo -c "$CHANNEL" 2>/dev/null |
-        sed -n 's/^Blockchain info: //p' | jq -r .height 2>/dev/null || true)
-      printf 'peer%d.org%d  %s block height %s\n' "$j" "$org" "$CHANNEL" "${height:-unknown}"
+      for ch in $(channels); do
+        height=$(as_peer "$org" "$j" admin peer channel getinfo -c "$ch" 2>/dev/null |
+          sed -n 's/^Blockchain info: //p' | jq -r .height 2>/dev/null || true)
+        printf 'peer%d.org%d  %s block height %s\n' "$j" "$org" "$ch" "${height:-unknown}"
+      done
     done
   done
 }
@@ -1302,6 +1377,10 @@ cmd_env() {
   local org=${positional[0]:-} identity=${positional[1]:-admin}
   [[ $org =~ ^Org[12]$ ]] || die "env needs an organisation: Org1 or Org2"
   [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
+  if [[ -n $env_channel ]]; then
+    grep -qxF -- "$env_channel" <(channels) || die "--channel $env_channel: not a channel of this network ($(channels | paste -sd ' '))"
+    ch=$env_channel
+  fi
   peer_cli_env "${org#Org}" "$identity"
 }
 
