@@ -1225,6 +1225,18 @@ cmd_deploy() {
   log "deployed $label as $cc_name on ${pending[*]} (endorsed by Org1 and Org2) in $((SECONDS - started)) s"
 }
 
+# An approval that an interrupted deploy already made is refused as "unchanged content": that
+# organisation has approved, which is what we want.
+approve_for_org() {
+  local org=$1 label=$2 id=$3 sequence=$4 policy=$5 out rc=0
+  out=$(as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
+    --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
+    --waitForEventTimeout 60s 2>&1) || rc=$?
+  printf '%s\n' "$out" >>"$logs/peer-cli.log"
+  ((rc == 0)) || [[ $out == *"redefine uncommitted sequence ($sequence)"*"with unchanged content"* ]]
+}
+
 committed_marker() { echo "$dir/chaincode/committed-$ch-$cc_name"; }
 
 # Approves (both orgs) and commits LABEL as cc_name on channel `ch`, with the next sequence there,
@@ -1234,10 +1246,7 @@ commit_on_channel() {
   current=$(committed || true)
   sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
   for org in 1 2; do
-    as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
-      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
-      --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
-      --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 &
+    approve_for_org "$org" "$label" "$id" "$sequence" "$policy" &
     approvals+=($!)
   done
   for org in 1 2; do
