@@ -6,7 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers, type Gateway } from '@hyperledger/fabric-gateway';
 import { expect } from 'chai';
 import type { TrustAnchorRecord } from '@keyfleet/chaincode';
-import { asPrincipal, newLedgerClient, readOrganization, type LedgerTransport } from '@keyfleet/gateway';
+import {
+  asPrincipal,
+  newLedgerClient,
+  readOrganization,
+  type LedgerClient,
+  type LedgerTransport,
+} from '@keyfleet/gateway';
 import { newSoftwareKey } from '@keyfleet/gateway/testing';
 import { networkScriptAt, shardNetwork } from './support/network';
 
@@ -69,27 +75,11 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
     for (const [index, channel] of shards.entries()) {
       const anchorId = `shard-${String(index)}-metadata`;
       anchors.set(channel, anchorId);
-      const { gateway, client, transport } = openChannel(channel);
-      try {
-        // The bootstrap write of a fresh namespace: a metadata-signing anchor signed by its own key.
-        const key = newSoftwareKey(anchorId);
-        const { x, y } = key.publicKey.export({ format: 'jwk' });
-        const ledger = newLedgerClient({ transport, signingKey: key, anchorId });
-        const { record } = await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
-          ledger.write<TrustAnchorRecord>('RegisterTrustAnchor', {
-            AnchorID: anchorId,
-            Kind: 'metadata-signing',
-            PublicKey: { kty: 'EC', crv: 'P-256', x, y },
-            Description: `the metadata-signing key of ${channel}`,
-          }),
-        );
+      await onChannel(channel, anchorId, async (ledger, record) => {
         expect(record).to.include({ AnchorID: anchorId, Kind: 'metadata-signing' });
         const read = await ledger.read<TrustAnchorRecord>('GetTrustAnchor', anchorId);
         expect(read).to.deep.equal(record);
-      } finally {
-        gateway.close();
-        client.close();
-      }
+      });
     }
     // Fabric's own CLI, as Org2's auditor: each shard holds its own write and not the other's.
     for (const channel of shards) {
@@ -130,6 +120,52 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
       const governanceHeight = `${peer} keyfleet-governance`;
       expect(after.get(governanceHeight)).to.equal(before.get(governanceHeight));
     }
+  });
+
+  it('keeps the shard map on the governance channel: an operator writes it, Org2 reads and resolves it', async () => {
+    const profile = JSON.parse(readFileSync(connection, 'utf8')) as {
+      channels: { shards: string[]; governance: string };
+    };
+    const { governance } = profile.channels;
+    const map = await onChannel(governance, 'governance-metadata', async (ledger) => {
+      const any = { Group: null, Location: null, Function: null };
+      const { record } = await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        ledger.write<{ Revision: number }>('SetShardMap', {
+          ExpectedRevision: 0,
+          Shards: profile.channels.shards,
+          Rules: [{ Match: { ...any, Group: 'meters' }, Shard: 'keyfleet-shard1' }],
+          Default: 'keyfleet',
+        }),
+      );
+      return record;
+    });
+    expect(map).to.include({ Revision: 1 });
+    const query = (...args: string[]) =>
+      JSON.parse(
+        peerCli(
+          'Org2',
+          'auditor',
+          governance,
+          'peer chaincode query -C "$KEYFLEET_CHANNEL" -n keyfleet -c "$1"',
+          JSON.stringify({ Args: args }),
+        ),
+      ) as unknown;
+    expect(query('GetShardMap')).to.deep.equal(map);
+    expect(query('ResolveShard', 'meters', 'north', '')).to.deep.equal({
+      Shard: 'keyfleet-shard1',
+      Rule: 0,
+      Revision: 1,
+    });
+    expect(query('ResolveShard', 'pumps', '', '')).to.deep.equal({ Shard: 'keyfleet', Rule: null, Revision: 1 });
+    // The map is the governance channel's alone.
+    expect(() =>
+      peerCli(
+        'Org2',
+        'auditor',
+        'keyfleet',
+        'peer chaincode query -C keyfleet -n keyfleet -c \'{"Args":["GetShardMap"]}\'',
+      ),
+    ).to.throw(/SHARD_MAP_NOT_FOUND/);
   });
 
   it('refuses env for a channel it does not have, and up with another shard count', () => {
@@ -173,6 +209,35 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
     });
     expect(run.status, `network.sh ${args.join(' ')}`).to.not.equal(0);
     return run.stderr;
+  }
+
+  /**
+   * Runs `use` with a ledger client on CHANNEL (as Org1's operator, principal alice) after the
+   * bootstrap write of a fresh namespace there: a metadata-signing anchor signed by its own key.
+   */
+  async function onChannel<T>(
+    channel: string,
+    anchorId: string,
+    use: (ledger: LedgerClient, anchor: TrustAnchorRecord) => Promise<T>,
+  ): Promise<T> {
+    const { gateway, client, transport } = openChannel(channel);
+    try {
+      const key = newSoftwareKey(anchorId);
+      const { x, y } = key.publicKey.export({ format: 'jwk' });
+      const ledger = newLedgerClient({ transport, signingKey: key, anchorId });
+      const { record } = await asPrincipal({ Kind: 'operator', ID: 'alice' }, () =>
+        ledger.write<TrustAnchorRecord>('RegisterTrustAnchor', {
+          AnchorID: anchorId,
+          Kind: 'metadata-signing',
+          PublicKey: { kty: 'EC', crv: 'P-256', x, y },
+          Description: `the metadata-signing key of ${channel}`,
+        }),
+      );
+      return await use(ledger, record);
+    } finally {
+      gateway.close();
+      client.close();
+    }
   }
 
   /** Org1's operator (a file identity from Org1's CA) on CHANNEL, through the Fabric Gateway. */
