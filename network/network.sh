@@ -445,27 +445,36 @@ hsm_ca_client() {
 
 # Every node identity of an --hsm network, from the CAs whose own keys are in the tokens: the
 # organisation MSPs name those CAs, each orderer, peer and admin enrols with a key made in its
-# organisation's token, and no key file is written (the keystore folders stay empty).
+# organisation's token, and no key file is written (the keystore folders stay empty). The three
+# organisations have their own CA and token, so they enrol side by side.
 enrol_nodes() {
-  local profile=$1 unit home org i j domain
+  local profile=$1 unit i enrolments=()
   for unit in orderer 1 2; do
-    home=$(hsm_client_home "$unit")
-    FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll \
-      --tls.certfiles "$(ca_tls_root "$unit")" --caname "ca-$(ca_unit_dir "$unit")" \
-      -u "https://admin:$(ca_admin_secret "$unit")@127.0.0.1:$(ca_port "$unit")" >>"$logs/ca-client.log" 2>&1 ||
-      die "cannot enrol the registrar of ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
-    finish_msp "$(unit_dir "$unit")/msp" "$unit" ""
+    enrol_unit "$profile" "$unit" &
+    enrolments+=($!)
   done
-  for ((i = 0; i < $(orderer_count "$profile"); i++)); do
-    enrol_in_token orderer "orderer$i.$ORDERER_DOMAIN" orderer "$(orderer_dir "$i")/msp"
-  done
-  for org in 1 2; do
-    domain=$(org_domain "$org")
-    for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
-      enrol_in_token "$org" "peer$j.$domain" peer "$(peer_dir "$org" "$j")/msp"
+  for i in "${!enrolments[@]}"; do wait "${enrolments[$i]}" || die "the node identities were not all enrolled"; done
+}
+
+enrol_unit() {
+  local profile=$1 unit=$2 home i j domain
+  home=$(hsm_client_home "$unit")
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll \
+    --tls.certfiles "$(ca_tls_root "$unit")" --caname "ca-$(ca_unit_dir "$unit")" \
+    -u "https://admin:$(ca_admin_secret "$unit")@127.0.0.1:$(ca_port "$unit")" >>"$logs/ca-client.log" 2>&1 ||
+    die "cannot enrol the registrar of ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  finish_msp "$(unit_dir "$unit")/msp" "$unit" ""
+  if [[ $unit == orderer ]]; then
+    for ((i = 0; i < $(orderer_count "$profile"); i++)); do
+      enrol_in_token orderer "orderer$i.$ORDERER_DOMAIN" orderer "$(orderer_dir "$i")/msp"
     done
-    enrol_in_token "$org" "Admin@$domain" admin "$(org_dir "$org")/users/Admin@$domain/msp"
+    return
+  fi
+  domain=$(org_domain "$unit")
+  for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+    enrol_in_token "$unit" "peer$j.$domain" peer "$(peer_dir "$unit" "$j")/msp"
   done
+  enrol_in_token "$unit" "Admin@$domain" admin "$(org_dir "$unit")/users/Admin@$domain/msp"
 }
 
 # --- crypto material --------------------------------------------------------------------------
