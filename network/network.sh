@@ -8,11 +8,22 @@ usage() {
 Usage: network/network.sh VERB [options]
 
 Verbs:
-  up [--profile dev|ha|bft]   start the network (idempotent; restarts a stopped or crashed one
+  up [--profile dev|ha|bft] [--hsm] [--shards N]
+                              start the network (idempotent; restarts a stopped or crashed one
                               on its existing data)
                                 dev  one Raft orderer, Org1 and Org2 with one peer each
                                 ha   three Raft orderers, two peers per organisation
                                 bft  four SmartBFT orderers, one peer per organisation
+                              --hsm: every peer's, orderer's, admin's and Fabric CA's signing key
+                              is made and kept in a SoftHSM token (one per organisation: Org1,
+                              Org2, Orderer) through Fabric's BCCSP PKCS11; the identities are
+                              enrolled through the Fabric CAs (a third CA, ca.orderer, serves the
+                              orderer organisation). TLS keys stay files (Fabric reads them only
+                              from files). A network is made with or without --hsm for good.
+                              --shards N (1-8): N shard channels, keyfleet (shard 0, today's
+                              channel) and keyfleet-shard1 … keyfleet-shardN-1, plus the channel
+                              keyfleet-governance that holds the shard map; every peer joins all
+                              of them. Without it: the one channel keyfleet.
   deploy [PATH] [--name NAME] deploy the chaincode in PATH (default: chaincode/) as a service,
                               one chaincode server per organisation, endorsed by both; changed
                               code is committed with the next sequence number. NAME (default
@@ -20,15 +31,23 @@ Verbs:
                               namespace served by the same chaincode servers. --lang node
                               deploys the conventional way instead: a package made by
                               `peer lifecycle chaincode package --lang node`, built and
-                              launched by the peer through network/builders/node
-  status                      each process, its health endpoint, the block height of each peer
+                              launched by the peer through network/builders/node. The chaincode
+                              is committed on every channel of the network (the same package,
+                              served to all channels by the same chaincode servers)
+  status                      each process, its health endpoint, the block height of each
+                              channel on each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
   start NAME                  start one stopped or crashed process of a running network on its
                               data (ca.org1, orderer0, peer1.org2, cc.org1 …), the others left
                               running, and wait until it serves again (up restarts everything)
   down [--keep]               stop what this network started; remove its data unless --keep
-  env ORG [IDENTITY]          shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
-                              verifier, auditor, application; default admin) of ORG (Org1, Org2)
+  env ORG [IDENTITY] [--channel C]
+                              shell exports for Fabric's peer CLI as IDENTITY (admin, operator,
+                              verifier, auditor, application; default admin) of ORG (Org1, Org2);
+                              on an --hsm network the admin's exports read the token PIN from
+                              its file when evaluated (the PIN itself is never printed);
+                              KEYFLEET_CHANNEL is C (default keyfleet), one of the network's
+                              channels
 
 Options (or environment):
   --dir DIR        KEYFLEET_NETWORK_DIR         data directory (default: <repo>/.fabric/network)
@@ -37,12 +56,14 @@ Options (or environment):
                    KEYFLEET_BATCH_TIMEOUT       orderer batch timeout (default: 200ms)
                    KEYFLEET_FABRIC_LOGGING      FABRIC_LOGGING_SPEC of every node (default: info)
 
-The connection description for the gateway and the tests is DIR/connection.json.
+The connection description for the gateway and the tests is DIR/connection.json; its
+"channel" is shard 0 (keyfleet) and "channels" lists the shards and the governance channel.
 EOF
 }
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly CHANNEL=keyfleet
+readonly GOVERNANCE_CHANNEL=keyfleet-governance
 readonly CHAINCODE=keyfleet
 : "${KEYFLEET_NETWORK_DIR:=$repo_root/.fabric/network}"
 port_base_given=${KEYFLEET_NETWORK_PORT_BASE:+yes}
@@ -64,6 +85,9 @@ verb=${1:-}
 }
 shift
 profile=
+hsm=false
+shards=
+env_channel=
 keep=false
 cc_name=keyfleet
 cc_lang=ccaas
@@ -86,6 +110,18 @@ while (($# > 0)); do
     --keep)
       keep=true
       shift
+      ;;
+    --hsm)
+      hsm=true
+      shift
+      ;;
+    --shards)
+      shards=${2:?--shards needs a number}
+      shift 2
+      ;;
+    --channel)
+      env_channel=${2:?--channel needs a channel name}
+      shift 2
       ;;
     --name)
       cc_name=${2:?--name needs a value}
@@ -129,12 +165,28 @@ logs=$dir/logs
 orderer_count() { case $1 in dev) echo 1 ;; ha) echo 3 ;; bft) echo 4 ;; esac }
 peers_per_org() { case $1 in ha) echo 2 ;; *) echo 1 ;; esac }
 consensus() { case $1 in bft) echo BFT ;; *) echo etcdraft ;; esac }
-ca_port() { echo $((base + 10 * ($1 - 1))); }
+# CA 1 and 2 serve Org1 and Org2; on an --hsm network, CA "orderer" (+2, +3) serves the orderers.
+ca_port() { if [[ $1 == orderer ]]; then echo $((base + 2)); else echo $((base + 10 * ($1 - 1))); fi; }
 orderer_port() { echo $((base + 20 + 10 * $1)); }
 peer_port() { echo $((base + 40 + 20 * $1 + 10 * $2)); } # org (1|2), index
 cc_port() { echo $((base + 99 + $1)); }
 org_domain() { echo "org$1.keyfleet.local"; }
 readonly ORDERER_DOMAIN=orderer.keyfleet.local
+
+# --- channels -----------------------------------------------------------------------------------
+# An unsharded network has one application channel, keyfleet. `up --shards N` makes N shard
+# channels, keyfleet (shard 0, so every client of an unsharded network keeps working) and
+# keyfleet-shardK, and keyfleet-governance for the shard map. The helpers below that talk to one
+# channel use `ch` (default keyfleet), set by the loops over `channels`.
+ch=$CHANNEL
+shard_count() { if [[ -f $dir/shards ]]; then cat "$dir/shards"; else echo 1; fi; }
+shard_channel() { if (($1 == 0)); then echo "$CHANNEL"; else echo "$CHANNEL-shard$1"; fi; }
+channels() {
+  local k
+  for ((k = 0; k < $(shard_count); k++)); do shard_channel "$k"; done
+  if [[ -f $dir/shards ]]; then echo "$GOVERNANCE_CHANNEL"; fi
+}
+channel_block() { echo "$dir/channels/$1.block"; }
 
 load_fabric() {
   bash "$repo_root/scripts/install-fabric.sh" >/dev/null 2>"$dir.install.log" ||
@@ -162,11 +214,17 @@ alive() {
   kill -0 "$pid" 2>/dev/null && ours "$pid"
 }
 
+# A caller that sets pin_var and pin_token (locals) hands the process that token's PIN in the
+# environment variable pin_var: read from its file in the subshell, never on a command line.
 start_process() {
   local name=$1 workdir=$2
   shift 2
   mkdir -p "$pids" "$logs" "$workdir"
-  (cd "$workdir" && exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-) &
+  (
+    cd "$workdir"
+    if [[ -n ${pin_var:-} ]]; then export "$pin_var=$(hsm_pin "$pin_token")"; fi
+    exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-
+  ) &
   echo $! >"$pids/$name.pid"
 }
 
@@ -232,6 +290,193 @@ $(tail -n 15 "$logs/$name.log" 2>/dev/null)"
 healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 ca_ready() { curl -fsS --cacert "$2" "https://127.0.0.1:$1/cainfo" >/dev/null 2>&1; }
 
+# --- node keys in SoftHSM tokens (up --hsm) --------------------------------------------------------
+# One token per organisation (Org1, Org2, Orderer) under DIR/hsm/tokens: an organisation's CA,
+# nodes and admin share its token, as they would share the organisation's HSM. Each PIN lives in
+# DIR/hsm/LABEL.pin (mode 600); processes get it in their environment or in a mode-600 config file,
+# never on a command line of theirs and never in a log.
+: "${KEYFLEET_PKCS11_LIBRARY:=/usr/lib/softhsm/libsofthsm2.so}"
+hsm_dir=$dir/hsm
+is_hsm() { [[ -f $dir/hsm-mode ]]; }
+token_of() { case $1 in 1) echo Org1 ;; 2) echo Org2 ;; orderer) echo Orderer ;; esac }
+hsm_pin() { cat "$hsm_dir/$1.pin"; }
+
+init_tokens() {
+  local label
+  [[ -f $KEYFLEET_PKCS11_LIBRARY ]] || die "no PKCS#11 library at $KEYFLEET_PKCS11_LIBRARY (apt-get install softhsm2, or set KEYFLEET_PKCS11_LIBRARY)"
+  mkdir -p "$hsm_dir/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+    "$hsm_dir/tokens" >"$hsm_dir/softhsm2.conf"
+  for label in Org1 Org2 Orderer; do
+    (umask 077 && openssl rand -hex 16 >"$hsm_dir/$label.pin")
+    # The SO PIN is thrown away: nobody re-initialises a network's token, `down` removes it.
+    SOFTHSM2_CONF=$hsm_dir/softhsm2.conf softhsm2-util --init-token --free --label "$label" \
+      --so-pin "$(openssl rand -hex 16)" --pin "$(hsm_pin "$label")" >/dev/null ||
+      die "cannot initialise the SoftHSM token $label in $hsm_dir"
+  done
+}
+
+# Environment (NAME=VALUE lines) that puts a Fabric node's BCCSP on the token; PREFIX is
+# CORE_PEER or ORDERER_GENERAL. The PIN is handed over separately (start_process's pin_var).
+bccsp_env() {
+  local prefix=$1 label=$2
+  is_hsm || return 0
+  printf '%s\n' "SOFTHSM2_CONF=$hsm_dir/softhsm2.conf" "${prefix}_BCCSP_DEFAULT=PKCS11" \
+    "${prefix}_BCCSP_PKCS11_LIBRARY=$KEYFLEET_PKCS11_LIBRARY" "${prefix}_BCCSP_PKCS11_LABEL=$label" \
+    "${prefix}_BCCSP_PKCS11_HASH=SHA2" "${prefix}_BCCSP_PKCS11_SECURITY=256"
+}
+
+# Fabric 3.1.5 prints its whole configuration, the PKCS#11 PIN included, at start: the peer from
+# logger nodeCmd, the orderer from orderer.common.server, both at INFO. On an --hsm network that
+# logger is held at WARNING so no PIN reaches a log (Fabric CA: --loglevel warning, same reason).
+logging_spec() {
+  if is_hsm; then echo "$KEYFLEET_FABRIC_LOGGING:$1=warning"; else echo "$KEYFLEET_FABRIC_LOGGING"; fi
+}
+
+# Fabric CA reads its BCCSP only from its configuration file (its environment variables cannot
+# set the PKCS11 section), so the file holds the PIN: mode 600, inside the network's directory.
+bccsp_yaml() {
+  cat <<EOF
+bccsp:
+  default: PKCS11
+  pkcs11:
+    library: $KEYFLEET_PKCS11_LIBRARY
+    label: $1
+    pin: "$(hsm_pin "$1")"
+    hash: SHA2
+    security: 256
+EOF
+}
+
+# A fabric-ca-client home whose keys are made in the token (the registrar of that CA, and the
+# home from which it enrols the nodes).
+hsm_client_home() {
+  local unit=$1 home
+  home=$dir/ca/$(ca_unit_dir "$unit")/hsm-client
+  if [[ ! -f $home/fabric-ca-client-config.yaml ]]; then
+    mkdir -p "$home"
+    (umask 077 && bccsp_yaml "$(token_of "$unit")" >"$home/fabric-ca-client-config.yaml")
+  fi
+  echo "$home"
+}
+
+ca_unit_dir() { if [[ $1 == orderer ]]; then echo orderer; else echo "org$1"; fi; }
+ca_tls_root() { if [[ $1 == orderer ]]; then orderer_tls_ca; else org_tls_ca "$1"; fi; }
+unit_domain() { if [[ $1 == orderer ]]; then echo "$ORDERER_DOMAIN"; else org_domain "$1"; fi; }
+unit_dir() { if [[ $1 == orderer ]]; then echo "$crypto/ordererOrganizations/$ORDERER_DOMAIN"; else org_dir "$1"; fi; }
+
+# TLS material in cryptogen's layout, made with openssl: Fabric reads TLS keys only from files
+# (peer.tls.key.file, General.TLS.PrivateKey), so these are the network's only node key files.
+write_tls_ca() {
+  local out=$1/tlsca domain=$2
+  mkdir -p "$out" "$1/msp/tlscacerts"
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/priv_sk" 2>/dev/null)
+  openssl req -x509 -new -key "$out/priv_sk" -subj "/O=$domain/CN=tlsca.$domain" -days 3650 \
+    -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
+    -out "$out/tlsca.$domain-cert.pem" 2>/dev/null
+  cp "$out/tlsca.$domain-cert.pem" "$1/msp/tlscacerts/"
+}
+
+write_tls_node() {
+  local node=$1 host=$2 domain=$3 tlsca=$4 out=$1/tls
+  mkdir -p "$out"
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/server.key" 2>/dev/null)
+  openssl req -new -key "$out/server.key" -subj "/O=$domain/CN=$host" -out "$out/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" >"$out/ext.cnf"
+  openssl x509 -req -in "$out/server.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
+    -CAcreateserial -days 3650 -extfile "$out/ext.cnf" -out "$out/server.crt" 2>/dev/null
+  cp "$tlsca/tlsca.$domain-cert.pem" "$out/ca.crt"
+  rm -f "$out/server.csr" "$out/ext.cnf"
+}
+
+write_tls_material() {
+  local profile=$1 org j i
+  write_tls_ca "$(unit_dir orderer)" "$ORDERER_DOMAIN"
+  for ((i = 0; i < $(orderer_count "$profile"); i++)); do
+    write_tls_node "$(orderer_dir "$i")" "orderer$i.$ORDERER_DOMAIN" "$ORDERER_DOMAIN" "$(unit_dir orderer)/tlsca"
+  done
+  for org in 1 2; do
+    write_tls_ca "$(org_dir "$org")" "$(org_domain "$org")"
+    for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+      write_tls_node "$(peer_dir "$org" "$j")" "peer$j.$(org_domain "$org")" "$(org_domain "$org")" "$(org_dir "$org")/tlsca"
+    done
+  done
+}
+
+# An MSP folder as the CA's enrolment left it, made a Fabric MSP: the CA's certificate under the
+# name the NodeOU configuration gives it, and that configuration (client, peer, admin, orderer).
+finish_msp() {
+  local msp=$1 unit=$2 name=$3 cacert
+  cacert=ca.$(unit_domain "$unit")-cert.pem
+  rm -rf "$msp/cacerts" "$msp/IssuerPublicKey" "$msp/IssuerRevocationPublicKey" "$msp/user"
+  mkdir -p "$msp/cacerts" "$msp/keystore"
+  cp "$dir/ca/$(ca_unit_dir "$unit")/ca-cert.pem" "$msp/cacerts/$cacert"
+  [[ -f $msp/signcerts/cert.pem && -n $name ]] && mv "$msp/signcerts/cert.pem" "$msp/signcerts/$name-cert.pem"
+  {
+    echo "NodeOUs:"
+    echo "  Enable: true"
+    for ou in Client Peer Admin Orderer; do
+      echo "  ${ou}OUIdentifier: {Certificate: cacerts/$cacert, OrganizationalUnitIdentifier: ${ou,,}}"
+    done
+  } >"$msp/config.yaml"
+}
+
+# Registers NAME of TYPE at the unit's CA and enrols it into MSP with a key made in the token.
+enrol_in_token() {
+  local unit=$1 name=$2 type=$3 msp=$4 home secret
+  home=$(hsm_client_home "$unit")
+  secret=$(openssl rand -hex 16)
+  hsm_ca_client "$unit" "$home" register --id.name "$name" --id.secret "$secret" --id.type "$type" ||
+    die "cannot register $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll -M "$msp" \
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://$name:$secret@127.0.0.1:$(ca_port "$unit")" \
+    --caname "ca-$(ca_unit_dir "$unit")" --csr.hosts "$name,localhost,127.0.0.1" >>"$logs/ca-client.log" 2>&1 ||
+    die "cannot enrol $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  finish_msp "$msp" "$unit" "$name"
+}
+
+hsm_ca_client() {
+  local unit=$1 home=$2
+  shift 2
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" \
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://127.0.0.1:$(ca_port "$unit")" \
+    --caname "ca-$(ca_unit_dir "$unit")" >>"$logs/ca-client.log" 2>&1
+}
+
+# Every node identity of an --hsm network, from the CAs whose own keys are in the tokens: the
+# organisation MSPs name those CAs, each orderer, peer and admin enrols with a key made in its
+# organisation's token, and no key file is written (the keystore folders stay empty). The three
+# organisations have their own CA and token, so they enrol side by side.
+enrol_nodes() {
+  local profile=$1 unit i enrolments=()
+  for unit in orderer 1 2; do
+    enrol_unit "$profile" "$unit" &
+    enrolments+=($!)
+  done
+  for i in "${!enrolments[@]}"; do wait "${enrolments[$i]}" || die "the node identities were not all enrolled"; done
+}
+
+enrol_unit() {
+  local profile=$1 unit=$2 home i j domain
+  home=$(hsm_client_home "$unit")
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll \
+    --tls.certfiles "$(ca_tls_root "$unit")" --caname "ca-$(ca_unit_dir "$unit")" \
+    -u "https://admin:$(ca_admin_secret "$unit")@127.0.0.1:$(ca_port "$unit")" >>"$logs/ca-client.log" 2>&1 ||
+    die "cannot enrol the registrar of ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
+  finish_msp "$(unit_dir "$unit")/msp" "$unit" ""
+  if [[ $unit == orderer ]]; then
+    for ((i = 0; i < $(orderer_count "$profile"); i++)); do
+      enrol_in_token orderer "orderer$i.$ORDERER_DOMAIN" orderer "$(orderer_dir "$i")/msp"
+    done
+    return
+  fi
+  domain=$(org_domain "$unit")
+  for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
+    enrol_in_token "$unit" "peer$j.$domain" peer "$(peer_dir "$unit" "$j")/msp"
+  done
+  enrol_in_token "$unit" "Admin@$domain" admin "$(org_dir "$unit")/users/Admin@$domain/msp"
+}
+
 # --- crypto material --------------------------------------------------------------------------
 write_crypto_config() {
   local profile=$1 n i
@@ -287,7 +532,7 @@ write_chaincode_tls() {
 
 # --- channel configuration ----------------------------------------------------------------------
 write_configtx() {
-  local profile=$1 n i cons
+  local profile=$1 n i cons c
   n=$(orderer_count "$profile")
   cons=$(consensus "$profile")
   {
@@ -380,22 +625,32 @@ EOF
       Capabilities: *ApplicationCapabilities
 EOF
   } >"$dir/configtx.yaml"
-  FABRIC_CFG_PATH=$dir configtxgen -profile KeyfleetChannel -channelID "$CHANNEL" \
-    -outputBlock "$dir/genesis.block" >/dev/null 2>"$logs/configtxgen.log" ||
-    die "configtxgen failed; see $logs/configtxgen.log"
+  # Every channel has the same configuration; only its name (and so its genesis block) differs.
+  mkdir -p "$dir/channels"
+  for c in $(channels); do
+    FABRIC_CFG_PATH=$dir configtxgen -profile KeyfleetChannel -channelID "$c" \
+      -outputBlock "$(channel_block "$c")" >/dev/null 2>"$logs/configtxgen.log" ||
+      die "configtxgen failed for $c; see $logs/configtxgen.log"
+  done
 }
 
 # --- nodes ----------------------------------------------------------------------------------------
 start_ca() {
   local org=$1 port home
   port=$(ca_port "$org")
-  home=$dir/ca/org$org
+  home=$dir/ca/$(ca_unit_dir "$org")
   mkdir -p "$home"
+  alive "ca.$(ca_unit_dir "$org")" && return 0
+  if is_hsm; then
+    start_hsm_ca "$org" "$home" "$port"
+    return
+  fi
   if [[ ! -f $home/ca-cert.pem ]]; then
     # The CA runs on the organisation's CA key that cryptogen made, so what it issues is a valid
     # identity of that MSP; its TLS certificate is issued by the organisation's TLS CA.
     cp "$(org_dir "$org")/ca/ca.$(org_domain "$org")-cert.pem" "$home/ca-cert.pem"
     cp "$(org_dir "$org")"/ca/priv_sk "$home/ca-key.pem"
+    chmod 600 "$home/ca-key.pem"
     issue_ca_tls "$org" "$home"
   fi
   start_process "ca.org$org" "$home" fabric-ca-server start \
@@ -406,33 +661,72 @@ start_ca() {
     --csr.hosts localhost,127.0.0.1 --cfg.identities.allowremove
 }
 
-# The org's TLS CA (cryptogen's tlsca) signs the CA server's TLS certificate: one TLS root per org.
+# On an --hsm network the CA makes its own root key in its organisation's token at its first
+# start (ca-cert.pem is its self-signed certificate; the organisation's MSP names it) and finds
+# it there by the certificate's public key afterwards. Its configuration file carries the BCCSP
+# and the bootstrap registrar, which `-b` cannot add once a configuration file exists.
+start_hsm_ca() {
+  local unit=$1 home=$2 port=$3 name
+  name=$(ca_unit_dir "$unit")
+  if [[ ! -f $home/fabric-ca-server-config.yaml ]]; then
+    issue_ca_tls "$unit" "$home"
+    (
+      umask 077
+      cat <<EOF >"$home/fabric-ca-server-config.yaml"
+registry:
+  maxenrollments: -1
+  identities:
+    - name: admin
+      pass: "$(ca_admin_secret "$unit")"
+      type: client
+      affiliation: ""
+      attrs: {hf.Registrar.Roles: "*", hf.Registrar.DelegateRoles: "*", hf.Registrar.Attributes: "*", hf.Revoker: true, hf.GenCRL: true, hf.AffiliationMgr: true, hf.IntermediateCA: true}
+csr:
+  cn: ca.$(unit_domain "$unit")
+  names: [{O: $(unit_domain "$unit")}]
+  hosts: [localhost, 127.0.0.1]
+$(bccsp_yaml "$(token_of "$unit")")
+EOF
+    )
+  fi
+  start_process "ca.$name" "$home" env SOFTHSM2_CONF="$hsm_dir/softhsm2.conf" fabric-ca-server start \
+    --home "$home" --port "$port" --address 127.0.0.1 --ca.name "ca-$name" --loglevel warning \
+    --tls.enabled --tls.certfile tls-cert.pem --tls.keyfile tls-key.pem \
+    --operations.listenaddress "127.0.0.1:$((port + 1))" --metrics.provider prometheus \
+    --cfg.identities.allowremove
+}
+
+# The org's TLS CA signs the CA server's TLS certificate: one TLS root per org.
 issue_ca_tls() {
-  local org=$1 home=$2 tlsca
-  tlsca=$(org_dir "$org")/tlsca
-  openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null
-  openssl req -new -key "$home/tls-key.pem" -subj "/O=$(org_domain "$org")/CN=ca.$(org_domain "$org")" \
-    -out "$home/tls.csr" 2>/dev/null
+  local unit=$1 home=$2 tlsca domain
+  domain=$(unit_domain "$unit")
+  tlsca=$(unit_dir "$unit")/tlsca
+  mkdir -p "$home"
+  (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null)
+  openssl req -new -key "$home/tls-key.pem" -subj "/O=$domain/CN=ca.$domain" -out "$home/tls.csr" 2>/dev/null
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$home/tls-ext.cnf"
-  openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$(org_domain "$org")-cert.pem" -CAkey "$tlsca/priv_sk" \
+  openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
     -CAcreateserial -days 3650 -extfile "$home/tls-ext.cnf" -out "$home/tls-cert.pem" 2>/dev/null
-  chmod 600 "$home/tls-key.pem" "$home/ca-key.pem"
 }
 
 ca_admin_secret() {
-  local file=$dir/ca/org$1/admin-secret
+  local file
+  file=$dir/ca/$(ca_unit_dir "$1")/admin-secret
+  mkdir -p "${file%/*}"
   [[ -f $file ]] || (umask 077 && openssl rand -hex 16 >"$file")
   cat "$file"
 }
 
 start_orderer() {
-  local i=$1 port node
+  local i=$1 port node hsm_env pin_var='' pin_token=Orderer
   port=$(orderer_port "$i")
   node=$(orderer_dir "$i")
   mkdir -p "$dir/nodes/orderer$i"
-  start_process "orderer$i" "$dir/nodes/orderer$i" env \
+  mapfile -t hsm_env < <(bccsp_env ORDERER_GENERAL Orderer)
+  is_hsm && pin_var=ORDERER_GENERAL_BCCSP_PKCS11_PIN
+  start_process "orderer$i" "$dir/nodes/orderer$i" env "${hsm_env[@]}" \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
-    FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
+    FABRIC_LOGGING_SPEC="$(logging_spec orderer.common.server)" \
     ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
     ORDERER_GENERAL_LISTENPORT="$port" \
     ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
@@ -462,16 +756,19 @@ start_orderer() {
 }
 
 start_peer() {
-  local org=$1 j=$2 port node name domain builders
+  local org=$1 j=$2 port node name domain builders hsm_env pin_var='' pin_token
+  pin_token=$(token_of "$org")
+  mapfile -t hsm_env < <(bccsp_env CORE_PEER "$pin_token")
+  is_hsm && pin_var=CORE_PEER_BCCSP_PKCS11_PIN
   port=$(peer_port "$org" "$j")
   node=$(peer_dir "$org" "$j")
   domain=$(org_domain "$org")
   name=peer$j.org$org
   builders="[{name: ccaas_builder, path: $FABRIC_CCAAS_BUILDER, propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}, {name: keyfleet_node, path: $repo_root/network/builders/node, propagateEnvironment: [PATH, HOME, npm_config_cache]}]"
   mkdir -p "$dir/nodes/$name"
-  start_process "$name" "$dir/nodes/$name" env \
+  start_process "$name" "$dir/nodes/$name" env "${hsm_env[@]}" \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
-    FABRIC_LOGGING_SPEC="$KEYFLEET_FABRIC_LOGGING" \
+    FABRIC_LOGGING_SPEC="$(logging_spec nodeCmd)" \
     CORE_PEER_ID="peer$j.$domain" \
     CORE_PEER_ADDRESS="127.0.0.1:$port" \
     CORE_PEER_LISTENADDRESS="127.0.0.1:$port" \
@@ -517,9 +814,18 @@ export CORE_PEER_ADDRESS='127.0.0.1:$(peer_port "$org" 0)'
 export CORE_PEER_TLS_ROOTCERT_FILE='$(org_tls_ca "$org")'
 export ORDERER_ADDRESS='127.0.0.1:$(orderer_port 0)'
 export ORDERER_CA='$(orderer_tls_ca)'
-export KEYFLEET_CHANNEL='$CHANNEL'
+export KEYFLEET_CHANNEL='$ch'
 export KEYFLEET_CHAINCODE='$CHAINCODE'
 EOF
+  # An admin of an --hsm network signs in its organisation's token. The exports read the PIN
+  # from its file when they are evaluated: the PIN is never printed.
+  if [[ $identity == admin ]] && is_hsm; then
+    bccsp_env CORE_PEER "$(token_of "$org")" | sed "s/^\([A-Z0-9_]*\)=\(.*\)$/export \1='\2'/"
+    # shellcheck disable=SC2016 # the $(cat …) is for the shell that evaluates the exports
+    printf 'export CORE_PEER_BCCSP_PKCS11_PIN="$(cat %q)"\n' "$hsm_dir/$(token_of "$org").pin"
+  else
+    echo "export CORE_PEER_BCCSP_DEFAULT=SW"
+  fi
 }
 
 as_peer() {
@@ -541,13 +847,15 @@ org_roles() { case $1 in 1) echo "operator application" ;; 2) echo "verifier aud
 ca_client() {
   local org=$1 home=$2
   shift 2
-  FABRIC_CA_CLIENT_HOME=$home fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
+  FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
     -u "https://127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" >>"$logs/ca-client.log" 2>&1
 }
 
 enrol_identities() {
   local org=$1 registrar role home secret service
   registrar=$dir/ca/org$org/registrar
+  # On an --hsm network the registrar was enrolled with the nodes, its key in the token.
+  if is_hsm; then registrar=$(hsm_client_home "$org"); fi
   [[ -d $registrar/msp ]] ||
     FABRIC_CA_CLIENT_HOME=$registrar fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
       -u "https://admin:$(ca_admin_secret "$org")@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" \
@@ -587,6 +895,10 @@ write_connection() {
   n=$(peers_per_org "$profile")
   {
     printf '{\n  "profile": "%s",\n  "channel": "%s",\n  "chaincode": "%s",\n' "$profile" "$CHANNEL" "$CHAINCODE"
+    # The shard channels in shard order (the first is "channel"), and the governance channel.
+    printf '  "channels": {"shards": %s, "governance": %s},\n' \
+      "$(channels | grep -vxF "$GOVERNANCE_CHANNEL" | jq -R . | jq -sc .)" \
+      "$(if [[ -f $dir/shards ]]; then jq -R . <<<"$GOVERNANCE_CHANNEL"; else echo null; fi)"
     printf '  "orderers": [%s],\n' "$(for ((j = 0; j < $(orderer_count "$profile"); j++)); do
       ((j > 0)) && printf ', '
       printf '{"name": "orderer%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "operations": "127.0.0.1:%d"}' \
@@ -631,6 +943,7 @@ write_connection() {
 all_names() {
   local profile=$1 i j
   echo ca.org1 ca.org2
+  is_hsm && echo ca.orderer
   for ((i = 0; i < $(orderer_count "$profile"); i++)); do echo "orderer$i"; done
   for i in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do echo "peer$j.org$i"; done; done
   [[ -f $dir/chaincode/package-id ]] && echo cc.org1 cc.org2
@@ -646,7 +959,7 @@ raft_leader() {
   local i
   for ((i = 0; i < $1; i++)); do
     curl -fsS "http://127.0.0.1:$(($(orderer_port "$i") + 2))/metrics" 2>/dev/null |
-      grep -q "^consensus_etcdraft_is_leader{channel=\"$CHANNEL\"} 1" && return 0
+      grep -q "^consensus_etcdraft_is_leader{channel=\"$ch\"} 1" && return 0
   done
   return 1
 }
@@ -656,22 +969,38 @@ raft_leader() {
 bft_active() {
   local i
   for ((i = 0; i < $1; i++)); do
-    osnadmin channel list --channelID "$CHANNEL" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
+    osnadmin channel list --channelID "$ch" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
       --ca-file "$(orderer_tls_ca)" --client-cert "$(orderer_dir "$i")/tls/server.crt" \
       --client-key "$(orderer_dir "$i")/tls/server.key" 2>/dev/null | grep -q '"status": "active"' || return 1
   done
 }
 
-peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; }
+peer_joined() { as_peer "$1" "$2" admin peer channel getinfo -c "$ch" >/dev/null 2>&1; }
+
+# Waits until every channel has a Raft leader, or every consenter is active on it (SmartBFT).
+wait_channels_ordered() {
+  local name=$1 n=$2 ch=$CHANNEL
+  for ch in $(channels); do
+    if [[ $(consensus "$(cat "$dir/profile")") == etcdraft ]]; then
+      wait_for "$name" "a Raft leader for $ch" 30 raft_leader "$n"
+    else
+      wait_for "$name" "every consenter active on $ch" 30 bft_active "$n"
+    fi
+  done
+}
 
 cmd_up() {
-  local started=$SECONDS existing i j org n
+  local started=$SECONDS existing i j org n unit c ch=$CHANNEL
   load_fabric
   if [[ -f $dir/profile ]]; then
     existing=$(cat "$dir/profile")
     [[ -z $profile || $profile == "$existing" ]] ||
       die "a $existing network already exists in $dir; run 'down' first to make a $profile one"
     profile=$existing
+    if $hsm && ! is_hsm; then die "the $existing network in $dir was made without --hsm; run 'down' first to make an --hsm one"; fi
+    if [[ -n $shards && ( ! -f $dir/shards || $shards != "$(shard_count)" ) ]]; then
+      die "the $existing network in $dir has other channels ($(channels | paste -sd ' ')); run 'down' first to make one with --shards $shards"
+    fi
     if [[ -f $dir/.ready ]] && all_alive "$profile"; then
       log "the $profile network in $dir is already up"
       return 0
@@ -679,13 +1008,14 @@ cmd_up() {
   fi
   : "${profile:=dev}"
   [[ $profile =~ ^(dev|ha|bft)$ ]] || die "unknown profile $profile (dev, ha or bft)"
+  [[ -z $shards || $shards =~ ^[1-8]$ ]] || die "--shards $shards: a number of shard channels from 1 to 8"
   n=$(orderer_count "$profile")
 
   # Whatever of ours is still running from a crashed or half-finished run goes first.
   local leftovers
   leftovers=$(stop_all)
   ((leftovers == 0)) || log "stopped $leftovers leftover process(es) of this network"
-  for port in $(ca_port 1) $(ca_port 2) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
+  for port in $(ca_port 1) $(ca_port 2) $(ca_port orderer) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
     port_listens "$port" && die "port $port on 127.0.0.1 is taken by another program; choose another --port-base"
   done
 
@@ -696,13 +1026,27 @@ cmd_up() {
     mkdir -p "$dir" "$logs" "$pids"
     echo "$profile" >"$dir/profile"
     echo "$base" >"$dir/port-base"
-    write_crypto_config "$profile"
+    if [[ -n $shards ]]; then echo "$shards" >"$dir/shards"; fi
+    if $hsm; then
+      touch "$dir/hsm-mode"
+      # The CAs come first: every node identity is enrolled from them, with a key made in a token.
+      init_tokens
+      write_tls_material "$profile"
+      for unit in orderer 1 2; do start_ca "$unit"; done
+      for unit in orderer 1 2; do
+        wait_for "ca.$(ca_unit_dir "$unit")" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$unit")" "$(ca_tls_root "$unit")"
+      done
+      enrol_nodes "$profile"
+    else
+      write_crypto_config "$profile"
+    fi
     write_chaincode_tls
     write_configtx "$profile"
   fi
-  log "starting the $profile network in $dir (ports $base-$((base + 101)))"
+  log "starting the $profile network in $dir (ports $base-$((base + 101))$(is_hsm && echo ', node keys in SoftHSM tokens'))"
 
   for org in 1 2; do start_ca "$org"; done
+  if is_hsm; then start_ca orderer; fi
   for ((i = 0; i < n; i++)); do start_orderer "$i"; done
   for org in 1 2; do for ((j = 0; j < $(peers_per_org "$profile"); j++)); do start_peer "$org" "$j"; done; done
 
@@ -710,32 +1054,33 @@ cmd_up() {
     wait_for "orderer$i" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
   done
   if $fresh; then
-    for ((i = 0; i < n; i++)); do
-      osnadmin channel join --channelID "$CHANNEL" --config-block "$dir/genesis.block" \
-        -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
-        --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
-        >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $CHANNEL; see $logs/osnadmin.log and $logs/orderer$i.log"
+    for c in $(channels); do
+      for ((i = 0; i < n; i++)); do
+        osnadmin channel join --channelID "$c" --config-block "$(channel_block "$c")" \
+          -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
+          --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
+          >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $c; see $logs/osnadmin.log and $logs/orderer$i.log"
+      done
     done
   fi
-  if [[ $(consensus "$profile") == etcdraft ]]; then
-    wait_for orderer0 "a Raft leader for $CHANNEL" 30 raft_leader "$n"
-  else
-    wait_for orderer0 "every consenter active on $CHANNEL" 30 bft_active "$n"
-  fi
+  wait_channels_ordered orderer0 "$n"
 
   for org in 1 2; do
     for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
       # /healthz answers before the gRPC port listens: wait for both.
       wait_for "peer$j.org$org" "health and gRPC port" 30 \
         eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
-      if $fresh; then
-        as_peer "$org" "$j" admin peer channel join -b "$dir/genesis.block" >>"$logs/peer-cli.log" 2>&1 ||
-          die "peer$j.org$org did not join $CHANNEL; see $logs/peer-cli.log and $logs/peer$j.org$org.log"
-      fi
-      wait_for "peer$j.org$org" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+      for ch in $(channels); do
+        if $fresh; then
+          as_peer "$org" "$j" admin peer channel join -b "$(channel_block "$ch")" >>"$logs/peer-cli.log" 2>&1 ||
+            die "peer$j.org$org did not join $ch; see $logs/peer-cli.log and $logs/peer$j.org$org.log"
+        fi
+        wait_for "peer$j.org$org" "channel $ch" 30 peer_joined "$org" "$j"
+      done
     done
   done
 
+  if is_hsm; then wait_for ca.orderer "the CA's TLS endpoint" 30 ca_ready "$(ca_port orderer)" "$(orderer_tls_ca)"; fi
   for org in 1 2; do
     wait_for "ca.org$org" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
     enrol_identities "$org"
@@ -744,7 +1089,7 @@ cmd_up() {
 
   [[ -f $dir/chaincode/package-id ]] && start_chaincode_servers
   touch "$dir/.ready"
-  log "the $profile network is up in $((SECONDS - started)) s; connection description: $dir/connection.json"
+  log "the $profile network is up in $((SECONDS - started)) s, channels $(channels | paste -sd " "); connection description: $dir/connection.json"
 }
 
 # --- deploy -------------------------------------------------------------------------------------
@@ -813,10 +1158,10 @@ stop_chaincode_servers() {
   done
 }
 
-committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null; }
+committed() { as_peer 1 0 admin peer lifecycle chaincode querycommitted -C "$ch" -n "$cc_name" -O json 2>/dev/null; }
 
 cmd_deploy() {
-  local started=$SECONDS path label package id current sequence org j n profile_now peers=() pkgs
+  local started=$SECONDS path label package id current org i j n profile_now pkgs ch=$CHANNEL pending=()
   load_fabric
   [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
   profile_now=$(cat "$dir/profile")
@@ -835,20 +1180,25 @@ cmd_deploy() {
   n=$(peers_per_org "$profile_now")
 
   [[ $cc_name =~ ^[a-z][a-z0-9_-]{0,48}$ ]] || die "chaincode name $cc_name: lower-case letters, digits, _ and - only"
-  current=$(committed || true)
-  if [[ -n $current && -f $dir/chaincode/committed-$cc_name && $(cat "$dir/chaincode/committed-$cc_name") == "$id" ]]; then
+  # The channels where this code is not yet the committed definition of the name.
+  for ch in $(channels); do
+    current=$(committed || true)
+    if [[ -z $current || ! -f $(committed_marker) || $(cat "$(committed_marker)") != "$id" ]]; then pending+=("$ch"); fi
+  done
+  if ((${#pending[@]} == 0)); then
     if [[ $cc_lang == ccaas ]]; then
       echo "$path" >"$dir/chaincode/path"
       start_chaincode_servers
     fi
-    for org in 1 2; do
-      wait_for "peer0.org$org" "a chaincode answer" 30 chaincode_answers "$org" 0
-      wait_for "peer0.org$org" "endorsers of both orgs" 30 endorsers_known "$org" 0
+    for ch in $(channels); do
+      for org in 1 2; do
+        wait_for "peer0.org$org" "a chaincode answer on $ch" 30 chaincode_answers "$org" 0
+        wait_for "peer0.org$org" "endorsers of both orgs on $ch" 30 endorsers_known "$org" 0
+      done
     done
-    log "chaincode $label is already committed as $cc_name (sequence $(jq .sequence <<<"$current"))"
+    log "chaincode $label is already committed as $cc_name on $(channels | paste -sd ' ')"
     return 0
   fi
-  sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
 
   for org in 1 2; do
     for ((j = 0; j < n; j++)); do
@@ -861,6 +1211,8 @@ cmd_deploy() {
   done
 
   # A node package runs where the peer launches it; a service package in our chaincode servers.
+  # A peer runs one chaincode per package id and sends it every channel's transactions (each
+  # names its channel), so the same two servers serve the name on every shard.
   if [[ $cc_lang == ccaas ]]; then
     if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
       stop_chaincode_servers
@@ -870,39 +1222,64 @@ cmd_deploy() {
     start_chaincode_servers
   fi
 
-  local policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=()
+  # The channels are independent: their approvals and commits go through the orderer side by side.
+  local commits=()
+  for ch in "${pending[@]}"; do
+    commit_on_channel "$label" "$id" "$n" &
+    commits+=($!)
+  done
+  for i in "${!commits[@]}"; do
+    wait "${commits[$i]}" || die "the chaincode was not committed on ${pending[$i]}; see the lines above"
+  done
+  log "deployed $label as $cc_name on ${pending[*]} (endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+}
+
+# An approval that an interrupted deploy already made is refused as "unchanged content": that
+# organisation has approved, which is what we want.
+approve_for_org() {
+  local org=$1 label=$2 id=$3 sequence=$4 policy=$5 out rc=0
+  out=$(as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
+    --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
+    --waitForEventTimeout 60s 2>&1) || rc=$?
+  printf '%s\n' "$out" >>"$logs/peer-cli.log"
+  ((rc == 0)) || [[ $out == *"redefine uncommitted sequence ($sequence)"*"with unchanged content"* ]]
+}
+
+committed_marker() { echo "$dir/chaincode/committed-$ch-$cc_name"; }
+
+# Approves (both orgs) and commits LABEL as cc_name on channel `ch`, with the next sequence there,
+# and waits until every peer has the definition and the chaincode answers a read on it.
+commit_on_channel() {
+  local label=$1 id=$2 n=$3 current sequence org j policy="AND('Org1MSP.peer','Org2MSP.peer')" approvals=() peers=()
+  current=$(committed || true)
+  sequence=$(($(jq '.sequence // 0' <<<"${current:-{\}}") + 1))
   for org in 1 2; do
-    as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
-      --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
-      --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
-      --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 &
+    approve_for_org "$org" "$label" "$id" "$sequence" "$policy" &
     approvals+=($!)
   done
   for org in 1 2; do
-    wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label; see $logs/peer-cli.log"
+    wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label on $ch; see $logs/peer-cli.log"
   done
   for org in 1 2; do
     peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org" 0)" --tlsRootCertFiles "$(org_tls_ca "$org")")
   done
   as_peer 1 0 admin peer lifecycle chaincode commit -o "127.0.0.1:$(orderer_port 0)" \
-    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$CHANNEL" -n "$cc_name" \
+    --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
     --version "$label" --sequence "$sequence" --signature-policy "$policy" "${peers[@]}" \
-    --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label failed; see $logs/peer-cli.log"
-
-  # Ready when every peer has the definition and the chaincode answers a read on it.
+    --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label on $ch failed; see $logs/peer-cli.log"
   for org in 1 2; do
     for ((j = 0; j < n; j++)); do
-      wait_for "peer$j.org$org" "the chaincode definition (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
-      wait_for "peer$j.org$org" "a chaincode answer" 60 chaincode_answers "$org" "$j"
-      wait_for "peer$j.org$org" "endorsers of both orgs" 30 endorsers_known "$org" "$j"
+      wait_for "peer$j.org$org" "the chaincode definition on $ch (sequence $sequence)" 30 definition_at "$org" "$j" "$sequence"
+      wait_for "peer$j.org$org" "a chaincode answer on $ch" 60 chaincode_answers "$org" "$j"
+      wait_for "peer$j.org$org" "endorsers of both orgs on $ch" 30 endorsers_known "$org" "$j"
     done
   done
-  echo "$id" >"$dir/chaincode/committed-$cc_name"
-  log "deployed $label as $cc_name (sequence $sequence, endorsed by Org1 and Org2) in $((SECONDS - started)) s"
+  echo "$id" >"$(committed_marker)"
 }
 
 definition_at() {
-  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$cc_name" -O json 2>/dev/null |
+  as_peer "$1" "$2" admin peer lifecycle chaincode querycommitted -C "$ch" -n "$cc_name" -O json 2>/dev/null |
     jq -e --argjson s "$3" '.sequence == $s' >/dev/null
 }
 
@@ -911,16 +1288,17 @@ definition_at() {
 endorsers_known() {
   local org=$1 j=$2
   (
-    eval "$(peer_cli_env "$org" admin)"
+    # Any member may ask; the application identity's key is a file on every kind of network.
+    eval "$(peer_cli_env "$org" application)"
     local msp=$CORE_PEER_MSPCONFIGPATH
-    discover endorsers --channel "$CHANNEL" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
+    discover endorsers --channel "$ch" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
       --peerTLSCA "$CORE_PEER_TLS_ROOTCERT_FILE" --MSP "$CORE_PEER_LOCALMSPID" \
       --userCert "$(echo "$msp"/signcerts/*.pem)" --userKey "$(echo "$msp"/keystore/*)" 2>/dev/null
   ) | jq -e '[.[0].EndorsersByGroups[][].MSPID] | (index("Org1MSP") != null) and (index("Org2MSP") != null)' >/dev/null
 }
 
 chaincode_answers() {
-  as_peer "$1" "$2" admin peer chaincode query -C "$CHANNEL" -n "$cc_name" \
+  as_peer "$1" "$2" admin peer chaincode query -C "$ch" -n "$cc_name" \
     -c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null 2>&1
 }
 
@@ -929,7 +1307,7 @@ chaincode_answers() {
 # serves (the fault suite's restart). The others keep running; `up` would restart them all.
 cmd_start() {
   load_fabric
-  local name=${positional[0]:-} p n org j i
+  local name=${positional[0]:-} p n org j i ch=$CHANNEL
   [[ -f $dir/.ready ]] || die "no running network in $dir; run 'up' first"
   p=$(cat "$dir/profile")
   n=$(orderer_count "$p")
@@ -944,16 +1322,17 @@ cmd_start() {
       start_ca "$org"
       wait_for "$name" "the CA's TLS endpoint" 30 ca_ready "$(ca_port "$org")" "$(org_tls_ca "$org")"
       ;;
+    ca.orderer)
+      is_hsm || die "only an --hsm network has ca.orderer"
+      start_ca orderer
+      wait_for "$name" "the CA's TLS endpoint" 30 ca_ready "$(ca_port orderer)" "$(orderer_tls_ca)"
+      ;;
     orderer[0-9])
       i=${name#orderer}
       ((i < n)) || die "the $p network has no $name"
       start_orderer "$i"
       wait_for "$name" "health and admin port" 30 eval "healthy $(($(orderer_port "$i") + 2)) && port_listens $(($(orderer_port "$i") + 1))"
-      if [[ $(consensus "$p") == etcdraft ]]; then
-        wait_for "$name" "a Raft leader for $CHANNEL" 30 raft_leader "$n"
-      else
-        wait_for "$name" "every consenter active on $CHANNEL" 30 bft_active "$n"
-      fi
+      wait_channels_ordered "$name" "$n"
       ;;
     peer[0-9].org[12])
       org=${name#*.org}
@@ -962,7 +1341,7 @@ cmd_start() {
       ((j < $(peers_per_org "$p"))) || die "the $p network has no $name"
       start_peer "$org" "$j"
       wait_for "$name" "health and gRPC port" 30 eval "healthy $(($(peer_port "$org" "$j") + 2)) && port_listens $(peer_port "$org" "$j")"
-      wait_for "$name" "channel $CHANNEL" 30 peer_joined "$org" "$j"
+      for ch in $(channels); do wait_for "$name" "channel $ch" 30 peer_joined "$org" "$j"; done
       ;;
     cc.org[12])
       [[ -f $dir/chaincode/package-id ]] || die "no chaincode deployed in $dir"
@@ -977,6 +1356,7 @@ cmd_start() {
 health_of() {
   local name=$1 port
   case $name in
+    ca.orderer) port=$(($(ca_port orderer) + 1)) ;;
     ca.org*) port=$(($(ca_port "${name#ca.org}") + 1)) ;;
     orderer*) port=$(($(orderer_port "${name#orderer}") + 2)) ;;
     peer*)
@@ -994,7 +1374,7 @@ health_of() {
 cmd_status() {
   load_fabric
   [[ -f $dir/profile ]] || die "no network in $dir"
-  local p name pid state height org j
+  local p name pid state height org j ch=$CHANNEL
   p=$(cat "$dir/profile")
   printf '%s network in %s\n' "$p" "$dir"
   printf '%-12s %-8s %-9s %s\n' PROCESS PID STATE HEALTH
@@ -1005,9 +1385,11 @@ cmd_status() {
   done
   for org in 1 2; do
     for ((j = 0; j < $(peers_per_org "$p"); j++)); do
-      height=$(as_peer "$org" "$j" admin peer channel getinfo -c "$CHANNEL" 2>/dev/null |
-        sed -n 's/^Blockchain info: //p' | jq -r .height 2>/dev/null || true)
-      printf 'peer%d.org%d  %s block height %s\n' "$j" "$org" "$CHANNEL" "${height:-unknown}"
+      for ch in $(channels); do
+        height=$(as_peer "$org" "$j" admin peer channel getinfo -c "$ch" 2>/dev/null |
+          sed -n 's/^Blockchain info: //p' | jq -r .height 2>/dev/null || true)
+        printf 'peer%d.org%d  %s block height %s\n' "$j" "$org" "$ch" "${height:-unknown}"
+      done
     done
   done
 }
@@ -1028,6 +1410,10 @@ cmd_env() {
   local org=${positional[0]:-} identity=${positional[1]:-admin}
   [[ $org =~ ^Org[12]$ ]] || die "env needs an organisation: Org1 or Org2"
   [[ -f $dir/.ready ]] || die "no network in $dir; run 'up' first"
+  if [[ -n $env_channel ]]; then
+    grep -qxF -- "$env_channel" <(channels) || die "--channel $env_channel: not a channel of this network ($(channels | paste -sd ' '))"
+    ch=$env_channel
+  fi
   peer_cli_env "${org#Org}" "$identity"
 }
 

@@ -26,8 +26,10 @@ test_port_base=${KEYFLEET_TEST_PORT_BASE:-17000}
 test_network_dir="$repo_root/.fabric/test-$test_port_base"
 stop_test_networks() {
   local network
-  # The suites' network, the one beside it, and those of the fault suite and the soak (test/src/faults.test.ts, soak.test.ts).
-  for network in "$test_network_dir" "$test_network_dir-beside" "$repo_root/.fabric/faults-test-$((test_port_base + 350))" \
+  # The suites' network, the one beside it, the --hsm and --shards ones (network-hsm.test.ts,
+  # network-shards.test.ts), and those of the fault suite and the soak (faults.test.ts, soak.test.ts).
+  for network in "$test_network_dir" "$test_network_dir-beside" "$test_network_dir-hsm" "$test_network_dir-shards" \
+    "$repo_root/.fabric/faults-test-$((test_port_base + 350))" \
     "$repo_root/.fabric/soak-test-$((test_port_base + 460))"; do
     bash network/network.sh down --dir "$network" >/dev/null 2>&1 || true
   done

@@ -251,6 +251,29 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorC
   },
   { tx: TransactionName.GetTrustAnchor, denied: [], call: read(TransactionName.GetTrustAnchor, 'hsm-metadata-1') },
   { tx: TransactionName.ListTrustAnchors, denied: [], call: read(TransactionName.ListTrustAnchors) },
+  // The shard map: operators write it, every role reads it (contract-shards.test.ts).
+  {
+    tx: TransactionName.SetShardMap,
+    denied: W,
+    call: signed(TransactionName.SetShardMap, () => ({
+      ExpectedRevision: 0,
+      Shards: ['keyfleet'],
+      Rules: [],
+      Default: 'keyfleet',
+    })),
+  },
+  {
+    tx: TransactionName.GetShardMap,
+    denied: [],
+    dispatched: ErrorCode.ShardMapNotFound,
+    call: read(TransactionName.GetShardMap),
+  },
+  {
+    tx: TransactionName.ResolveShard,
+    denied: [],
+    dispatched: ErrorCode.ShardMapNotFound,
+    call: read(TransactionName.ResolveShard, 'meters', '', ''),
+  },
 ];
 
 /**

@@ -26,6 +26,7 @@ import {
   type Caller,
 } from './policy.js';
 import * as requests from './requests.js';
+import * as shards from './shard-map.js';
 import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
 import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
 import {
@@ -1549,5 +1550,75 @@ export class KeyfleetContract extends Contract {
     const record = await store.get<ReferenceValuesRecord>(store.key(KeyType.ReferenceValues, argId(group, 'group')));
     if (record === null) notFound(ErrorCode.ReferenceValuesNotFound, `reference values of group ${group}`);
     return canonicalJson(record);
+  }
+
+  // ---- the shard map (governance channel; rules in shard-map.ts) --------------------------------
+
+  @Transaction()
+  @Returns('string')
+  async SetShardMap(ctx: Context, requestJson: string, jws: string): Promise<string> {
+    const write = await this.authenticate(
+      ctx,
+      TransactionName.SetShardMap,
+      [Role.Operator],
+      shards.setShardMap,
+      requestJson,
+    );
+    const { request, store } = write;
+    const signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
+    shards.assertShardMapConsistent(request);
+    const key = store.key(KeyType.ShardMap);
+    const revision = (await store.get<shards.ShardMapRecord>(key))?.Revision ?? 0;
+    if (request.ExpectedRevision !== revision) {
+      throw new LedgerError(
+        ErrorCode.StaleVersion,
+        `the shard map is at revision ${String(revision)}, not ${String(request.ExpectedRevision)}`,
+      );
+    }
+    const record: shards.ShardMapRecord = {
+      DocType: 'shard-map',
+      Revision: revision + 1,
+      Shards: request.Shards,
+      Rules: request.Rules,
+      Default: request.Default,
+      UpdatedAt: write.now.iso,
+      UpdatedBy: callerName(write.caller),
+      Proof: this.proof(write, signer.AnchorID, jws),
+    };
+    const payload = { Revision: record.Revision, Shards: record.Shards, Default: record.Default };
+    return this.apply(
+      ctx,
+      write,
+      { puts: [[key, record]], event: { name: EventName.ShardMapChanged, payload } },
+      record,
+    );
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async GetShardMap(ctx: Context): Promise<string> {
+    this.readerOf(ctx, AllRoles, TransactionName.GetShardMap);
+    return canonicalJson(await this.shardMap(ctx));
+  }
+
+  /** The shard of a device with this metadata (`''`: the device has none of that field). */
+  @Transaction(false)
+  @Returns('string')
+  async ResolveShard(ctx: Context, group: string, location: string, fn: string): Promise<string> {
+    this.readerOf(ctx, AllRoles, TransactionName.ResolveShard);
+    const field = (value: string, name: string) => (value === '' ? null : argId(value, name));
+    const subject = {
+      Group: field(group, 'group'),
+      Location: field(location, 'location'),
+      Function: field(fn, 'function'),
+    };
+    return canonicalJson(shards.resolveShard(await this.shardMap(ctx), subject));
+  }
+
+  private async shardMap(ctx: Context): Promise<shards.ShardMapRecord> {
+    const store = new Store(ctx.stub);
+    const record = await store.get<shards.ShardMapRecord>(store.key(KeyType.ShardMap));
+    if (record === null) notFound(ErrorCode.ShardMapNotFound, 'the shard map');
+    return record;
   }
 }

@@ -33,6 +33,7 @@ export const ErrorCode = {
   BatchExists: 'BATCH_EXISTS',
   ProofInvalid: 'PROOF_INVALID',
   ReferenceValuesNotFound: 'REFERENCE_VALUES_NOT_FOUND',
+  ShardMapNotFound: 'SHARD_MAP_NOT_FOUND',
   UnknownTransaction: 'UNKNOWN_TRANSACTION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -37,7 +37,7 @@ import {
 } from './validate.js';
 
 const requestId = str({ max: Limits.IdLength, pattern: /^[A-Za-z0-9._:-]+$/, what: 'a request id' });
-const envelope = <A extends TransactionName>(action: A) => ({ Action: literal(action), RequestID: requestId });
+export const envelope = <A extends TransactionName>(action: A) => ({ Action: literal(action), RequestID: requestId });
 
 const principal = object({
   MSPID: str({ max: 64, pattern: /^[A-Za-z0-9._-]+$/, what: 'an MSP id' }),

@@ -16,6 +16,7 @@ export const KeyType = {
   Attestation: 'attestation',
   Batch: 'attestation-batch',
   ReferenceValues: 'reference-values',
+  ShardMap: 'shard-map',
 } as const;
 
 /**

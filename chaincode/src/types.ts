@@ -133,6 +133,9 @@ export const TransactionName = {
   VerifyAttestationInclusion: 'VerifyAttestationInclusion',
   SetReferenceValues: 'SetReferenceValues',
   GetReferenceValues: 'GetReferenceValues',
+  SetShardMap: 'SetShardMap',
+  GetShardMap: 'GetShardMap',
+  ResolveShard: 'ResolveShard',
 } as const;
 export type TransactionName = (typeof TransactionName)[keyof typeof TransactionName];
 
@@ -158,6 +161,7 @@ export const EventName = {
   AttestationRecorded: 'AttestationRecorded',
   AttestationBatchRecorded: 'AttestationBatchRecorded',
   ReferenceValuesSet: 'ReferenceValuesSet',
+  ShardMapChanged: 'ShardMapChanged',
 } as const;
 export type EventName = (typeof EventName)[keyof typeof EventName];
 

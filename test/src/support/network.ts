@@ -21,6 +21,16 @@ export function networkScript(...args: string[]): string {
 /** A second network beside the test network: its own directory and ports. */
 export const besideNetwork = { dir: `${networkDir}-beside`, portBase: portBase + 200 };
 
+/**
+ * The networks of network-hsm.test.ts and network-shards.test.ts, each up only during its suite.
+ * Offsets beside the others of a test run (test network +0, beside +200, faults +350, soak +460):
+ * a dev network takes its base +0 … +101. The shard network's +105 … +206 fall between the test
+ * network's and the beside network's ports (which are +200, +201, +210, … — never +202 … +209
+ * on a network without --hsm).
+ */
+export const hsmNetwork = { dir: `${networkDir}-hsm`, portBase: portBase + 560 };
+export const shardNetwork = { dir: `${networkDir}-shards`, portBase: portBase + 105 };
+
 export function networkScriptAt(dir: string, base: number, ...args: string[]): string {
   return execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), ...args, '--dir', dir], {
     env: { ...process.env, KEYFLEET_NETWORK_PORT_BASE: String(base) },
@@ -37,7 +47,7 @@ export function mochaGlobalSetup(): void {
 
 /** mocha: after the last suite, failed or not (scripts/test.sh also stops it on an interrupt). */
 export function mochaGlobalTeardown(): void {
-  networkScriptAt(besideNetwork.dir, besideNetwork.portBase, 'down');
+  for (const other of [besideNetwork, hsmNetwork, shardNetwork]) networkScriptAt(other.dir, other.portBase, 'down');
   if (process.env.KEYFLEET_TEST_KEEP_NETWORK === '1') return;
   networkScript('down');
 }
