@@ -10,7 +10,7 @@ import { hsmNetwork, networkScriptAt } from './support/network';
 /**
  * `network.sh up --hsm` (issue 15 item 4): every peer's, orderer's, admin's and Fabric CA's signing
  * key is made in a SoftHSM token (one per organisation) and used through Fabric's BCCSP PKCS11.
- * Its own network on KEYFLEET_TEST_PORT_BASE+560 (support/network.ts), up only in this suite.
+ * Its own network on KEYFLEET_TEST_PORT_BASE+720 (support/network.ts), up only in this suite.
  */
 describe('an --hsm network: node keys in SoftHSM tokens, none in files', function () {
   this.timeout(300_000);

@@ -21,7 +21,7 @@ const repoRoot = resolve(__dirname, '..', '..');
 /**
  * `network.sh up --shards N` (issue 15 item 1, the network's part): N shard channels plus the
  * governance channel, keyfleet's chaincode committed on each. Its own network on
- * KEYFLEET_TEST_PORT_BASE+105 (support/network.ts), up only in this suite.
+ * KEYFLEET_TEST_PORT_BASE+610 (support/network.ts), up only in this suite.
  */
 describe('a sharded network (up --shards 2): a channel per shard and a governance channel', function () {
   this.timeout(300_000);

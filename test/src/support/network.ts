@@ -23,13 +23,11 @@ export const besideNetwork = { dir: `${networkDir}-beside`, portBase: portBase +
 
 /**
  * The networks of network-hsm.test.ts and network-shards.test.ts, each up only during its suite.
- * Offsets beside the others of a test run (test network +0, beside +200, faults +350, soak +460):
- * a dev network takes its base +0 … +101. The shard network's +105 … +206 fall between the test
- * network's and the beside network's ports (which are +200, +201, +210, … — never +202 … +209
- * on a network without --hsm).
+ * Every network of a test run has a hundred-port block of its own (a network takes its base +0 …
+ * +101): test network +0, beside +200, faults +350, soak +460, shards +610, hsm +720.
  */
-export const hsmNetwork = { dir: `${networkDir}-hsm`, portBase: portBase + 560 };
-export const shardNetwork = { dir: `${networkDir}-shards`, portBase: portBase + 105 };
+export const shardNetwork = { dir: `${networkDir}-shards`, portBase: portBase + 610 };
+export const hsmNetwork = { dir: `${networkDir}-hsm`, portBase: portBase + 720 };
 
 export function networkScriptAt(dir: string, base: number, ...args: string[]): string {
   return execFileSync('bash', [join(repoRoot, 'network', 'network.sh'), ...args, '--dir', dir], {
