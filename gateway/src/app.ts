@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { newBearerAuthenticator } from './auth/bearer';
 import { jwksFile } from './auth/jwks-file';
 import { newDeviceCa } from './ca/device-ca';

@@ -15,7 +15,7 @@ export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';
 export { readOrganization, type OrganizationProfile } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';
-export { newDeviceCa, deviceUri, DEVICE_ID_PATTERN, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
+export { newDeviceCa, deviceUri, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
 export {
   assertFabricIdentity,
   enrolFabricIdentity,

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
-import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { jwksFile } from './auth/jwks-file';
 import { newBearerAuthenticator } from './auth/bearer';

@@ -5,14 +5,15 @@ import inspector from 'node:inspector';
 import { SignJWT } from 'jose';
 import {
   DebugStatus,
+  isId,
+  type EvidenceClaims,
   EvidenceProfile,
   EvidenceType,
+  type FileMeasurement,
   MeasurementsContentFormat,
   SemverScheme,
   UeidTypeRand,
-  type EvidenceClaims,
-  type FileMeasurement,
-} from './claims';
+} from '@keyfleet/protocol';
 
 /** Why the agent could not build evidence. */
 export const EvidenceErrorCode = {
@@ -56,7 +57,6 @@ export interface EvidenceOptions {
   readonly now?: () => Date;
 }
 
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const semver = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 const pemBlock = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/g;
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
@@ -70,7 +70,7 @@ export async function measureFiles(files: readonly MeasuredFile[]): Promise<File
   const named = files.map((file) => (typeof file === 'string' ? { name: basename(file), path: file } : file));
   const seen = new Set<string>();
   for (const { name } of named) {
-    if (!namePattern.test(name)) {
+    if (!isId(name)) {
       throw new EvidenceError(EvidenceErrorCode.InvalidOption, `measurement name ${JSON.stringify(name)} is invalid`);
     }
     if (seen.has(name)) {

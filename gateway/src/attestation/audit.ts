@@ -1,11 +1,11 @@
 import { compactVerify, importJWK } from 'jose';
 import {
-  merkleLeafHash,
-  verifyInclusionProof,
   type AttestationBatchRecord,
   type AttestationResult,
+  merkleLeafHash,
   type PublicJwk,
-} from '@keyfleet/chaincode';
+  verifyInclusionProof,
+} from '@keyfleet/protocol';
 
 /** Why a proof does not hold. */
 export const ProofFailure = {

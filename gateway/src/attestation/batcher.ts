@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { asPrincipal, verifierService } from '../ledger/principal-context';
-import { Limits, merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
+import { type AttestationBatchRecord, type AttestationResult, Limits, merkleLeafHash } from '@keyfleet/protocol';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { merkleLevels } from './merkle-levels';

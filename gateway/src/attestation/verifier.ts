@@ -1,3 +1,11 @@
+import {
+  IdRuleText,
+  isId,
+  PolicyIdMaxLength,
+  EarProfile,
+  EarSubmodule,
+  type TrustworthinessVector,
+} from '@keyfleet/protocol';
 import { createHash } from 'node:crypto';
 import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import type {
@@ -7,14 +15,14 @@ import type {
   DeviceRecord,
   NonceRecord,
   ReferenceValuesRecord,
-} from '@keyfleet/chaincode';
+} from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { appraise, type TrustworthinessVector } from './appraisal';
+import { appraise } from './appraisal';
 import type { AttestationBatcher, BatchInclusionProof } from './batcher';
 import type { ChallengeIssuer } from './challenge';
-import { EarProfile, EarSubmodule, signEar } from './ear';
+import { signEar } from './ear';
 import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { newEvidenceVerifier } from './evidence';
 
@@ -43,7 +51,7 @@ export interface VerifierOptions {
   readonly resultKey: EcSigningKey;
   /** The verifier's trust-anchor id on the ledger: the results' VerifierID and the EAR's `kid`. */
   readonly verifierId: string;
-  /** Names this verifier's appraisal rules, e.g. `keyfleet-appraisal-v1` (1 to 64 of `[A-Za-z0-9._:@-]`). */
+  /** Names this verifier's appraisal rules, e.g. `keyfleet-appraisal-v1` (an id of at most 64 characters, @keyfleet/protocol ids.ts). */
   readonly policyId: string;
   /** Checks the `eat_nonce` (made with the same challenge key as the issuer the device asked). */
   readonly challenges: ChallengeIssuer;
@@ -96,8 +104,6 @@ export interface Verifier {
   appraise(evidence: unknown): Promise<AppraisalOutcome>;
 }
 
-const policyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
-
 async function ledgerCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -116,7 +122,9 @@ function appraisalPolicyId(policyId: string, refs: ReferenceValuesRecord): strin
 
 /** The attestation verifier (docs/protocol-attestation.md): the gateway's, or a standalone Org2 process's. */
 export function newVerifier(options: VerifierOptions): Verifier {
-  if (!policyIdPattern.test(options.policyId)) throw new RangeError('policyId must be 1 to 64 of [A-Za-z0-9._:@-]');
+  if (!isId(options.policyId, PolicyIdMaxLength)) {
+    throw new RangeError(`policyId must be ${IdRuleText}, at most ${PolicyIdMaxLength} characters`);
+  }
   const now = options.now ?? (() => new Date());
   const evidenceVerifier = newEvidenceVerifier({
     deviceCaCertificatePem: options.deviceCaCertificatePem,

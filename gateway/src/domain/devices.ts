@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import type { DeviceCa } from '../ca/device-ca';
 import type { EcSigningKey } from '../crypto/ec-key';
@@ -7,11 +7,11 @@ import type { LedgerClient } from '../ledger/ledger-client';
 import { asPrincipal } from '../ledger/principal-context';
 import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
 import {
-  PrincipalKind,
   type DeviceRecord,
   type HistoryEntry as LedgerHistoryEntry,
   type Page as LedgerPage,
-} from '@keyfleet/chaincode';
+  PrincipalKind,
+} from '@keyfleet/protocol';
 import { fromBookmark, notFoundAs, signed, toHistory, toPage } from './records';
 import { DeviceAction, type DeviceService } from './services';
 
@@ -119,8 +119,4 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
       );
     },
   };
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 import {
-  KeyState,
-  Permission,
   type AccessPolicy,
   type HistoryEntry as LedgerHistoryEntry,
   type KeyRecord,
-} from '@keyfleet/chaincode';
+  KeyState,
+  Permission,
+  versionLabel,
+} from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { HsmErrorCode, isHsmError, type Hsm, type KeyKind } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { assertPermitted } from '../key-service/access';
-import { versionLabel } from '../rotation/protocol';
 import { notFoundAs, signed, toHistory } from './records';
 import type { CompromiseResult, KeyRegistration, KeyService } from './services';
 

@@ -1,5 +1,5 @@
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/chaincode';
+import type { HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/protocol';
 import type { HistoryEntry, Page, SignedRecord } from './services';
 
 /** A ledger "not found" is the caller's 404, not a conflict. */

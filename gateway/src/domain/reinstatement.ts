@@ -1,4 +1,4 @@
-import { canonicalJson, type AttestationRecord, type DeviceRecord } from '@keyfleet/chaincode';
+import { type AttestationRecord, canonicalJson, type DeviceRecord } from '@keyfleet/protocol';
 import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { AppraisalAnswer } from './services';

@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { asPrincipal, gatewayService, verifierService } from '../ledger/principal-context';
-import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
 import type { LedgerTransport } from '../ledger/transport';

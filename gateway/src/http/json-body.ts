@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { duplicateMember } from '@keyfleet/chaincode';
+import { duplicateMember } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 
 /** Why a JSON body was refused: the `detail` of a 400 (or 415) answer. */

@@ -5,13 +5,13 @@
  * is touched; nothing is cached, so a policy change, a rotation or a compromise counts from the
  * next call. The service writes nothing: the ledger records key lifecycle, not each use.
  */
+import { sha256Hex } from '@keyfleet/protocol';
 import { createHash, randomUUID, verify as verifySignature, X509Certificate, type KeyObject } from 'node:crypto';
-import type { DeviceRecord, KeyRecord, KeyVersion } from '@keyfleet/chaincode';
+import { type DeviceRecord, KekIv, type KeyRecord, type KeyVersion, labelledDigest } from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { isHsmError, parsePkcs11Uri, type Hsm, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { labelledDigest, KekIv } from '../rotation/protocol';
 import { withDeviceMasterKey } from '../rotation/hsm-steps';
 import { authorizeUse, KeyUse } from './access';
 import { encodeHeader, envelopeAad, formatEnvelope, parseEnvelope } from './envelope';
@@ -360,8 +360,4 @@ async function assertReceivingDevice(ledger: LedgerClient, forDevice: ReceivingD
     );
   }
   return certificate.publicKey;
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -6,15 +6,22 @@
  * gateways racing, the ledger's CurrentVersion check lets one win; every loser destroys exactly the
  * objects it generated that the ledger does not account for (by CKA_ID, never by label).
  */
-import { createHash } from 'node:crypto';
-import { KeyState, Permission, type KeyRecord } from '@keyfleet/chaincode';
+import { sha256Hex } from '@keyfleet/protocol';
+import {
+  isAccountedFor,
+  type KeyRecord,
+  KeyState,
+  nextKeyCommitment,
+  parseVersionLabel,
+  Permission,
+  versionLabel,
+} from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { formatPkcs11Uri, isHsmError, parsePkcs11Uri, type Hsm, type KeyKind, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { generateVersionKey } from '../rotation/hsm-steps';
-import { isAccountedFor, nextKeyCommitment, parseVersionLabel, versionLabel } from '../rotation/protocol';
 import { assertPermitted } from './access';
 import { fail, KeyServiceErrorDetail, ledgerDetail } from './errors';
 
@@ -84,10 +91,6 @@ interface Material {
   readonly uri: string;
   readonly ref: KeyRef;
   readonly kinds: readonly KeyKind[];
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions): ApplicationKeyRotation {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { canonicalJson } from '@keyfleet/chaincode';
+import { canonicalJson } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { currentPrincipal } from './principal-context';

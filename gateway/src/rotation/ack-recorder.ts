@@ -1,4 +1,4 @@
-import { Limits, type RotationAckOutcome } from '@keyfleet/chaincode';
+import { Limits, type RotationAckOutcome } from '@keyfleet/protocol';
 import { GatewayErrorCode, isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { asPrincipal, gatewayService } from '../ledger/principal-context';

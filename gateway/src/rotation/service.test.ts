@@ -2,7 +2,16 @@ import { expect } from 'chai';
 import { asPrincipal } from '../ledger/principal-context';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
-import type { KeyRecord, NonceRecord } from '@keyfleet/chaincode';
+import {
+  kekDerivationData,
+  type KeyRecord,
+  nextKeyCommitment,
+  type NonceRecord,
+  rotationAckDigest,
+  RotationMessageType,
+  rotationNonceDigest,
+  type RotationResponseClaims,
+} from '@keyfleet/protocol';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { newDeviceCa } from '../ca/device-ca';
 import { GatewayError } from '../errors';
@@ -10,14 +19,6 @@ import { parsePkcs11Uri } from '../hsm';
 import { softHsmModule } from '../testing/softhsm';
 import { newSoftwareKey } from '../testing/software-key';
 import { findVersionKey, generateVersionKey } from './hsm-steps';
-import {
-  kekDerivationData,
-  nextKeyCommitment,
-  rotationAckDigest,
-  rotationNonceDigest,
-  RotationMessageType,
-  type RotationResponseClaims,
-} from './protocol';
 import { newRotationService, type RotationService } from './service';
 import {
   deviceJws,

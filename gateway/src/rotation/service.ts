@@ -1,12 +1,24 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { sha256Hex } from '@keyfleet/protocol';
+import { X509Certificate } from 'node:crypto';
 import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
 import {
-  duplicateMemberInCompact,
+  ackClaimsProblem,
   type DeviceRecord,
+  duplicateMemberInCompact,
+  isAccountedFor,
   type KeyRecord,
+  nextKeyCommitment,
   type NonceRecord,
+  parseVersionLabel,
+  requestClaimsProblem,
+  type RotationAckClaims,
+  rotationAckDigest,
+  RotationMessageType,
+  rotationNonceDigest,
   type RotationPolicy,
-} from '@keyfleet/chaincode';
+  type RotationRequestClaims,
+  type RotationResponseClaims,
+} from '@keyfleet/protocol';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
@@ -24,19 +36,6 @@ import {
   wrapForDevice,
   type VersionKey,
 } from './hsm-steps';
-import {
-  ackClaimsProblem,
-  isAccountedFor,
-  nextKeyCommitment,
-  parseVersionLabel,
-  requestClaimsProblem,
-  rotationAckDigest,
-  rotationNonceDigest,
-  RotationMessageType,
-  type RotationAckClaims,
-  type RotationRequestClaims,
-  type RotationResponseClaims,
-} from './protocol';
 
 /**
  * The machine-readable reasons a rotation is refused, carried in `GatewayError.detail` (the
@@ -185,10 +184,6 @@ function refuseDevice(deviceId: string, status: 'suspended' | 'revoked'): never 
   return status === 'revoked'
     ? fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${deviceId} is revoked`)
     : fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceSuspended, `device ${deviceId} is suspended`);
-}
-
-function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 function ledgerDetail(err: unknown): string | undefined {

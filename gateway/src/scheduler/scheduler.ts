@@ -7,7 +7,7 @@
  * or `not-due` (they read it after the winner committed).
  */
 import { asPrincipal, gatewayService } from '../ledger/principal-context';
-import type { DueKey, KeyRecord, Page } from '@keyfleet/chaincode';
+import type { DueKey, KeyRecord, Page } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 
