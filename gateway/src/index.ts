@@ -32,6 +32,7 @@ export type { EcSigningKey } from './crypto/ec-key';
 export { hsmSigningKey } from './crypto/hsm-key';
 export { signCompactJws } from './crypto/jws';
 export { newLedgerClient, type LedgerClient, type Written } from './ledger/ledger-client';
+export { ledgerPort, ledgerRefusalCode, type Fields, type Ledger } from './ledger/port';
 export {
   asPrincipal,
   currentPrincipal,

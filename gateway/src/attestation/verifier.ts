@@ -1,24 +1,20 @@
 import {
+  type AttestationResult,
+  type AttestationStatus,
+  type DeviceRecord,
+  EarProfile,
+  EarSubmodule,
   IdRuleText,
   isId,
   PolicyIdMaxLength,
-  EarProfile,
-  EarSubmodule,
+  type ReferenceValuesRecord,
   type TrustworthinessVector,
 } from '@keyfleet/protocol';
 import { createHash } from 'node:crypto';
 import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
-import type {
-  AttestationRecord,
-  AttestationResult,
-  AttestationStatus,
-  DeviceRecord,
-  NonceRecord,
-  ReferenceValuesRecord,
-} from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
-import { isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 import { appraise } from './appraisal';
 import type { AttestationBatcher, BatchInclusionProof } from './batcher';
 import type { ChallengeIssuer } from './challenge';
@@ -131,19 +127,17 @@ export function newVerifier(options: VerifierOptions): Verifier {
     now,
     ...(options.maxEvidenceAgeSeconds === undefined ? {} : { maxAgeSeconds: options.maxEvidenceAgeSeconds }),
   });
-  const { ledger, verifierId } = options;
+  const { verifierId } = options;
+  const ledger = ledgerPort(options.ledger);
   const build = options.build ?? 'keyfleet-verifier/0.1.0';
 
   const assertNonceUnused = async (digest: string): Promise<void> => {
-    try {
-      const used = await ledger.read<NonceRecord>('GetNonce', digest);
+    const used = await ledger.nonces.get(digest);
+    if (used !== null) {
       throw new AttestationError(
         AttestationErrorCode.NonceReplayed,
         `nonce ${digest} was consumed in transaction ${used.TxID}`,
       );
-    } catch (err) {
-      if (isGatewayError(err) && err.detail === 'NONCE_NOT_FOUND') return;
-      throw err;
     }
   };
 
@@ -153,7 +147,7 @@ export function newVerifier(options: VerifierOptions): Verifier {
   const recordFor = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
     const { batcher } = options;
     if (batcher === undefined) {
-      const written = await ledgerCall(() => ledger.write<AttestationRecord>('RecordAttestation', { ...result }));
+      const written = await ledgerCall(() => ledger.attestations.record({ ...result }));
       return {
         recorded: { transactionId: written.transactionId, resultId: written.record.ResultID },
         suspended: written.record.DeviceSuspended,
@@ -187,7 +181,7 @@ export function newVerifier(options: VerifierOptions): Verifier {
     ) {
       try {
         await asPrincipal(devicePrincipal(device.DeviceID), () =>
-          reinstateWith.write('ReinstateDevice', {
+          ledgerPort(reinstateWith).devices.reinstate({
             DeviceID: device.DeviceID,
             Reason: `attestation affirming (verifier ${verifierId})`,
           }),
@@ -207,7 +201,10 @@ export function newVerifier(options: VerifierOptions): Verifier {
         throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${verified.deviceId} is revoked`);
       }
       const { nonceDigest } = await options.challenges.check(verified.nonce, verified.deviceId);
-      const device = await ledgerCall(() => ledger.read<DeviceRecord>('GetDevice', verified.deviceId));
+      const device = await ledgerCall(() => ledger.devices.get(verified.deviceId));
+      if (device === null) {
+        throw new AttestationError(AttestationErrorCode.DeviceUnknown, `device ${verified.deviceId} does not exist`);
+      }
       if (device.Status === 'revoked') {
         throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${device.DeviceID} is revoked`);
       }
@@ -217,7 +214,13 @@ export function newVerifier(options: VerifierOptions): Verifier {
           `the evidence certificate is not the one enrolled for ${device.DeviceID}`,
         );
       }
-      const refs = await ledgerCall(() => ledger.read<ReferenceValuesRecord>('GetReferenceValues', device.Group));
+      const refs = await ledgerCall(() => ledger.referenceValues.get(device.Group));
+      if (refs === null) {
+        throw new AttestationError(
+          AttestationErrorCode.ReferenceValuesMissing,
+          `reference values of group ${device.Group} does not exist`,
+        );
+      }
       const appraisal = appraise(verified, refs.Measurements);
       const issuedAt = now();
       const policyId = appraisalPolicyId(options.policyId, refs);

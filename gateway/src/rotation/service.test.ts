@@ -1,7 +1,3 @@
-import { expect } from 'chai';
-import { asPrincipal } from '../ledger/principal-context';
-import { execFileSync } from 'node:child_process';
-import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import {
   kekDerivationData,
   type KeyRecord,
@@ -11,7 +7,12 @@ import {
   RotationMessageType,
   rotationNonceDigest,
   type RotationResponseClaims,
+  type TransactionName,
 } from '@keyfleet/protocol';
+import { expect } from 'chai';
+import { asPrincipal } from '../ledger/principal-context';
+import { execFileSync } from 'node:child_process';
+import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { newDeviceCa } from '../ca/device-ca';
 import { GatewayError } from '../errors';
@@ -254,7 +255,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     // another gateway consumed it between that check and this commit.
     const blind: typeof world.ledger = {
       write: (action, fields) => world.ledger.write(action, fields),
-      read: async <T>(transaction: string, ...args: string[]): Promise<T> => {
+      read: async <T>(transaction: TransactionName, ...args: string[]): Promise<T> => {
         if (transaction === 'GetNonce') {
           throw new GatewayError('LEDGER_REJECTED', 'not found', 'NONCE_NOT_FOUND');
         }
