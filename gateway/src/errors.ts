@@ -1,6 +1,10 @@
+import type { AttestationErrorCode } from './attestation/errors';
+
 /**
  * The gateway's coded errors. Callers switch on `code`, never on the message; the HTTP layer
- * maps each code to a status once (http/errors.ts).
+ * maps each code to a status once (http/errors.ts). {@link GatewayError} is the one error base of
+ * the gateway: attestation refusals (attestation/errors.ts) are GatewayErrors with codes of their
+ * own, and every code an HTTP answer carries is in {@link GatewayCode}.
  */
 export const GatewayErrorCode = {
   /** The request body, query or path failed validation. */
@@ -39,12 +43,23 @@ export const GatewayErrorCode = {
   VerifierUnavailable: 'VERIFIER_UNAVAILABLE',
   /** The body's media type or charset is not one the route takes (JSON in UTF-8). */
   UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  /** The request's headers are larger than the server takes (Node's HTTP parser refused them). */
+  HeadersTooLarge: 'HEADERS_TOO_LARGE',
+  /** The request did not arrive in time. */
+  RequestTimeout: 'REQUEST_TIMEOUT',
+  /** The body is larger than the route takes. */
+  BodyTooLarge: 'BODY_TOO_LARGE',
+  /** A fault the gateway has no code for; its answer says nothing more. */
+  Internal: 'INTERNAL',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
 
+/** The closed set of codes a gateway error carries. */
+export type GatewayCode = GatewayErrorCode | AttestationErrorCode;
+
 export class GatewayError extends Error {
-  override readonly name = 'GatewayError';
+  override readonly name: string = 'GatewayError';
 
   /**
    * @param code what went wrong, for machines
@@ -52,7 +67,7 @@ export class GatewayError extends Error {
    * @param detail a further machine-readable code, e.g. the chaincode's `DEVICE_EXISTS`
    */
   constructor(
-    readonly code: GatewayErrorCode,
+    readonly code: GatewayCode,
     message: string,
     readonly detail?: string,
     options?: ErrorOptions,

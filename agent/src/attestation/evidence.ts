@@ -2,6 +2,7 @@ import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'no
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import inspector from 'node:inspector';
+import { AgentError } from '../errors';
 import { SignJWT } from 'jose';
 import {
   DebugStatus,
@@ -24,14 +25,13 @@ export const EvidenceErrorCode = {
 } as const;
 export type EvidenceErrorCode = (typeof EvidenceErrorCode)[keyof typeof EvidenceErrorCode];
 
-export class EvidenceError extends Error {
-  override readonly name = 'EvidenceError';
-  constructor(
-    readonly code: EvidenceErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+/** Why evidence could not be built: an {@link AgentError} with one of the {@link EvidenceErrorCode}s. */
+export class EvidenceError extends AgentError {
+  override readonly name: string = 'EvidenceError';
+  declare readonly code: EvidenceErrorCode;
+
+  constructor(code: EvidenceErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, undefined, options);
   }
 }
 

@@ -25,7 +25,7 @@ export {
   type CheckedNonce,
 } from './challenge';
 export { signEar, verifyEar } from './ear';
-export { AttestationError, AttestationErrorCode, attestationHttpStatus, isAttestationError } from './errors';
+export { AttestationError, AttestationErrorCode, isAttestationError } from './errors';
 export { MaxEvidenceBytes, newEvidenceVerifier, type VerifiedEvidence } from './evidence';
 export {
   newVerifier,

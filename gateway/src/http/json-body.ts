@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { duplicateMember } from '@keyfleet/protocol';
-import { GatewayError, GatewayErrorCode } from '../errors';
+import { GatewayError, GatewayErrorCode, type GatewayCode } from '../errors';
 
 /** Why a JSON body was refused: the `detail` of a 400 (or 415) answer. */
 export const BodyErrorDetail = {
@@ -94,9 +94,17 @@ export function useStrictJsonBodies(app: FastifyInstance): void {
 }
 
 /** Codes of Node's HTTP parser errors (`clientError`) that are the client's fault, and our answer. */
-const clientErrors: Readonly<Record<string, { status: number; code: string; message: string }>> = {
-  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', message: 'the request headers are too large' },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', message: 'the request took too long' },
+const clientErrors: Readonly<Record<string, { status: number; code: GatewayCode; message: string }>> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: GatewayErrorCode.HeadersTooLarge,
+    message: 'the request headers are too large',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    code: GatewayErrorCode.RequestTimeout,
+    message: 'the request took too long',
+  },
 };
 
 /**

@@ -107,7 +107,7 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
         run.lost.push(entry.KeyID);
         return;
       }
-      const code = err instanceof GatewayError ? err.code : 'INTERNAL';
+      const code = err instanceof GatewayError ? err.code : GatewayErrorCode.Internal;
       const detail = err instanceof GatewayError ? err.detail : undefined;
       run.failed.push(detail === undefined ? { keyId: entry.KeyID, code } : { keyId: entry.KeyID, code, detail });
       log?.warn({ keyId: entry.KeyID, code, detail, err }, 'scheduled rotation failed');
