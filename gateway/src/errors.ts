@@ -1,4 +1,10 @@
+import type { ErrorCode } from '@keyfleet/protocol';
 import type { AttestationErrorCode } from './attestation/errors';
+import type { FabricEnrolmentFailure } from './ca/fabric-enrolment';
+import type { HsmErrorCode } from './hsm/hsm-error';
+import type { BodyErrorDetail } from './http/json-body';
+import type { KeyServiceErrorDetail } from './key-service/errors';
+import type { RotationErrorDetail } from './rotation/service';
 
 /**
  * The gateway's coded errors. Callers switch on `code`, never on the message; the HTTP layer
@@ -58,6 +64,22 @@ export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErr
 /** The closed set of codes a gateway error carries. */
 export type GatewayCode = GatewayErrorCode | AttestationErrorCode;
 
+/**
+ * The closed set of further codes in a gateway error's `detail`: the contract's own (with
+ * LEDGER_REJECTED and NOT_FOUND), Fabric's validation code of a transaction that did not commit
+ * (`COMMIT_<code>`), the HSM's codes, and the finer reasons of the key service, rotation, enrolment
+ * and JSON bodies.
+ */
+export type GatewayDetail =
+  | ErrorCode
+  | `COMMIT_${string}`
+  | KeyServiceErrorDetail
+  | RotationErrorDetail
+  | FabricEnrolmentFailure
+  | BodyErrorDetail
+  | HsmErrorCode
+  | 'BOOKMARK_INVALID';
+
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';
 
@@ -69,7 +91,7 @@ export class GatewayError extends Error {
   constructor(
     readonly code: GatewayCode,
     message: string,
-    readonly detail?: string,
+    readonly detail?: GatewayDetail,
     options?: ErrorOptions,
   ) {
     super(message, options);

@@ -20,6 +20,7 @@ export const BodyErrorDetail = {
   /** A `charset` other than UTF-8 in the Content-Type. */
   Charset: 'UNSUPPORTED_CHARSET',
 } as const;
+export type BodyErrorDetail = (typeof BodyErrorDetail)[keyof typeof BodyErrorDetail];
 
 const boms: readonly Buffer[] = [
   Buffer.from([0xef, 0xbb, 0xbf]), // UTF-8
@@ -28,7 +29,7 @@ const boms: readonly Buffer[] = [
   Buffer.from([0x00, 0x00, 0xfe, 0xff]), // UTF-32 BE
 ];
 
-function refuse(detail: string, message: string): GatewayError {
+function refuse(detail: BodyErrorDetail, message: string): GatewayError {
   return new GatewayError(GatewayErrorCode.BadRequest, message, detail);
 }
 
