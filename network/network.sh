@@ -1098,9 +1098,28 @@ cmd_up() {
 # per organisation; its digest goes into the package label, so changed code makes a new package
 # and a new definition with the next sequence number.
 code_digest() {
-  local path=$1
-  (cd "$path" && find dist package.json -type f \( -name '*.js' -o -name '*.json' \) ! -name '*.test.js' -print0 |
-    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  local path=$1 dep
+  {
+    (cd "$path" && find dist package.json -type f \( -name '*.js' -o -name '*.json' \) ! -name '*.test.js' -print0 |
+      LC_ALL=C sort -z | xargs -0 sha256sum)
+    for dep in $(workspace_deps "$path"); do
+      (cd "$dep" && find dist package.json -type f \( -name '*.js' -o -name '*.json' \) ! -name '*.test.js' -print0 |
+        LC_ALL=C sort -z | xargs -0 sha256sum)
+    done
+  } | sha256sum | cut -c1-16
+}
+
+# The folders of the repository's own workspace packages (e.g. @keyfleet/protocol) that the
+# chaincode in PATH depends on: npm links them into node_modules, no registry has them, so a
+# package of the chaincode must carry them.
+workspace_deps() {
+  local path=$1 name target
+  for name in $(jq -r '.dependencies // {} | keys[]' "$path/package.json"); do
+    target=$(readlink -f "$repo_root/node_modules/$name") || continue
+    if [[ $target == "$repo_root"/* && $target != "$repo_root"/node_modules/* && -f $target/package.json ]]; then
+      echo "$target"
+    fi
+  done
 }
 
 make_package() {
@@ -1118,7 +1137,8 @@ make_package() {
 
 # The conventional Node package: what `peer lifecycle chaincode package --lang node` makes of a
 # folder holding the chaincode's package.json and built JavaScript. The folder is self-contained:
-# the root's npm overrides go into its package.json, tests and test helpers stay out.
+# the root's npm overrides go into its package.json, tests and test helpers stay out, and the
+# repository's own packages it depends on (@keyfleet/protocol) go in as npm tarballs.
 make_node_package() {
   local path=$1 label=$2 out=$3 stage
   stage=$dir/chaincode/$label-src
@@ -1127,6 +1147,15 @@ make_node_package() {
   jq --slurpfile root "$repo_root/package.json" '. + {overrides: ($root[0].overrides // {})} | del(.devDependencies)' \
     "$path/package.json" >"$stage/package.json"
   tar -C "$path" --exclude='*.test.*' --exclude='*.map' --exclude='*.d.ts' -cf - dist | tar -C "$stage" -xf -
+  # Workspace dependencies travel inside the package as npm tarballs, installed from there.
+  local dep name tarball
+  for dep in $(workspace_deps "$path"); do
+    name=$(jq -r .name "$dep/package.json")
+    tarball=$(npm pack "$dep" --pack-destination "$stage" --json --loglevel=error | jq -r '.[0].filename')
+    jq --arg name "$name" --arg file "file:$tarball" '.dependencies[$name] = $file' "$stage/package.json" \
+      >"$stage/package.json.new"
+    mv "$stage/package.json.new" "$stage/package.json"
+  done
   as_peer 1 0 admin peer lifecycle chaincode package "$out" --lang node --path "$stage" --label "$label" \
     >>"$logs/peer-cli.log" 2>&1 || die "peer lifecycle chaincode package --lang node failed; see $logs/peer-cli.log"
 }

@@ -1,4 +1,10 @@
-/** The agent's coded errors: callers switch on `code`, never on the message. */
+import type { EvidenceErrorCode } from './attestation/evidence';
+
+/**
+ * The agent's coded errors: callers switch on `code`, never on the message. {@link AgentError} is
+ * the agent's one error base; evidence errors (attestation/evidence.ts) are AgentErrors with codes
+ * of their own, all in {@link AgentCode}.
+ */
 export const AgentErrorCode = {
   /** Options or arguments are missing or malformed. */
   InvalidArgument: 'AGENT_INVALID_ARGUMENT',
@@ -28,15 +34,18 @@ export const AgentErrorCode = {
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
+/** The closed set of codes an agent error carries. */
+export type AgentCode = AgentErrorCode | EvidenceErrorCode;
+
 export class AgentError extends Error {
-  override readonly name = 'AgentError';
+  override readonly name: string = 'AgentError';
 
   /**
    * @param code what went wrong, for machines
    * @param detail a further code, e.g. the gateway's `NONCE_REPLAYED`
    */
   constructor(
-    readonly code: AgentErrorCode,
+    readonly code: AgentCode,
     message: string,
     readonly detail?: string,
     options?: ErrorOptions,

@@ -5,6 +5,7 @@
  * says (KeyID, owner, algorithm, each version's fingerprint, the next-key commitment, the policy).
  * The gateway is not trusted: a record it altered fails here.
  */
+import { isId } from '@keyfleet/protocol';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 
@@ -132,7 +133,7 @@ export function newKeyClient(options: KeyClientOptions): KeyClient {
 
   return {
     async getKey(keyId) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(keyId)) {
+      if (!isId(keyId)) {
         fail(KeyClientErrorCode.InvalidArgument, `${keyId} is not a KeyID`);
       }
       const token = (await options.bearer()).replace(/^Bearer /, '');

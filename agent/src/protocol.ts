@@ -1,49 +1,25 @@
 /**
  * The rotation protocol's device side in software (docs/protocol-rotation.md §3): the same
- * derivations the gateway runs inside its HSM, with node:crypto.
+ * derivations the gateway runs inside its HSM, with node:crypto, over the derivation inputs of
+ * @keyfleet/protocol.
  */
-import { createCipheriv, createDecipheriv, createHash, diffieHellman, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, diffieHellman, type KeyObject } from 'node:crypto';
+import { kekDerivationData } from '@keyfleet/protocol';
 
 import { AgentError, AgentErrorCode } from './errors.js';
 
-export const RotationMessageType = {
-  Request: 'keyfleet-rotation-request+jwt',
-  Response: 'keyfleet-rotation-response+jwt',
-  Ack: 'keyfleet-rotation-ack+jwt',
-  /** A signed check-in (claims `device_id`, `iat`); the gateway answers with the device's due keys. */
-  CheckIn: 'keyfleet-check-in+jwt',
-} as const;
-
-export const RotationLabel = {
-  Kek: 'keyfleet/rotation-kek/v1',
-  Nonce: 'keyfleet/rotation-nonce/v1',
-  Ack: 'keyfleet/rotation-ack/v1',
-} as const;
+// The protocol's names, labels and digests are the gateway's too: written once in @keyfleet/protocol.
+export {
+  RotationMessageType,
+  RotationLabel,
+  kekDerivationData,
+  nextKeyCommitment,
+  rotationAckDigest,
+  rotationNonceDigest,
+} from '@keyfleet/protocol';
 
 /** RFC 5649 §3 alternative initial value prefix; node wants it as the cipher IV. */
 const rfc5649Aiv = Buffer.from('a65959a6', 'hex');
-
-function labelledDigest(label: string, ...parts: readonly string[]): Buffer {
-  return createHash('sha256')
-    .update([label, ...parts].join('\0'), 'utf8')
-    .digest();
-}
-
-export function kekDerivationData(deviceId: string, keyId: string, version: number): Buffer {
-  return labelledDigest(RotationLabel.Kek, deviceId, keyId, String(version));
-}
-
-export function rotationNonceDigest(nonce: string): string {
-  return labelledDigest(RotationLabel.Nonce, nonce).toString('hex');
-}
-
-export function rotationAckDigest(keyId: string, version: number): string {
-  return labelledDigest(RotationLabel.Ack, keyId, String(version)).toString('hex');
-}
-
-export function nextKeyCommitment(kcv: string): string {
-  return createHash('sha256').update(kcv, 'utf8').digest('hex');
-}
 
 /** Device master key: the x-coordinate of ECDH(device key, gateway `device-kex` key), SEC 1 §3.3.1. */
 export function deriveDeviceMasterKey(devicePrivateKey: KeyObject, keyExchangePublicKey: KeyObject): Buffer {

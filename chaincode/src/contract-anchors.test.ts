@@ -2,11 +2,16 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
+import {
+  type AttestationRecord,
+  ErrorCode,
+  EventName,
+  TransactionName,
+  type TrustAnchorRecord,
+} from '@keyfleet/protocol';
 import { Harness, expectRejected } from './testing/harness.js';
 import type { TestIdentity } from './testing/identities.js';
 import type { TestSigner } from './testing/signer.js';
-import { EventName, TransactionName, type AttestationRecord, type TrustAnchorRecord } from './types.js';
 
 /**
  * The verifier-anchor ceremony: Org2's verifier registers (and rotates) its own key with a proof of

@@ -2,23 +2,23 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
-import { buildMerkleTree } from './merkle.js';
-import { Harness, expectRejected, hex } from './testing/harness.js';
 import {
-  EventName,
-  TransactionName,
   type AttestationBatchRecord,
   type AttestationRecord,
   type AttestationResult,
+  buildMerkleTree,
   type DeviceRecord,
+  ErrorCode,
+  EventName,
   type KeyRecord,
   type NonceRecord,
   type Page,
   type ReferenceValuesRecord,
   type RotationAckOutcome,
+  TransactionName,
   type TrustAnchorRecord,
-} from './types.js';
+} from '@keyfleet/protocol';
+import { Harness, expectRejected, hex } from './testing/harness.js';
 
 describe('attestation, nonces and reference values', () => {
   let h: Harness;

@@ -2,9 +2,15 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
+import {
+  type DeviceRecord,
+  ErrorCode,
+  EventName,
+  type HistoryEntry,
+  type Page,
+  TransactionName,
+} from '@keyfleet/protocol';
 import { Harness, expectRejected, hex } from './testing/harness.js';
-import { EventName, TransactionName, type DeviceRecord, type HistoryEntry, type Page } from './types.js';
 
 describe('devices', () => {
   let h: Harness;

@@ -2,14 +2,11 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { canonicalJson } from './canonical.js';
-import { ErrorCode } from './errors.js';
-import { buildMerkleTree } from './merkle.js';
+import { type AttestationResult, buildMerkleTree, canonicalJson, ErrorCode, TransactionName } from '@keyfleet/protocol';
 import type { TestIdentity } from './testing/identities.js';
 import { Harness, expectRejected, hex } from './testing/harness.js';
 import { hostileCharacters } from './testing/hostile-text.js';
 import type { TestSigner } from './testing/signer.js';
-import { TransactionName, type AttestationResult } from './types.js';
 
 type Tx = (typeof TransactionName)[keyof typeof TransactionName];
 

@@ -2,19 +2,19 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
-import { nextKeyCommitment } from './lifecycle.js';
-import { Harness, expectRejected, hex, versionFields } from './testing/harness.js';
 import {
-  EventName,
-  KeyState,
-  TransactionName,
   type DueKey,
+  ErrorCode,
+  EventName,
   type HistoryEntry,
   type KeyRecord,
+  KeyState,
+  nextKeyCommitment,
   type NonceRecord,
   type Page,
-} from './types.js';
+  TransactionName,
+} from '@keyfleet/protocol';
+import { Harness, expectRejected, hex, versionFields } from './testing/harness.js';
 
 describe('keys', () => {
   let h: Harness;

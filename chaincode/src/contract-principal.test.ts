@@ -2,12 +2,12 @@ import { expect } from 'chai';
 
 import { Harness } from './testing/harness.js';
 import {
-  EventName,
-  TransactionName,
   type AttestationRecord,
   type DeviceRecord,
+  EventName,
   type RequestPrincipal,
-} from './types.js';
+  TransactionName,
+} from '@keyfleet/protocol';
 
 /** The request log entry of `requestId`, as stored. */
 function logged(h: Harness, requestId: unknown): Record<string, unknown> {

@@ -2,10 +2,9 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
+import { ErrorCode, type Role, TransactionName } from '@keyfleet/protocol';
 import type { TestIdentity } from './testing/identities.js';
 import { Harness, expectRejected, hex } from './testing/harness.js';
-import { TransactionName, type Role } from './types.js';
 
 type Tx = (typeof TransactionName)[keyof typeof TransactionName];
 type Call = (h: Harness, who: TestIdentity) => Promise<unknown>;

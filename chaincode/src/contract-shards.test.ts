@@ -2,11 +2,17 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode } from './errors.js';
-import { resolveShard, ShardLimits, type ShardDecision, type ShardMapRecord } from './shard-map.js';
+import {
+  ErrorCode,
+  EventName,
+  resolveShard,
+  ShardLimits,
+  TransactionName,
+  type ShardDecision,
+  type ShardMapRecord,
+} from '@keyfleet/protocol';
 import { Harness, expectRejected } from './testing/harness.js';
 import type { TestIdentity } from './testing/identities.js';
-import { EventName, TransactionName } from './types.js';
 
 const shards = ['keyfleet', 'keyfleet-shard1', 'keyfleet-shard2'];
 const any = { Group: null, Location: null, Function: null };

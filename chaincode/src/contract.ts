@@ -1,60 +1,75 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 
-import { canonicalBytes, canonicalJson, parseJson } from './canonical.js';
-import { ErrorCode, LedgerError } from './errors.js';
-import { callerOf } from './identity.js';
 import {
+  requests,
   activateKeyVersion,
+  isProtectingOperation,
+  KeyOperations,
+  KeyUseRefusal,
+  keyVersionForUse,
+  AnchorKind,
+  AnchorStatus,
   assertDeviceTransition,
-  compromiseKey,
-  deactivateKeyVersion,
-  destroyKeyVersionRecord,
-  newKeyRecord,
-  rotateKeyRecord,
-  setKeyRotationPolicy,
-  triggerOnAttestationFailure,
-  txTimeOf,
-  type TxTime,
-} from './lifecycle.js';
-import { merkleLeafHash, verifyInclusionProof } from './merkle.js';
-import {
   assertKeyPermission,
   assertPolicyWellFormed,
   assertPrincipalFor,
   assertRole,
-  callerName,
-  type Caller,
-} from './policy.js';
-import * as requests from './requests.js';
-import * as shards from './shard-map.js';
-import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
-import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
-import {
-  AnchorKind,
-  AnchorStatus,
-  AttestationStatus,
-  DeviceStatus,
-  EventName,
-  KeyState,
-  NoncePurpose,
-  Permission,
-  Role,
-  TransactionName,
   type AttestationBatchRecord,
   type AttestationRecord,
   type AttestationResult,
+  AttestationStatus,
+  type Caller,
+  callerName,
+  canonicalBytes,
+  canonicalJson,
+  type Check,
+  compromiseKey,
+  deactivateKeyVersion,
+  destroyKeyVersionRecord,
   type DeviceRecord,
+  DeviceStatus,
   type DueKey,
+  ErrorCode,
+  EventName,
+  id,
+  int,
+  isoTime,
   type KeyRecord,
+  KeyState,
+  LedgerError,
+  Limits,
+  merkleLeafHash,
+  newKeyRecord,
+  NoncePurpose,
   type NonceRecord,
+  oneOf,
+  parseJson,
+  Permission,
   type Proof,
   type PublicJwk,
   type ReferenceValuesRecord,
   type RequestPrincipal,
+  Role,
+  rotateKeyRecord,
   type RotationAckOutcome,
+  setKeyRotationPolicy,
+  sha256HexField,
+  str,
+  TransactionName,
+  triggerOnAttestationFailure,
+  setShardMap,
+  assertShardMapConsistent,
+  resolveShard,
+  type ShardMapRecord,
   type TrustAnchorRecord,
-} from './types.js';
-import { Limits, id, int, isoTime, oneOf, sha256Hex as sha256HexCheck, str, validate, type Check } from './validate.js';
+  type TxTime,
+  txTimeOf,
+  validate,
+  verifyInclusionProof,
+} from '@keyfleet/protocol';
+import { callerOf } from './identity.js';
+import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
+import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
 
 /** Roles that read everything (the two organisations' staff and services). */
 const Overseers = [Role.Operator, Role.Verifier, Role.Auditor] as const;
@@ -62,12 +77,6 @@ const AllRoles = Object.values(Role);
 
 /** How far an attestation result's IssuedAt may lie ahead of the transaction time (clock skew). */
 const MaxIssuedAtSkewMs = 5 * 60 * 1000;
-
-export const KeyOperation = {
-  protect: ['encrypt', 'sign', 'wrap', 'mac-generate'],
-  process: ['decrypt', 'verify', 'unwrap', 'mac-verify'],
-} as const;
-const keyOperations = [...KeyOperation.protect, ...KeyOperation.process];
 
 interface Write<T> {
   store: Store;
@@ -989,27 +998,29 @@ export class KeyfleetContract extends Contract {
   @Returns('string')
   async AuthorizeKeyUse(ctx: Context, keyId: string, operation: string, version: string): Promise<string> {
     const caller = this.readerOf(ctx, AllRoles, TransactionName.AuthorizeKeyUse);
-    const op = validate(oneOf(keyOperations), operation, 'operation');
+    const op = validate(oneOf(KeyOperations), operation, 'operation');
     const wanted = version === '' ? null : validate(str({ max: 7, pattern: /^[1-9]\d*$/ }), version, 'version');
     const key = await this.loadKey(new Store(ctx.stub), argId(keyId, 'keyId'));
     assertKeyPermission(key, caller, Permission.Use);
-    const number = wanted === null ? key.ActiveVersion : Number(wanted);
-    if (number === null) throw new LedgerError(ErrorCode.KeyNotUsable, `key ${key.KeyID} has no active version`);
-    const target = key.Versions.find((candidate) => candidate.Version === number);
-    if (target === undefined)
-      throw new LedgerError(ErrorCode.VersionNotFound, `key ${key.KeyID} has no version ${number}`);
-    const protect = (KeyOperation.protect as readonly string[]).includes(op);
-    const usable = protect
-      ? target.State === KeyState.Active
-      : target.State === KeyState.Active ||
-        target.State === KeyState.Deactivated ||
-        target.State === KeyState.Compromised;
-    if (!usable) {
+    // The one key-use rule (protocol key-use.ts). The ledger cannot know a caller's consent, so a
+    // compromised version may process: the gateway asks its callers before it gets here.
+    const choice = keyVersionForUse(key, wanted === null ? null : Number(wanted), {
+      protect: isProtectingOperation(op),
+      allowCompromised: true,
+    });
+    if (!choice.ok) {
+      if (choice.refusal === KeyUseRefusal.VersionNotFound) {
+        throw new LedgerError(ErrorCode.VersionNotFound, `key ${key.KeyID} has no version ${choice.version ?? '?'}`);
+      }
+      const found = key.Versions.find((candidate) => candidate.Version === choice.version);
       throw new LedgerError(
         ErrorCode.KeyNotUsable,
-        `key ${key.KeyID} version ${number} is ${target.State}: ${op} is not allowed`,
+        found === undefined
+          ? `key ${key.KeyID} has no active version`
+          : `key ${key.KeyID} version ${found.Version} is ${found.State}: ${op} is not allowed`,
       );
     }
+    const target = choice.version;
     return canonicalJson({
       KeyID: key.KeyID,
       Version: target.Version,
@@ -1162,7 +1173,7 @@ export class KeyfleetContract extends Contract {
   async GetNonce(ctx: Context, nonceDigest: string): Promise<string> {
     this.readerOf(ctx, Overseers, TransactionName.GetNonce);
     const store = new Store(ctx.stub);
-    const digest = validate(sha256HexCheck, nonceDigest, 'nonceDigest');
+    const digest = validate(sha256HexField, nonceDigest, 'nonceDigest');
     const nonce = await store.get<NonceRecord>(store.key(KeyType.Nonce, digest));
     if (nonce === null) notFound(ErrorCode.NonceNotFound, `nonce ${digest}`);
     return canonicalJson(nonce);
@@ -1314,7 +1325,7 @@ export class KeyfleetContract extends Contract {
     }
     const store = new Store(ctx.stub);
     const record = await store.get<AttestationRecord>(
-      store.key(KeyType.Attestation, checkedId, validate(sha256HexCheck, resultId, 'resultId')),
+      store.key(KeyType.Attestation, checkedId, validate(sha256HexField, resultId, 'resultId')),
     );
     if (record === null) notFound(ErrorCode.AttestationNotFound, `attestation ${resultId} of device ${checkedId}`);
     return canonicalJson(record);
@@ -1552,30 +1563,24 @@ export class KeyfleetContract extends Contract {
     return canonicalJson(record);
   }
 
-  // ---- the shard map (governance channel; rules in shard-map.ts) --------------------------------
+  // ---- the shard map (governance channel; rules in protocol/src/shard-map.ts) --------------------------------
 
   @Transaction()
   @Returns('string')
   async SetShardMap(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    const write = await this.authenticate(
-      ctx,
-      TransactionName.SetShardMap,
-      [Role.Operator],
-      shards.setShardMap,
-      requestJson,
-    );
+    const write = await this.authenticate(ctx, TransactionName.SetShardMap, [Role.Operator], setShardMap, requestJson);
     const { request, store } = write;
     const signer = await this.verifySignature(write, jws, AnchorKind.MetadataSigning);
-    shards.assertShardMapConsistent(request);
+    assertShardMapConsistent(request);
     const key = store.key(KeyType.ShardMap);
-    const revision = (await store.get<shards.ShardMapRecord>(key))?.Revision ?? 0;
+    const revision = (await store.get<ShardMapRecord>(key))?.Revision ?? 0;
     if (request.ExpectedRevision !== revision) {
       throw new LedgerError(
         ErrorCode.StaleVersion,
         `the shard map is at revision ${String(revision)}, not ${String(request.ExpectedRevision)}`,
       );
     }
-    const record: shards.ShardMapRecord = {
+    const record: ShardMapRecord = {
       DocType: 'shard-map',
       Revision: revision + 1,
       Shards: request.Shards,
@@ -1612,12 +1617,12 @@ export class KeyfleetContract extends Contract {
       Location: field(location, 'location'),
       Function: field(fn, 'function'),
     };
-    return canonicalJson(shards.resolveShard(await this.shardMap(ctx), subject));
+    return canonicalJson(resolveShard(await this.shardMap(ctx), subject));
   }
 
-  private async shardMap(ctx: Context): Promise<shards.ShardMapRecord> {
+  private async shardMap(ctx: Context): Promise<ShardMapRecord> {
     const store = new Store(ctx.stub);
-    const record = await store.get<shards.ShardMapRecord>(store.key(KeyType.ShardMap));
+    const record = await store.get<ShardMapRecord>(store.key(KeyType.ShardMap));
     if (record === null) notFound(ErrorCode.ShardMapNotFound, 'the shard map');
     return record;
   }

@@ -2,11 +2,16 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { canonicalBytes } from './canonical.js';
-import { decodeContractEvent, MalformedEventError } from './events.js';
-import { buildMerkleTree } from './merkle.js';
+import {
+  type AttestationResult,
+  buildMerkleTree,
+  canonicalBytes,
+  decodeContractEvent,
+  EventName,
+  MalformedEventError,
+  TransactionName,
+} from '@keyfleet/protocol';
 import { Harness, hex } from './testing/harness.js';
-import { EventName, TransactionName, type AttestationResult } from './types.js';
 
 /**
  * The event payloads that gateways act on, as the contract really emits them: each decodes with

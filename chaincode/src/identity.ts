@@ -2,10 +2,7 @@ import { X509Certificate } from 'node:crypto';
 
 import type { Context } from 'fabric-contract-api';
 
-import { ErrorCode, LedgerError } from './errors.js';
-import type { Caller } from './policy.js';
-import { Role, RoleMsps } from './types.js';
-import { idPattern } from './validate.js';
+import { type Caller, ErrorCode, isId, LedgerError, Role, RoleMsps } from '@keyfleet/protocol';
 
 /** Name of the certificate attribute (Fabric CA attribute extension 1.2.3.4.5.6.7.8.1) holding the role. */
 export const RoleAttribute = 'role';
@@ -40,7 +37,7 @@ export function callerOf(ctx: Context): Caller {
     throw new LedgerError(ErrorCode.AccessDenied, `role ${role} is not accepted from ${mspId}`);
   }
   const cn = subjectCommonName(identity.getIDBytes());
-  if (cn === null || cn.length > 128 || !idPattern.test(cn)) {
+  if (cn === null || !isId(cn)) {
     throw new LedgerError(ErrorCode.AccessDenied, 'caller certificate has no usable subject CN');
   }
   return { MSPID: mspId, Role: typedRole, ID: cn };

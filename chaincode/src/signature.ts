@@ -1,8 +1,6 @@
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK } from 'jose';
 
-import { ErrorCode, LedgerError } from './errors.js';
-import { duplicateMemberInCompact } from './json-text.js';
-import type { PublicJwk } from './types.js';
+import { duplicateMemberInCompact, ErrorCode, LedgerError, type PublicJwk } from '@keyfleet/protocol';
 
 const allowedHeader = new Set(['alg', 'kid', 'typ']);
 const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;

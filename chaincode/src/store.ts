@@ -1,8 +1,6 @@
 import type { ChaincodeStub } from 'fabric-shim-api';
 
-import { canonicalBytes } from './canonical.js';
-import { ErrorCode, LedgerError } from './errors.js';
-import type { HistoryEntry, Page } from './types.js';
+import { canonicalBytes, ErrorCode, type HistoryEntry, LedgerError, type Page } from '@keyfleet/protocol';
 
 /** Object types of composite keys: one per record kind and one per index. */
 export const KeyType = {

@@ -4,17 +4,17 @@ import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, GatewayError as FabricGatewayError, hash, signers, type Contract } from '@hyperledger/fabric-gateway';
 import {
-  errorCodeOf,
-  TransactionName,
   type AttestationBatchRecord,
   type AttestationRecord,
   type DeviceRecord,
   type DueKey,
+  errorCodeOf,
   type HistoryEntry,
   type KeyRecord,
   type Page,
+  TransactionName,
   type TrustAnchorRecord,
-} from '@keyfleet/chaincode';
+} from '@keyfleet/protocol';
 import {
   chainHeight,
   decodeBlock,

@@ -1,4 +1,4 @@
-import type { AttestationBatchRecord, AttestationRecord, DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import type { AttestationBatchRecord, AttestationRecord, DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import type { BlockTransaction } from '@keyfleet/gateway';
 
 /** What the console's charts show, derived from the blocks alone. */

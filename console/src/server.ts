@@ -1,3 +1,4 @@
+import { IdSchema } from '@keyfleet/protocol';
 import { dirname, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -15,8 +16,8 @@ export interface ConsoleServerOptions {
 }
 
 const packageRoot = resolve(__dirname, '..');
-/** Ledger identifiers: 1-128 of the contract's id alphabet (docs/ledger.md, "World state layout"). */
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' } as const;
+/** Ledger identifiers: the one id grammar (@keyfleet/protocol ids.ts). */
+const id = IdSchema;
 const txId = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const page = {
   pageSize: { type: 'integer', minimum: 1, maximum: 200, default: 50 },

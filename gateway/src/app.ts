@@ -1,7 +1,7 @@
+import type { DigestAlgorithm } from '@keyfleet/protocol';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
 import { newBearerAuthenticator } from './auth/bearer';
 import { jwksFile } from './auth/jwks-file';
 import { newDeviceCa } from './ca/device-ca';
@@ -9,10 +9,10 @@ import type { Config } from './config';
 import { hsmSigningKey } from './crypto/hsm-key';
 import { newDeviceService } from './domain/devices';
 import { newKeyService } from './domain/keys';
-import { notFoundAs } from './domain/records';
 import { newReinstatement } from './domain/reinstatement';
 import type { OperatorAttestationApi, Services } from './domain/services';
 import type { LedgerClient } from './ledger/ledger-client';
+import { ledgerPort } from './ledger/port';
 import { newRotationService } from './rotation';
 import { newApplicationKeyRotation, newKeyOperations } from './key-service';
 import { newRotationScheduler, type SchedulerLog } from './scheduler';
@@ -176,9 +176,10 @@ export async function openGateway(config: Config): Promise<Gateway> {
  * verifier's result, so what a caller reads next reflects it. Reference values are the operator's
  * to set; reads come from the gateway's own peer.
  */
-function forwardedAttestation(config: Config, ledger: LedgerClient): OperatorAttestationApi {
+function forwardedAttestation(config: Config, client: LedgerClient): OperatorAttestationApi {
   const verifier = newVerifierClient({ url: config.verifier.url, timeoutMs: config.verifier.timeoutMs });
-  const reinstate = newReinstatement({ ledger });
+  const reinstate = newReinstatement({ ledger: client });
+  const ledger = ledgerPort(client);
   const ownPeer = newOwnPeerWait({ ledger });
   return {
     challenge: (deviceId) => verifier.challenge(deviceId),
@@ -188,16 +189,19 @@ function forwardedAttestation(config: Config, ledger: LedgerClient): OperatorAtt
       return reinstate(answer);
     },
     setReferenceValues: (_by, group, request) =>
-      ledger.write<ReferenceValuesRecord>('SetReferenceValues', {
+      ledger.referenceValues.set({
         Group: group,
         PolicyID: request.policyId,
-        Measurements: request.measurements.map((m) => ({ Name: m.name, Algorithm: m.algorithm, Digest: m.digest })),
+        // The route's schema allows only the ledger's digest algorithms.
+        Measurements: request.measurements.map((m) => ({
+          Name: m.name,
+          Algorithm: m.algorithm as DigestAlgorithm,
+          Digest: m.digest,
+        })),
       }),
-    getReferenceValues: (group) =>
-      notFoundAs(ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
-    getBatch: (batchId) =>
-      notFoundAs(ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
-    trustAnchors: () => ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
+    getReferenceValues: (group) => ledger.referenceValues.require(group),
+    getBatch: (batchId) => ledger.attestations.requireBatch(batchId),
+    trustAnchors: () => ledger.anchors.list(),
   };
 }
 

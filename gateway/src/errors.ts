@@ -1,6 +1,16 @@
+import type { ErrorCode } from '@keyfleet/protocol';
+import type { AttestationErrorCode } from './attestation/errors';
+import type { FabricEnrolmentFailure } from './ca/fabric-enrolment';
+import type { HsmErrorCode } from './hsm/hsm-error';
+import type { BodyErrorDetail } from './http/json-body';
+import type { KeyServiceErrorDetail } from './key-service/errors';
+import type { RotationErrorDetail } from './rotation/service';
+
 /**
  * The gateway's coded errors. Callers switch on `code`, never on the message; the HTTP layer
- * maps each code to a status once (http/errors.ts).
+ * maps each code to a status once (http/errors.ts). {@link GatewayError} is the one error base of
+ * the gateway: attestation refusals (attestation/errors.ts) are GatewayErrors with codes of their
+ * own, and every code an HTTP answer carries is in {@link GatewayCode}.
  */
 export const GatewayErrorCode = {
   /** The request body, query or path failed validation. */
@@ -39,12 +49,39 @@ export const GatewayErrorCode = {
   VerifierUnavailable: 'VERIFIER_UNAVAILABLE',
   /** The body's media type or charset is not one the route takes (JSON in UTF-8). */
   UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  /** The request's headers are larger than the server takes (Node's HTTP parser refused them). */
+  HeadersTooLarge: 'HEADERS_TOO_LARGE',
+  /** The request did not arrive in time. */
+  RequestTimeout: 'REQUEST_TIMEOUT',
+  /** The body is larger than the route takes. */
+  BodyTooLarge: 'BODY_TOO_LARGE',
+  /** A fault the gateway has no code for; its answer says nothing more. */
+  Internal: 'INTERNAL',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
 
+/** The closed set of codes a gateway error carries. */
+export type GatewayCode = GatewayErrorCode | AttestationErrorCode;
+
+/**
+ * The closed set of further codes in a gateway error's `detail`: the contract's own (with
+ * LEDGER_REJECTED and NOT_FOUND), Fabric's validation code of a transaction that did not commit
+ * (`COMMIT_<code>`), the HSM's codes, and the finer reasons of the key service, rotation, enrolment
+ * and JSON bodies.
+ */
+export type GatewayDetail =
+  | ErrorCode
+  | `COMMIT_${string}`
+  | KeyServiceErrorDetail
+  | RotationErrorDetail
+  | FabricEnrolmentFailure
+  | BodyErrorDetail
+  | HsmErrorCode
+  | 'BOOKMARK_INVALID';
+
 export class GatewayError extends Error {
-  override readonly name = 'GatewayError';
+  override readonly name: string = 'GatewayError';
 
   /**
    * @param code what went wrong, for machines
@@ -52,9 +89,9 @@ export class GatewayError extends Error {
    * @param detail a further machine-readable code, e.g. the chaincode's `DEVICE_EXISTS`
    */
   constructor(
-    readonly code: GatewayErrorCode,
+    readonly code: GatewayCode,
     message: string,
-    readonly detail?: string,
+    readonly detail?: GatewayDetail,
     options?: ErrorOptions,
   ) {
     super(message, options);

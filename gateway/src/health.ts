@@ -1,3 +1,4 @@
+import { TransactionName } from '@keyfleet/protocol';
 import type { Hsm } from './hsm';
 import type { LedgerTransport } from './ledger/transport';
 
@@ -16,7 +17,7 @@ export function healthCheck(hsm: Hsm, label: string, transport: LedgerTransport)
   return async () => {
     const [hsmOk, ledgerOk] = await Promise.all([
       ok(hsm.getPublicKey({ label })),
-      ok(transport.evaluate('ListTrustAnchors', [])),
+      ok(transport.evaluate(TransactionName.ListTrustAnchors, [])),
     ]);
     return { hsm: hsmOk, ledger: ledgerOk };
   };

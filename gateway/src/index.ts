@@ -15,7 +15,7 @@ export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';
 export { readOrganization, type OrganizationProfile } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';
-export { newDeviceCa, deviceUri, DEVICE_ID_PATTERN, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
+export { newDeviceCa, deviceUri, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
 export {
   assertFabricIdentity,
   enrolFabricIdentity,
@@ -32,6 +32,7 @@ export type { EcSigningKey } from './crypto/ec-key';
 export { hsmSigningKey } from './crypto/hsm-key';
 export { signCompactJws } from './crypto/jws';
 export { newLedgerClient, type LedgerClient, type Written } from './ledger/ledger-client';
+export { ledgerPort, ledgerRefusalCode, type Fields, type Ledger } from './ledger/port';
 export {
   asPrincipal,
   currentPrincipal,

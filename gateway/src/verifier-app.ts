@@ -2,12 +2,11 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
-import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
 import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { jwksFile } from './auth/jwks-file';
 import { newBearerAuthenticator } from './auth/bearer';
 import { hsmSigningKey } from './crypto/hsm-key';
-import { notFoundAs } from './domain/records';
+import { ledgerPort } from './ledger/port';
 import type { AttestationApi } from './domain/services';
 import { ensureVerifierAnchor } from './domain/trust-anchors';
 import { healthCheck } from './health';
@@ -119,11 +118,9 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
         return { challenge: nonce, expiresAt: expiresAt.toISOString() };
       },
       appraise: (evidence) => verifier.appraise(evidence),
-      getReferenceValues: (group) =>
-        notFoundAs(ledger.read<ReferenceValuesRecord>('GetReferenceValues', group), 'REFERENCE_VALUES_NOT_FOUND'),
-      getBatch: (batchId) =>
-        notFoundAs(ledger.read<AttestationBatchRecord>('GetAttestationBatch', batchId), 'BATCH_NOT_FOUND'),
-      trustAnchors: () => ledger.read<TrustAnchorRecord[]>('ListTrustAnchors'),
+      getReferenceValues: (group) => ledgerPort(ledger).referenceValues.require(group),
+      getBatch: (batchId) => ledgerPort(ledger).attestations.requireBatch(batchId),
+      trustAnchors: () => ledgerPort(ledger).anchors.list(),
     };
     const server = await newVerifierHttpServer({
       attestation,
@@ -181,7 +178,7 @@ async function trustedDeviceCa(file: string, ledger: LedgerClient): Promise<stri
   if (!certificate.ca || !certificate.verify(certificate.publicKey))
     throw invalid('is not a self-signed CA certificate');
   const thumbprint = await calculateJwkThumbprint(await exportJWK(certificate.publicKey));
-  const anchors = await ledger.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const anchors = await ledgerPort(ledger).anchors.list();
   const anchor = anchors.find((a) => a.Thumbprint === thumbprint);
   if (anchor?.Kind !== 'device-ca' || anchor.Status !== 'active') {
     throw invalid(`its key is not an active device-ca trust anchor on the ledger (${anchor?.AnchorID ?? 'no anchor'})`);

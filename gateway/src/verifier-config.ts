@@ -1,4 +1,5 @@
-import { Limits } from '@keyfleet/chaincode';
+import { IdRuleText, isId, PolicyIdMaxLength } from '@keyfleet/protocol';
+import { Limits } from '@keyfleet/protocol';
 import { newEnvReader, type Env } from './env';
 
 /** The verifier service's configuration: Org2's own process, token, identity and listener. */
@@ -84,8 +85,10 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
     dataDir,
     logLevel: read.str('KEYFLEET_VERIFIER_LOG_LEVEL', 'info'),
   };
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/.test(policyId)) {
-    read.problem(`KEYFLEET_VERIFIER_POLICY_ID must be 1 to 64 of [A-Za-z0-9._:@-], got "${policyId}"`);
+  if (!isId(policyId, PolicyIdMaxLength)) {
+    read.problem(
+      `KEYFLEET_VERIFIER_POLICY_ID must be ${IdRuleText}, at most ${PolicyIdMaxLength} characters, got "${policyId}"`,
+    );
   }
   read.done();
   return config;

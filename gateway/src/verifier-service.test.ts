@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers, type Gateway as FabricGateway } from '@hyperledger/fabric-gateway';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import type { AttestationRecord, DeviceRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AttestationRecord, DeviceRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { openGateway, type Gateway } from './app';
 import { verifyEar } from './attestation';
 import { loadAgentAttestation } from './attestation/testing/agent';

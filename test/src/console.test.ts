@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
-import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
 

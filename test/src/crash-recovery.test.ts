@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { expect } from 'chai';
 import { exportJWK, generateKeyPair, type KeyLike } from 'jose';
 import { newAgent, type Agent } from '@keyfleet/agent';
-import type { KeyRecord } from '@keyfleet/chaincode';
+import type { KeyRecord } from '@keyfleet/protocol';
 import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace } from './support/network';

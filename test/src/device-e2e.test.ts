@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { newAgent, rotationAckDigest, type Agent } from '@keyfleet/agent';
-import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 
 /**

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { newAgent, type Agent } from '@keyfleet/agent';
-import type { DeviceRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture, type SecondGateway } from './support/gateway-fixture';
 
 /**

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import { newFleet, runScenario, type FleetSummary } from '@keyfleet/agent/fleet';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 

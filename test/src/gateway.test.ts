@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair } from 'jose';
-import type { DeviceRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { hsmSigningKey } from '@keyfleet/gateway';
 import { issueEnrolmentToken } from '@keyfleet/gateway';
 import {

@@ -1,7 +1,7 @@
 import { KeyObject, randomBytes, sign as nodeSign, webcrypto, X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { expect } from 'chai';
-import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import { hostileCharacters } from '@keyfleet/chaincode/testing';
 import { hsmSigningKey, signCompactJws } from '@keyfleet/gateway';
 import {

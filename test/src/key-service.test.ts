@@ -9,7 +9,7 @@ import {
 } from 'node:crypto';
 import { expect } from 'chai';
 import fastify, { type FastifyInstance } from 'fastify';
-import type { KeyRecord } from '@keyfleet/chaincode';
+import type { KeyRecord } from '@keyfleet/protocol';
 import { newKeyClient, KeyClientErrorCode } from '@keyfleet/agent';
 import { isGatewayError, type Principal } from '@keyfleet/gateway';
 import { exportKekDerivationData, parseEnvelope } from '@keyfleet/gateway';

@@ -3,7 +3,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { expect } from 'chai';
-import type { KeyRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { KeyRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { softHsmModule, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { hsmNetwork, networkScriptAt } from './support/network';
 

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers, type Gateway } from '@hyperledger/fabric-gateway';
 import { expect } from 'chai';
-import type { TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { TrustAnchorRecord } from '@keyfleet/protocol';
 import {
   asPrincipal,
   newLedgerClient,

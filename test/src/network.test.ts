@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import type { TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { TrustAnchorRecord } from '@keyfleet/protocol';
 import { x509 } from '@keyfleet/gateway';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { existsSync, rmSync } from 'node:fs';

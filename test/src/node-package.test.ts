@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
-import type { TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { TrustAnchorRecord } from '@keyfleet/protocol';
 import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { networkScript } from './support/network';
 

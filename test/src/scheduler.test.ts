@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { KeyRecord } from '@keyfleet/chaincode';
+import type { KeyRecord } from '@keyfleet/protocol';
 import { newRotationScheduler, type RotationScheduler } from '@keyfleet/gateway';
 import { newKeyWorld, type KeyGateway, type KeyWorld } from './support/key-world';
 

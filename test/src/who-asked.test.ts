@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { newAgent, type Agent, type AttestationOutcome } from '@keyfleet/agent';
-import type { DeviceRecord, KeyRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, softHsmModule, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { connectionProfile, peerQuery } from './support/network';
 

@@ -2,17 +2,19 @@ import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'no
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import inspector from 'node:inspector';
+import { AgentError } from '../errors';
 import { SignJWT } from 'jose';
 import {
   DebugStatus,
+  isId,
+  type EvidenceClaims,
   EvidenceProfile,
   EvidenceType,
+  type FileMeasurement,
   MeasurementsContentFormat,
   SemverScheme,
   UeidTypeRand,
-  type EvidenceClaims,
-  type FileMeasurement,
-} from './claims';
+} from '@keyfleet/protocol';
 
 /** Why the agent could not build evidence. */
 export const EvidenceErrorCode = {
@@ -23,14 +25,13 @@ export const EvidenceErrorCode = {
 } as const;
 export type EvidenceErrorCode = (typeof EvidenceErrorCode)[keyof typeof EvidenceErrorCode];
 
-export class EvidenceError extends Error {
-  override readonly name = 'EvidenceError';
-  constructor(
-    readonly code: EvidenceErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+/** Why evidence could not be built: an {@link AgentError} with one of the {@link EvidenceErrorCode}s. */
+export class EvidenceError extends AgentError {
+  override readonly name: string = 'EvidenceError';
+  declare readonly code: EvidenceErrorCode;
+
+  constructor(code: EvidenceErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, undefined, options);
   }
 }
 
@@ -56,7 +57,6 @@ export interface EvidenceOptions {
   readonly now?: () => Date;
 }
 
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const semver = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 const pemBlock = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/g;
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
@@ -70,7 +70,7 @@ export async function measureFiles(files: readonly MeasuredFile[]): Promise<File
   const named = files.map((file) => (typeof file === 'string' ? { name: basename(file), path: file } : file));
   const seen = new Set<string>();
   for (const { name } of named) {
-    if (!namePattern.test(name)) {
+    if (!isId(name)) {
       throw new EvidenceError(EvidenceErrorCode.InvalidOption, `measurement name ${JSON.stringify(name)} is invalid`);
     }
     if (seen.has(name)) {

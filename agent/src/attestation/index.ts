@@ -13,7 +13,7 @@ export {
   UeidTypeRand,
   type EvidenceClaims,
   type FileMeasurement,
-} from './claims';
+} from '@keyfleet/protocol';
 export {
   EvidenceError,
   EvidenceErrorCode,

@@ -3,10 +3,17 @@ import { Context } from 'fabric-contract-api';
 import { ClientIdentity } from 'fabric-shim';
 import type { ChaincodeStub } from 'fabric-shim-api';
 
-import { canonicalJson, sha256Hex } from '../canonical.js';
+import {
+  canonicalJson,
+  type ErrorCode,
+  errorCodeOf,
+  PrincipalKind,
+  type PublicJwk,
+  type RequestPrincipal,
+  sha256Hex,
+  TransactionName,
+} from '@keyfleet/protocol';
 import { KeyfleetContract } from '../contract.js';
-import { errorCodeOf, type ErrorCode } from '../errors.js';
-import { PrincipalKind, TransactionName, type PublicJwk, type RequestPrincipal } from '../types.js';
 import { newCa, newIdentity, type TestIdentity } from './identities.js';
 import { MapStub, type StubEvent } from './map-stub.js';
 import { TestSigner } from './signer.js';

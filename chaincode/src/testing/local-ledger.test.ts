@@ -8,7 +8,7 @@ import { expect } from 'chai';
 
 import { LocalLedger, type LocalCreator } from './local-ledger.js';
 import { Harness } from './harness.js';
-import { TransactionName, type DeviceRecord, type HistoryEntry } from '../types.js';
+import { type DeviceRecord, type HistoryEntry, TransactionName } from '@keyfleet/protocol';
 
 describe('LocalLedger', () => {
   let dir: string;

@@ -1,7 +1,6 @@
 import { CompactSign, exportJWK, generateKeyPair, type KeyLike } from 'jose';
 
-import { canonicalBytes } from '../canonical.js';
-import type { PublicJwk } from '../types.js';
+import { canonicalBytes, type PublicJwk } from '@keyfleet/protocol';
 
 export interface SignOptions {
   /** Override the `kid` header. */

@@ -1,5 +1,5 @@
 import chai from 'chai';
-import { buildMerkleTree, merkleLeafHash } from '@keyfleet/chaincode';
+import { buildMerkleTree, merkleLeafHash } from '@keyfleet/protocol';
 import { verifyProofAgainstLedger } from '@keyfleet/gateway';
 import { checkMembership, leafHash, type BatchRecord } from '../src/merkle.mjs';
 

@@ -1,5 +1,4 @@
-import type { AttestationStatus, Measurement } from '@keyfleet/chaincode';
-import type { FileMeasurement } from './evidence';
+import type { AttestationStatus, FileMeasurement, Measurement, TrustworthinessVector } from '@keyfleet/protocol';
 
 /**
  * AR4SI trustworthiness claims (draft-ietf-rats-ar4si §2.3) with the values keyfleet sets.
@@ -22,18 +21,6 @@ export const TrustClaim = {
   /** file-system: files measured that have no reference value. */
   UnrecognizedFiles: 32,
 } as const;
-
-/** The AR4SI trustworthiness vector, with the claim names of draft-ietf-rats-ear. */
-export interface TrustworthinessVector {
-  readonly 'instance-identity': number;
-  readonly configuration: number;
-  readonly executables: number;
-  readonly 'file-system': number;
-  readonly hardware: number;
-  readonly 'runtime-opaque': number;
-  readonly 'storage-opaque': number;
-  readonly 'sourced-data': number;
-}
 
 export interface Appraisal {
   readonly status: AttestationStatus;

@@ -1,11 +1,12 @@
 import { compactVerify, importJWK } from 'jose';
 import {
-  merkleLeafHash,
-  verifyInclusionProof,
   type AttestationBatchRecord,
   type AttestationResult,
+  merkleLeafHash,
   type PublicJwk,
-} from '@keyfleet/chaincode';
+  TransactionName,
+  verifyInclusionProof,
+} from '@keyfleet/protocol';
 
 /** Why a proof does not hold. */
 export const ProofFailure = {
@@ -97,7 +98,7 @@ export async function verifyBatchRecordSignature(
     const { payload } = await compactVerify(batchRecord.Proof.JWS, key, { algorithms: ['ES256'] });
     const request = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
     return (
-      request.Action === 'RecordAttestationBatch' &&
+      request.Action === TransactionName.RecordAttestationBatch &&
       request.BatchID === batchRecord.BatchID &&
       request.VerifierID === batchRecord.VerifierID &&
       request.MerkleRoot === batchRecord.MerkleRoot &&

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { asPrincipal, verifierService } from '../ledger/principal-context';
-import { Limits, merkleLeafHash, type AttestationBatchRecord, type AttestationResult } from '@keyfleet/chaincode';
+import { type AttestationResult, Limits, merkleLeafHash } from '@keyfleet/protocol';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { merkleLevels } from './merkle-levels';
 
@@ -83,13 +84,14 @@ export function newAttestationBatcher(options: AttestationBatcherOptions): Attes
     try {
       // A batch anchors many devices' results: the verifier's own batching service asks for it.
       const { transactionId } = await asPrincipal(verifierService('batcher'), () =>
-        options.ledger.write<AttestationBatchRecord>('RecordAttestationBatch', {
+        ledgerPort(options.ledger).attestations.recordBatch({
           BatchID: batchId,
           VerifierID: options.verifierId,
           MerkleRoot: tree.root,
           Count: results.length,
-          FirstIssuedAt: issued[0],
-          LastIssuedAt: issued.at(-1),
+          // A batch is never empty.
+          FirstIssuedAt: issued[0] as string,
+          LastIssuedAt: issued.at(-1) as string,
           Contraindicated: [...new Set(results.filter((r) => r.Status === 'contraindicated').map((r) => r.DeviceID))],
           Nonces: results.map(({ NonceDigest, DeviceID }) => ({ NonceDigest, DeviceID })),
         }),

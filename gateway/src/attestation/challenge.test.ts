@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { merkleInclusionProof, merkleRoot } from '@keyfleet/chaincode';
+import { merkleInclusionProof, merkleRoot } from '@keyfleet/protocol';
 import { newChallengeIssuer, nonceDigestOf, type ChallengeKey } from './challenge';
 import { AttestationError } from './errors';
 import { merkleLevels } from './merkle-levels';

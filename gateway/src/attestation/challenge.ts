@@ -1,5 +1,5 @@
 import { createHash, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
-import { DEVICE_ID_PATTERN } from '../ca/device-ca';
+import { DeviceIdMaxLength, IdRuleText, isDeviceId } from '@keyfleet/protocol';
 import type { Hsm } from '../hsm';
 import { AttestationError, AttestationErrorCode } from './errors';
 
@@ -87,10 +87,10 @@ export function newChallengeIssuer(options: ChallengeIssuerOptions): ChallengeIs
 
   return {
     async issue(deviceId) {
-      if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
+      if (!isDeviceId(deviceId)) {
         throw new AttestationError(
           AttestationErrorCode.DeviceIdInvalid,
-          'device id must match ' + DEVICE_ID_PATTERN.source,
+          `device id must be ${IdRuleText}, at most ${DeviceIdMaxLength} characters`,
         );
       }
       const expires = Math.ceil(now().getTime() / 1000) + ttlSeconds;

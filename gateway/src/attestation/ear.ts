@@ -1,37 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
-import type { AttestationResult, AttestationStatus } from '@keyfleet/chaincode';
+import { EarProfile, type EarClaims } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
-import type { TrustworthinessVector } from './appraisal';
-
-/** `eat_profile` of an EAR (draft-ietf-rats-ear, the Veraison profile). */
-export const EarProfile = 'tag:github.com,2023:veraison/ear';
-/** The one submodule an EAR appraises: the keyfleet agent's environment on the device. */
-export const EarSubmodule = 'keyfleet-agent';
-
-/** The claims of a keyfleet attestation result (draft-ietf-rats-ear §3). */
-export interface EarClaims {
-  readonly eat_profile: typeof EarProfile;
-  readonly iat: number;
-  readonly eat_nonce: string;
-  /** AR4SI §2.2.2 verifier identity: the software build and the verifier's ledger anchor id. */
-  readonly 'ear.verifier-id': { readonly build: string; readonly developer: string };
-  readonly submods: Readonly<
-    Record<
-      string,
-      {
-        readonly 'ear.status': AttestationStatus;
-        readonly 'ear.trustworthiness-vector': TrustworthinessVector;
-        readonly 'ear.appraisal-policy-id': string;
-      }
-    >
-  >;
-  /** The device (the attester), as in the device certificate. */
-  readonly sub: string;
-  /** The ledger record of this result: its Merkle leaf in a batch, or its RecordAttestation fields. */
-  readonly 'keyfleet.result': AttestationResult;
-}
 
 /** Signs an EAR as a JWT (ES256) with the verifier's HSM key; `kid` is its ledger anchor id. */
 export function signEar(key: EcSigningKey, anchorId: string, claims: EarClaims): Promise<string> {

@@ -1,4 +1,6 @@
-import { GatewayErrorCode, isGatewayError } from '../errors';
+import { ErrorCode } from '@keyfleet/protocol';
+import { GatewayError } from '../errors';
+import { ledgerRefusalCode } from '../ledger/port';
 
 /**
  * Why evidence was refused. Every refusal writes nothing to the ledger; callers switch on
@@ -38,15 +40,13 @@ export const AttestationErrorCode = {
 } as const;
 export type AttestationErrorCode = (typeof AttestationErrorCode)[keyof typeof AttestationErrorCode];
 
-export class AttestationError extends Error {
-  override readonly name = 'AttestationError';
+/** A refusal of attestation: a {@link GatewayError} with one of the {@link AttestationErrorCode}s. */
+export class AttestationError extends GatewayError {
+  override readonly name: string = 'AttestationError';
+  declare readonly code: AttestationErrorCode;
 
-  constructor(
-    readonly code: AttestationErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+  constructor(code: AttestationErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, undefined, options);
   }
 }
 
@@ -54,39 +54,18 @@ export function isAttestationError(err: unknown): err is AttestationError {
   return err instanceof AttestationError;
 }
 
-/** The HTTP status of each code, for the one error handler in http/. */
-export const attestationHttpStatus: Readonly<Record<AttestationErrorCode, number>> = {
-  DEVICE_ID_INVALID: 400,
-  EVIDENCE_MALFORMED: 400,
-  EVIDENCE_SIGNATURE_INVALID: 401,
-  CERTIFICATE_UNTRUSTED: 401,
-  CLAIMS_INVALID: 400,
-  EVIDENCE_NOT_FRESH: 400,
-  NONCE_INVALID: 401,
-  NONCE_EXPIRED: 401,
-  NONCE_WRONG_DEVICE: 401,
-  NONCE_REPLAYED: 409,
-  DEVICE_UNKNOWN: 403,
-  KEY_NOT_ENROLLED: 403,
-  DEVICE_REVOKED: 403,
-  REFERENCE_VALUES_MISSING: 409,
-  BATCH_FAILED: 503,
-};
-
 /** Ledger refusals that are the evidence's fault, as attestation codes. */
-const ledgerRefusals: Readonly<Record<string, AttestationErrorCode>> = {
-  DEVICE_NOT_FOUND: AttestationErrorCode.DeviceUnknown,
-  DEVICE_REVOKED: AttestationErrorCode.DeviceRevoked,
-  NONCE_REPLAYED: AttestationErrorCode.NonceReplayed,
-  REFERENCE_VALUES_NOT_FOUND: AttestationErrorCode.ReferenceValuesMissing,
+const ledgerRefusals: Readonly<Partial<Record<ErrorCode, AttestationErrorCode>>> = {
+  [ErrorCode.DeviceNotFound]: AttestationErrorCode.DeviceUnknown,
+  [ErrorCode.DeviceRevoked]: AttestationErrorCode.DeviceRevoked,
+  [ErrorCode.NonceReplayed]: AttestationErrorCode.NonceReplayed,
+  [ErrorCode.ReferenceValuesNotFound]: AttestationErrorCode.ReferenceValuesMissing,
 };
 
 /** The AttestationError a ledger refusal stands for, or null when it is not the evidence's fault. */
 export function attestationRefusalOf(err: unknown): AttestationError | null {
-  const code =
-    isGatewayError(err) && err.code === GatewayErrorCode.LedgerRejected && err.detail !== undefined
-      ? ledgerRefusals[err.detail]
-      : undefined;
+  const refusal = ledgerRefusalCode(err);
+  const code = refusal === undefined ? undefined : ledgerRefusals[refusal];
   return code === undefined
     ? null
     : new AttestationError(code, err instanceof Error ? err.message : code, { cause: err });

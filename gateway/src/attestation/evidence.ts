@@ -1,27 +1,23 @@
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
-import { DigestHexLength, duplicateMember, PrintableTextPattern, type DigestAlgorithm } from '@keyfleet/chaincode';
-import { DEVICE_ID_PATTERN } from '../ca/device-ca';
+import {
+  type DigestAlgorithm,
+  DigestHexLength,
+  duplicateMember,
+  EvidenceProfile,
+  EvidenceType,
+  type FileMeasurement,
+  isDeviceId,
+  isId,
+  MeasurementsContentFormat,
+  PrintableTextPattern,
+} from '@keyfleet/protocol';
 import { AttestationError, AttestationErrorCode } from './errors';
-
-/** `eat_profile` of keyfleet evidence; the agent's constant of the same name must equal it. */
-export const EvidenceProfile = 'tag:github.com,2026:keyfleet/eat/v1';
-/** JWS `typ` of evidence (`application/eat+jwt`, RFC 9782). */
-export const EvidenceType = 'eat+jwt';
-/** CoAP content-format 50 (`application/json`): a `measurements` entry holds a JSON array of file digests. */
-export const MeasurementsContentFormat = 50;
 
 /** Largest evidence accepted, in bytes: room for 256 measured files. */
 export const MaxEvidenceBytes = 128 * 1024;
 
-export type { DigestAlgorithm };
 const digestLength = DigestHexLength;
-
-export interface FileMeasurement {
-  readonly name: string;
-  readonly alg: DigestAlgorithm;
-  readonly digest: string;
-}
 
 /** Evidence whose signature, certificate chain, shape and freshness were checked. */
 export interface VerifiedEvidence {
@@ -53,7 +49,6 @@ export interface EvidenceVerifierOptions {
 const compactJws = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const base64url = /^[A-Za-z0-9_-]*$/;
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const allowedHeader = new Set(['alg', 'typ', 'x5c']);
 const requiredClaims = [
   'eat_profile',
@@ -166,7 +161,7 @@ function measurementsClaim(value: unknown): FileMeasurement[] {
       return invalidClaim(`${where} is not an object`);
     const { name, alg, digest, ...rest } = file as Record<string, unknown>;
     if (Object.keys(rest).length > 0) invalidClaim(`${where} has unknown fields`);
-    if (typeof name !== 'string' || !namePattern.test(name)) invalidClaim(`${where} has an invalid name`);
+    if (!isId(name)) invalidClaim(`${where} has an invalid name`);
     if (typeof alg !== 'string' || !Object.hasOwn(digestLength, alg)) invalidClaim(`${where} has an unknown alg`);
     const length = digestLength[alg as DigestAlgorithm];
     if (typeof digest !== 'string' || digest.length !== length || !/^[0-9a-f]+$/.test(digest)) {
@@ -202,7 +197,7 @@ function deviceCertificate(x5c: unknown, ca: X509Certificate, now: Date): { cert
   if (cert.publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') untrusted('the certificate key is not P-256');
   const san = /^URI:urn:keyfleet:device:([^,\s]+)$/.exec(cert.subjectAltName ?? '');
   const deviceId = san?.[1];
-  if (deviceId === undefined || !DEVICE_ID_PATTERN.test(deviceId)) untrusted('the certificate names no device');
+  if (!isDeviceId(deviceId)) untrusted('the certificate names no device');
   return { cert, deviceId: deviceId as string };
 }
 

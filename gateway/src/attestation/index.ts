@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export { TrustClaim, appraise, statusOf, type Appraisal, type TrustworthinessVector } from './appraisal';
+export { TrustClaim, appraise, statusOf, type Appraisal } from './appraisal';
 export { ProofFailure, verifyBatchRecordSignature, verifyProofAgainstLedger, type ProofCheck } from './audit';
 export {
   newAttestationBatcher,
@@ -24,17 +24,9 @@ export {
   type ChallengeKey,
   type CheckedNonce,
 } from './challenge';
-export { EarProfile, EarSubmodule, signEar, verifyEar, type EarClaims } from './ear';
-export { AttestationError, AttestationErrorCode, attestationHttpStatus, isAttestationError } from './errors';
-export {
-  EvidenceProfile,
-  EvidenceType,
-  MaxEvidenceBytes,
-  MeasurementsContentFormat,
-  newEvidenceVerifier,
-  type FileMeasurement,
-  type VerifiedEvidence,
-} from './evidence';
+export { signEar, verifyEar } from './ear';
+export { AttestationError, AttestationErrorCode, isAttestationError } from './errors';
+export { MaxEvidenceBytes, newEvidenceVerifier, type VerifiedEvidence } from './evidence';
 export {
   newVerifier,
   type ActionsTaken,

@@ -1,4 +1,4 @@
-import { merkleNodeHash } from '@keyfleet/chaincode';
+import { merkleNodeHash } from '@keyfleet/protocol';
 
 /**
  * All inclusion proofs of a tree at once. Building the RFC 9162 tree bottom-up, with an unpaired

@@ -9,7 +9,7 @@ import type {
   KeyRecord,
   NonceRecord,
   TrustAnchorRecord,
-} from '@keyfleet/chaincode';
+} from '@keyfleet/protocol';
 import { newDeviceCa } from '../ca/device-ca';
 import { hsmSigningKey } from '../crypto/hsm-key';
 import { ensureVerifierAnchor } from '../domain/trust-anchors';
@@ -18,7 +18,8 @@ import { newSoftwareKey } from '../testing/software-key';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from './audit';
 import { newAttestationBatcher } from './batcher';
 import { nonceDigestOf } from './challenge';
-import { EarProfile, EarSubmodule, verifyEar } from './ear';
+import { EarProfile, EarSubmodule } from '@keyfleet/protocol';
+import { verifyEar } from './ear';
 import { AttestationError } from './errors';
 import { GroupPolicy, newCsr, newFleet, type Fleet, type TestDevice } from '../testing/attestation-fleet';
 import { newVerifier, type Verifier, type VerifierOptions } from './verifier';

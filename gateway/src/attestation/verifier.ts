@@ -1,20 +1,24 @@
+import {
+  type AttestationResult,
+  type AttestationStatus,
+  type DeviceRecord,
+  EarProfile,
+  EarSubmodule,
+  IdRuleText,
+  isId,
+  PolicyIdMaxLength,
+  type ReferenceValuesRecord,
+  type TrustworthinessVector,
+} from '@keyfleet/protocol';
 import { createHash } from 'node:crypto';
 import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
-import type {
-  AttestationRecord,
-  AttestationResult,
-  AttestationStatus,
-  DeviceRecord,
-  NonceRecord,
-  ReferenceValuesRecord,
-} from '@keyfleet/chaincode';
 import type { EcSigningKey } from '../crypto/ec-key';
-import { isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { appraise, type TrustworthinessVector } from './appraisal';
+import { ledgerPort } from '../ledger/port';
+import { appraise } from './appraisal';
 import type { AttestationBatcher, BatchInclusionProof } from './batcher';
 import type { ChallengeIssuer } from './challenge';
-import { EarProfile, EarSubmodule, signEar } from './ear';
+import { signEar } from './ear';
 import { AttestationError, AttestationErrorCode, attestationRefusalOf } from './errors';
 import { newEvidenceVerifier } from './evidence';
 
@@ -43,7 +47,7 @@ export interface VerifierOptions {
   readonly resultKey: EcSigningKey;
   /** The verifier's trust-anchor id on the ledger: the results' VerifierID and the EAR's `kid`. */
   readonly verifierId: string;
-  /** Names this verifier's appraisal rules, e.g. `keyfleet-appraisal-v1` (1 to 64 of `[A-Za-z0-9._:@-]`). */
+  /** Names this verifier's appraisal rules, e.g. `keyfleet-appraisal-v1` (an id of at most 64 characters, @keyfleet/protocol ids.ts). */
   readonly policyId: string;
   /** Checks the `eat_nonce` (made with the same challenge key as the issuer the device asked). */
   readonly challenges: ChallengeIssuer;
@@ -96,8 +100,6 @@ export interface Verifier {
   appraise(evidence: unknown): Promise<AppraisalOutcome>;
 }
 
-const policyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
-
 async function ledgerCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -116,26 +118,26 @@ function appraisalPolicyId(policyId: string, refs: ReferenceValuesRecord): strin
 
 /** The attestation verifier (docs/protocol-attestation.md): the gateway's, or a standalone Org2 process's. */
 export function newVerifier(options: VerifierOptions): Verifier {
-  if (!policyIdPattern.test(options.policyId)) throw new RangeError('policyId must be 1 to 64 of [A-Za-z0-9._:@-]');
+  if (!isId(options.policyId, PolicyIdMaxLength)) {
+    throw new RangeError(`policyId must be ${IdRuleText}, at most ${PolicyIdMaxLength} characters`);
+  }
   const now = options.now ?? (() => new Date());
   const evidenceVerifier = newEvidenceVerifier({
     deviceCaCertificatePem: options.deviceCaCertificatePem,
     now,
     ...(options.maxEvidenceAgeSeconds === undefined ? {} : { maxAgeSeconds: options.maxEvidenceAgeSeconds }),
   });
-  const { ledger, verifierId } = options;
+  const { verifierId } = options;
+  const ledger = ledgerPort(options.ledger);
   const build = options.build ?? 'keyfleet-verifier/0.1.0';
 
   const assertNonceUnused = async (digest: string): Promise<void> => {
-    try {
-      const used = await ledger.read<NonceRecord>('GetNonce', digest);
+    const used = await ledger.nonces.get(digest);
+    if (used !== null) {
       throw new AttestationError(
         AttestationErrorCode.NonceReplayed,
         `nonce ${digest} was consumed in transaction ${used.TxID}`,
       );
-    } catch (err) {
-      if (isGatewayError(err) && err.detail === 'NONCE_NOT_FOUND') return;
-      throw err;
     }
   };
 
@@ -145,7 +147,7 @@ export function newVerifier(options: VerifierOptions): Verifier {
   const recordFor = async (result: AttestationResult): Promise<{ recorded: Recorded; suspended: boolean | null }> => {
     const { batcher } = options;
     if (batcher === undefined) {
-      const written = await ledgerCall(() => ledger.write<AttestationRecord>('RecordAttestation', { ...result }));
+      const written = await ledgerCall(() => ledger.attestations.record({ ...result }));
       return {
         recorded: { transactionId: written.transactionId, resultId: written.record.ResultID },
         suspended: written.record.DeviceSuspended,
@@ -179,7 +181,7 @@ export function newVerifier(options: VerifierOptions): Verifier {
     ) {
       try {
         await asPrincipal(devicePrincipal(device.DeviceID), () =>
-          reinstateWith.write('ReinstateDevice', {
+          ledgerPort(reinstateWith).devices.reinstate({
             DeviceID: device.DeviceID,
             Reason: `attestation affirming (verifier ${verifierId})`,
           }),
@@ -199,7 +201,10 @@ export function newVerifier(options: VerifierOptions): Verifier {
         throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${verified.deviceId} is revoked`);
       }
       const { nonceDigest } = await options.challenges.check(verified.nonce, verified.deviceId);
-      const device = await ledgerCall(() => ledger.read<DeviceRecord>('GetDevice', verified.deviceId));
+      const device = await ledgerCall(() => ledger.devices.get(verified.deviceId));
+      if (device === null) {
+        throw new AttestationError(AttestationErrorCode.DeviceUnknown, `device ${verified.deviceId} does not exist`);
+      }
       if (device.Status === 'revoked') {
         throw new AttestationError(AttestationErrorCode.DeviceRevoked, `device ${device.DeviceID} is revoked`);
       }
@@ -209,7 +214,13 @@ export function newVerifier(options: VerifierOptions): Verifier {
           `the evidence certificate is not the one enrolled for ${device.DeviceID}`,
         );
       }
-      const refs = await ledgerCall(() => ledger.read<ReferenceValuesRecord>('GetReferenceValues', device.Group));
+      const refs = await ledgerCall(() => ledger.referenceValues.get(device.Group));
+      if (refs === null) {
+        throw new AttestationError(
+          AttestationErrorCode.ReferenceValuesMissing,
+          `reference values of group ${device.Group} does not exist`,
+        );
+      }
       const appraisal = appraise(verified, refs.Measurements);
       const issuedAt = now();
       const policyId = appraisalPolicyId(options.policyId, refs);

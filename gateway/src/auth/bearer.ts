@@ -1,4 +1,4 @@
-import { duplicateMemberInCompact } from '@keyfleet/chaincode';
+import { duplicateMemberInCompact } from '@keyfleet/protocol';
 import {
   createLocalJWKSet,
   errors as joseErrors,

@@ -1,10 +1,11 @@
+import { DeviceIdMaxLength, IdRuleText, isDeviceId } from '@keyfleet/protocol';
 import { createHash, webcrypto } from 'node:crypto';
 import * as x509 from '../crypto/x509';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { delegatingCrypto, type EcSigningKey } from '../crypto/ec-key';
 
-/** Device ids appear in certificate names and ledger keys: keep them to a safe alphabet. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Device ids appear in certificate names and ledger keys: the id grammar, at most 64 characters (the CN bound). */
+const deviceIdRule = `${IdRuleText}, at most ${DeviceIdMaxLength} characters`;
 
 export interface DeviceCertificate {
   readonly pem: string;
@@ -75,8 +76,8 @@ export async function newDeviceCa(options: DeviceCaOptions): Promise<DeviceCa> {
     certificatePem: caCert.toString('pem'),
 
     async issue(csrPem, deviceId) {
-      if (!DEVICE_ID_PATTERN.test(deviceId)) {
-        throw new GatewayError(GatewayErrorCode.BadRequest, 'device id must match ' + DEVICE_ID_PATTERN.source);
+      if (!isDeviceId(deviceId)) {
+        throw new GatewayError(GatewayErrorCode.BadRequest, `device id must be ${deviceIdRule}`);
       }
       const csr = parseCsr(csrPem);
       const publicKey = csr.publicKey;

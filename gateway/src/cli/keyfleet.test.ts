@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeviceRecord } from '@keyfleet/chaincode';
+import type { DeviceRecord } from '@keyfleet/protocol';
 import { createCredentials } from './credentials';
 import { run } from './keyfleet';
 

@@ -3,12 +3,12 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  Limits,
   type AttestationBatchRecord,
   type DeviceRecord,
+  Limits,
   type PublicJwk,
   type TrustAnchorRecord,
-} from '@keyfleet/chaincode';
+} from '@keyfleet/protocol';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
 import { ApiRole } from '../auth/bearer';
 import { enrolmentTokenBody, keyBody } from '../http/schemas';

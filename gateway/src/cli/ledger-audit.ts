@@ -1,7 +1,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { compactVerify, decodeProtectedHeader } from 'jose';
-import type { Proof } from '@keyfleet/chaincode';
+import type { Proof } from '@keyfleet/protocol';
 import type { BlockTransaction } from '../ledger/blocks';
 import type { LedgerReader } from '../ledger/ledger-reader';
 

@@ -1,18 +1,13 @@
-import { createHash } from 'node:crypto';
+import { ErrorCode, PrincipalKind, sha256Hex } from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import type { DeviceCa } from '../ca/device-ca';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort, ledgerRefusalCode } from '../ledger/port';
 import { asPrincipal } from '../ledger/principal-context';
 import { issueEnrolmentToken, verifyEnrolmentToken } from './enrolment-token';
-import {
-  PrincipalKind,
-  type DeviceRecord,
-  type HistoryEntry as LedgerHistoryEntry,
-  type Page as LedgerPage,
-} from '@keyfleet/chaincode';
-import { fromBookmark, notFoundAs, signed, toHistory, toPage } from './records';
+import { fromBookmark, signed, toHistory, toPage } from './records';
 import { DeviceAction, type DeviceService } from './services';
 
 export interface DeviceServiceOptions {
@@ -27,14 +22,9 @@ export interface DeviceServiceOptions {
   readonly now?: () => Date;
 }
 
-const statusTransaction: Readonly<Record<DeviceAction, string>> = {
-  suspend: 'SuspendDevice',
-  reinstate: 'ReinstateDevice',
-  revoke: 'RevokeDevice',
-};
-
 export function newDeviceService(options: DeviceServiceOptions): DeviceService {
-  const { ledger, ca, tokenKey } = options;
+  const { ca, tokenKey } = options;
+  const ledger = ledgerPort(options.ledger);
   const now = options.now ?? (() => new Date());
 
   return {
@@ -54,7 +44,7 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
         // Who asked is the operator who issued the token (the device only presents it).
         const issuer = { Kind: PrincipalKind.Operator, ID: grant.issuedBy };
         ({ transactionId } = await asPrincipal(issuer, () =>
-          ledger.write('EnrolDevice', {
+          ledger.devices.enrol({
             DeviceID: grant.deviceId,
             Group: grant.group,
             Location: grant.location,
@@ -65,7 +55,7 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
           }),
         ));
       } catch (err) {
-        if (err instanceof GatewayError && err.detail === 'NONCE_REPLAYED') {
+        if (ledgerRefusalCode(err) === ErrorCode.NonceReplayed) {
           throw new GatewayError(GatewayErrorCode.EnrolmentTokenUsed, 'this enrolment token was already used');
         }
         throw err;
@@ -82,16 +72,16 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
     },
 
     async get(_by, deviceId) {
-      return signed(await notFoundAs(ledger.read<DeviceRecord>('GetDevice', deviceId), 'DEVICE_NOT_FOUND'));
+      return signed(await ledger.devices.require(deviceId));
     },
 
     async list(_by, group, pageSize, bookmark) {
       const mark = fromBookmark(bookmark);
       try {
-        return toPage(await ledger.read<LedgerPage<DeviceRecord>>('ListDevicesByGroup', group, String(pageSize), mark));
+        return toPage(await ledger.devices.listByGroup(group, pageSize, mark));
       } catch (err) {
         // The group and page size passed the route's schema: the ledger refused the bookmark.
-        if (mark !== '' && err instanceof GatewayError && err.detail === 'INVALID_ARGUMENT') {
+        if (mark !== '' && ledgerRefusalCode(err) === ErrorCode.InvalidArgument) {
           throw new GatewayError(
             GatewayErrorCode.BadRequest,
             'the bookmark is not one this query handed out',
@@ -103,24 +93,18 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
     },
 
     async changeStatus(_by, deviceId, action, reason) {
-      const fields =
-        action === DeviceAction.Revoke
-          ? { DeviceID: deviceId, Reason: 'unspecified', Comment: reason }
-          : { DeviceID: deviceId, Reason: reason };
-      return notFoundAs(ledger.write(statusTransaction[action], fields), 'DEVICE_NOT_FOUND');
+      switch (action) {
+        case DeviceAction.Suspend:
+          return ledger.devices.suspend({ DeviceID: deviceId, Reason: reason });
+        case DeviceAction.Reinstate:
+          return ledger.devices.reinstate({ DeviceID: deviceId, Reason: reason });
+        case DeviceAction.Revoke:
+          return ledger.devices.revoke({ DeviceID: deviceId, Reason: 'unspecified', Comment: reason });
+      }
     },
 
     async history(_by, deviceId) {
-      return toHistory(
-        await notFoundAs(
-          ledger.read<LedgerHistoryEntry<DeviceRecord>[]>('GetDeviceHistory', deviceId),
-          'DEVICE_NOT_FOUND',
-        ),
-      );
+      return toHistory(await ledger.devices.history(deviceId));
     },
   };
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

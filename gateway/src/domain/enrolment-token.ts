@@ -1,5 +1,5 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { duplicateMemberInCompact } from '@keyfleet/chaincode';
+import { duplicateMemberInCompact } from '@keyfleet/protocol';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';

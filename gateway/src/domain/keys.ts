@@ -1,17 +1,11 @@
 import { createHash } from 'node:crypto';
-import {
-  KeyState,
-  Permission,
-  type AccessPolicy,
-  type HistoryEntry as LedgerHistoryEntry,
-  type KeyRecord,
-} from '@keyfleet/chaincode';
+import { type AccessPolicy, ErrorCode, type KeyRecord, KeyState, Permission, versionLabel } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { HsmErrorCode, isHsmError, type Hsm, type KeyKind } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort, ledgerRefusalCode } from '../ledger/port';
 import { assertPermitted } from '../key-service/access';
-import { versionLabel } from '../rotation/protocol';
-import { notFoundAs, signed, toHistory } from './records';
+import { signed, toHistory } from './records';
 import type { CompromiseResult, KeyRegistration, KeyService } from './services';
 
 export interface KeyServiceOptions {
@@ -20,9 +14,9 @@ export interface KeyServiceOptions {
 }
 
 export function newKeyService(options: KeyServiceOptions): KeyService {
-  const { hsm, ledger } = options;
-
-  const readKey = (keyId: string) => notFoundAs(ledger.read<KeyRecord>('GetKey', keyId), 'KEY_NOT_FOUND');
+  const { hsm } = options;
+  const ledger = ledgerPort(options.ledger);
+  const readKey = (keyId: string) => ledger.keys.require(keyId);
 
   return {
     async register(_by, request) {
@@ -31,7 +25,7 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
       // (HSM_KEY_EXISTS): rotation's reconcile() at start-up removes such orphans.
       const version = await generate(hsm, label, request);
       try {
-        return await ledger.write<KeyRecord>('RegisterKey', {
+        return await ledger.keys.register({
           KeyID: request.keyId,
           Owner: { Type: request.owner.type, ID: request.owner.id },
           Algorithm: request.algorithm,
@@ -84,7 +78,7 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
       const known = already(before);
       if (known !== null) return known;
       try {
-        const { transactionId, record } = await ledger.write<KeyRecord>('MarkKeyCompromised', {
+        const { transactionId, record } = await ledger.keys.markCompromised({
           KeyID: keyId,
           Version: version,
           Reason: reason,
@@ -100,7 +94,7 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
         };
       } catch (err) {
         // Another request marked it first (here or at another gateway): the same answer as a repeat.
-        if (err instanceof GatewayError && err.detail === 'ILLEGAL_TRANSITION') {
+        if (ledgerRefusalCode(err) === ErrorCode.IllegalTransition) {
           const raced = already(await readKey(keyId));
           if (raced !== null) return raced;
         }
@@ -109,9 +103,7 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
     },
 
     async history(_by, keyId) {
-      return toHistory(
-        await notFoundAs(ledger.read<LedgerHistoryEntry<KeyRecord>[]>('GetKeyHistory', keyId), 'KEY_NOT_FOUND'),
-      );
+      return toHistory(await ledger.keys.history(keyId));
     },
   };
 }

@@ -1,92 +1,104 @@
 import { expect } from 'chai';
-import { ErrorCode } from '@keyfleet/chaincode';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { LedgerClient } from '../ledger/ledger-client';
+import type { Ledger } from '../ledger/port';
 import { newOwnPeerWait } from './own-peer';
 import type { AppraisalAnswer } from './services';
 
-const notFound = (code: string) => new GatewayError(GatewayErrorCode.LedgerRejected, 'not on this peer yet', code);
+type Read = 'absent' | 'present' | Error;
 
-/** A ledger whose reads fail with `failures` in turn, then answer; it records what was read. */
-function laggingLedger(failures: readonly Error[]): { ledger: LedgerClient; reads: string[][] } {
-  const reads: string[][] = [];
-  let left = [...failures];
-  const ledger: LedgerClient = {
-    write: () => Promise.reject(new Error('no writes here')),
-    read: <T>(transaction: string, ...args: string[]): Promise<T> => {
-      reads.push([transaction, ...args]);
-      const failure = left[0];
-      left = left.slice(1);
-      return failure === undefined ? Promise.resolve({} as T) : Promise.reject(failure);
+/** A peer whose reads answer `reads` in turn (the last one from then on); it records what was read. */
+function laggingPeer(reads: readonly Read[]): { ledger: Ledger; asked: string[][] } {
+  const asked: string[][] = [];
+  let next = 0;
+  const answer = <T>(record: T): Promise<T | null> => {
+    const read = reads[Math.min(next++, reads.length - 1)];
+    if (read instanceof Error) return Promise.reject(read);
+    return Promise.resolve(read === 'present' ? record : null);
+  };
+  const attestations = {
+    get: (deviceId: string, resultId: string) => {
+      asked.push(['attestation', deviceId, resultId]);
+      return answer({});
+    },
+    getBatch: (batchId: string) => {
+      asked.push(['batch', batchId]);
+      return answer({});
     },
   };
-  return { ledger, reads };
+  return { ledger: { attestations } as unknown as Ledger, asked };
 }
 
-const single = { deviceId: 'edge-1', recorded: { transactionId: 'tx-1', resultId: 'a'.repeat(64) } } as AppraisalAnswer;
+const resultId = 'a'.repeat(64);
+const single = { deviceId: 'edge-1', recorded: { transactionId: 'tx-1', resultId } } as AppraisalAnswer;
 const batched = {
   deviceId: 'edge-1',
   recorded: { batchId: 'batch-7', proof: { LeafIndex: 0, AuditPath: [] } },
 } as unknown as AppraisalAnswer;
+const refused = new GatewayError(GatewayErrorCode.LedgerRejected, 'access denied', 'ACCESS_DENIED');
 
 describe('waiting for the operator’s own peer to show the verifier’s result', () => {
   const cases: readonly {
     name: string;
     answer: AppraisalAnswer;
-    failures: readonly Error[];
+    reads: readonly Read[];
     timeoutMs: number;
     outcome: boolean | string;
-    read: readonly string[];
+    asked: readonly string[];
+    times?: number;
   }[] = [
     {
       name: 'a result already there',
       answer: single,
-      failures: [],
+      reads: ['present'],
       timeoutMs: 1000,
       outcome: true,
-      read: ['GetAttestation', 'edge-1', 'a'.repeat(64)],
+      asked: ['attestation', 'edge-1', resultId],
+      times: 1,
     },
     {
       name: 'a result that arrives on the third read',
       answer: single,
-      failures: [notFound(ErrorCode.AttestationNotFound), notFound(ErrorCode.AttestationNotFound)],
+      reads: ['absent', 'absent', 'present'],
       timeoutMs: 1000,
       outcome: true,
-      read: ['GetAttestation', 'edge-1', 'a'.repeat(64)],
+      asked: ['attestation', 'edge-1', resultId],
+      times: 3,
     },
     {
       name: 'a batch that arrives on the second read',
       answer: batched,
-      failures: [notFound(ErrorCode.BatchNotFound)],
+      reads: ['absent', 'present'],
       timeoutMs: 1000,
       outcome: true,
-      read: ['GetAttestationBatch', 'batch-7'],
+      asked: ['batch', 'batch-7'],
+      times: 2,
     },
     {
       name: 'a peer still behind at the deadline',
       answer: single,
-      failures: Array.from({ length: 1000 }, () => notFound(ErrorCode.AttestationNotFound)),
+      reads: ['absent'],
       timeoutMs: 50,
       outcome: false,
-      read: ['GetAttestation', 'edge-1', 'a'.repeat(64)],
+      asked: ['attestation', 'edge-1', resultId],
     },
     {
-      name: 'another refusal, passed on at once',
+      name: 'a refusal, passed on at once',
       answer: single,
-      failures: [notFound(ErrorCode.AccessDenied)],
+      reads: [refused],
       timeoutMs: 1000,
       outcome: 'ACCESS_DENIED',
-      read: ['GetAttestation', 'edge-1', 'a'.repeat(64)],
+      asked: ['attestation', 'edge-1', resultId],
+      times: 1,
     },
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const { ledger, reads } = laggingLedger(c.failures);
+      const { ledger, asked } = laggingPeer(c.reads);
       const wait = newOwnPeerWait({ ledger, timeoutMs: c.timeoutMs, pollMs: 5 });
       const outcome = await wait(c.answer).catch((err: unknown) => (err instanceof GatewayError ? err.detail : err));
       expect(outcome).to.equal(c.outcome);
-      expect(reads[0]).to.deep.equal(c.read);
-      if (c.outcome === true) expect(reads).to.have.length(c.failures.length + 1);
+      expect(asked[0]).to.deep.equal(c.asked);
+      if (c.times !== undefined) expect(asked).to.have.length(c.times);
     });
   }
 });

@@ -1,11 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode } from '@keyfleet/chaincode';
-import { GatewayError } from '../errors';
-import type { LedgerClient } from '../ledger/ledger-client';
+import type { Ledger } from '../ledger/port';
 import type { AppraisalAnswer } from './services';
 
 export interface OwnPeerOptions {
-  readonly ledger: LedgerClient;
+  readonly ledger: Ledger;
   /** How long to wait for the operator's peer to commit the verifier's block; default 10 s. */
   readonly timeoutMs?: number;
   /** Pause between two reads; default 100 ms. */
@@ -22,25 +20,16 @@ export interface OwnPeerOptions {
  */
 export function newOwnPeerWait(options: OwnPeerOptions): (answer: AppraisalAnswer) => Promise<boolean> {
   const { ledger, timeoutMs = 10_000, pollMs = 100 } = options;
-  const recorded = async (answer: AppraisalAnswer): Promise<void> => {
-    const where = answer.recorded;
-    if ('resultId' in where) await ledger.read('GetAttestation', answer.deviceId, where.resultId);
-    else await ledger.read('GetAttestationBatch', where.batchId);
-  };
+  const recorded = async ({ deviceId, recorded: where }: AppraisalAnswer): Promise<boolean> =>
+    'resultId' in where
+      ? (await ledger.attestations.get(deviceId, where.resultId)) !== null
+      : (await ledger.attestations.getBatch(where.batchId)) !== null;
   return async (answer) => {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        await recorded(answer);
-        return true;
-      } catch (err) {
-        const notYet =
-          err instanceof GatewayError &&
-          (err.detail === ErrorCode.AttestationNotFound || err.detail === ErrorCode.BatchNotFound);
-        if (!notYet) throw err;
-        if (Date.now() >= deadline) return false;
-        await sleep(pollMs);
-      }
+    while (!(await recorded(answer))) {
+      if (Date.now() >= deadline) return false;
+      await sleep(pollMs);
     }
+    return true;
   };
 }

@@ -1,18 +1,6 @@
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/chaincode';
+import type { HistoryEntry as LedgerHistoryEntry, Page as LedgerPage } from '@keyfleet/protocol';
 import type { HistoryEntry, Page, SignedRecord } from './services';
-
-/** A ledger "not found" is the caller's 404, not a conflict. */
-export async function notFoundAs<T>(promise: Promise<T>, ledgerCode: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    if (err instanceof GatewayError && err.detail === ledgerCode) {
-      throw new GatewayError(GatewayErrorCode.NotFound, err.message, ledgerCode, { cause: err });
-    }
-    throw err;
-  }
-}
 
 /** A ledger record with the metadata-signing JWS it was written under. */
 export function signed<T extends { Proof: { JWS: string } }>(record: T): SignedRecord<T> {

@@ -1,6 +1,7 @@
-import { canonicalJson, type AttestationRecord, type DeviceRecord } from '@keyfleet/chaincode';
+import { canonicalJson, type DeviceRecord } from '@keyfleet/protocol';
 import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 import type { AppraisalAnswer } from './services';
 
 /** The StatusReason the contract writes when a contraindicated result suspends a device. */
@@ -20,22 +21,22 @@ export interface ReinstatementOptions {
  * failure is reported in `actions.failures` and never undoes the recorded result.
  */
 export function newReinstatement(options: ReinstatementOptions): (answer: AppraisalAnswer) => Promise<AppraisalAnswer> {
-  const { ledger } = options;
+  const ledger = ledgerPort(options.ledger);
 
   /** Why the ledger does not show `answer` as the device's latest, affirming result; null when it does. */
   const unconfirmed = async (answer: AppraisalAnswer, device: DeviceRecord): Promise<string | null> => {
     const { result, recorded } = answer;
     if (result.DeviceID !== device.DeviceID || result.Status !== 'affirming') return 'the answer is not affirming';
     if ('resultId' in recorded) {
-      const record = await ledger.read<AttestationRecord>('GetAttestation', device.DeviceID, recorded.resultId);
+      const record = await ledger.attestations.get(device.DeviceID, recorded.resultId);
+      if (record === null) return `result ${recorded.resultId} is not on the ledger`;
       if (record.Status !== 'affirming') return `result ${recorded.resultId} is ${record.Status} on the ledger`;
       if (device.LastAttestation?.ResultID !== recorded.resultId) return 'a later attestation is on the ledger';
       return null;
     }
     // A batch member: the contract proves its inclusion; a result issued before the device's last
     // change (the suspension) does not lift it.
-    await ledger.read(
-      'VerifyAttestationInclusion',
+    await ledger.attestations.verifyInclusion(
       recorded.batchId,
       canonicalJson(result),
       canonicalJson({ LeafIndex: recorded.proof.LeafIndex, AuditPath: recorded.proof.AuditPath }),
@@ -47,7 +48,7 @@ export function newReinstatement(options: ReinstatementOptions): (answer: Apprai
     if (answer.status !== 'affirming') return answer;
     const failures = [...answer.actions.failures];
     try {
-      const device = await ledger.read<DeviceRecord>('GetDevice', answer.deviceId);
+      const device = await ledger.devices.require(answer.deviceId);
       if (device.Status !== 'suspended' || device.StatusReason !== SuspendedByAttestation) return answer;
       const why = await unconfirmed(answer, device);
       if (why !== null) {
@@ -55,7 +56,7 @@ export function newReinstatement(options: ReinstatementOptions): (answer: Apprai
       } else {
         // Reinstated on the strength of the device's own affirming evidence: the device asked.
         await asPrincipal(devicePrincipal(device.DeviceID), () =>
-          ledger.write('ReinstateDevice', {
+          ledger.devices.reinstate({
             DeviceID: device.DeviceID,
             Reason: `attestation affirming (verifier ${answer.result.VerifierID})`,
           }),

@@ -1,4 +1,4 @@
-import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AttestationBatchRecord, ReferenceValuesRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import type { AppraisalOutcome } from '../attestation';
 import type { Principal } from '../auth/bearer';
 import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';

@@ -1,8 +1,9 @@
-import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { asPrincipal, gatewayService, verifierService } from '../ledger/principal-context';
-import type { AnchorKind, TrustAnchorRecord } from '@keyfleet/chaincode';
+import type { AnchorKind, PublicJwk } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { newLedgerClient, type LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 import type { LedgerTransport } from '../ledger/transport';
 import { GatewayError, GatewayErrorCode } from '../errors';
 
@@ -30,7 +31,7 @@ export async function ensureTrustAnchors(
   others: readonly AnchorKey[],
 ): Promise<RegisteredAnchors> {
   const reader = newLedgerClient({ transport, signingKey: metadata.key, anchorId: '' });
-  const existing = await reader.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const existing = await ledgerPort(reader).anchors.list();
   const ids: Partial<Record<AnchorKind, string>> = {};
 
   const register = async (ledger: LedgerClient, anchor: AnchorKey, anchorId: string) => {
@@ -39,10 +40,10 @@ export async function ensureTrustAnchors(
     const found = existing.find((a) => a.Thumbprint === thumbprint && a.Status === 'active');
     if (found) return found.AnchorID;
     await asPrincipal(gatewayService('anchors'), () =>
-      ledger.write('RegisterTrustAnchor', {
+      ledgerPort(ledger).anchors.register({
         AnchorID: anchorId,
         Kind: anchor.kind,
-        PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+        PublicKey: publicJwk(jwk),
         Description: anchor.description,
       }),
     );
@@ -79,7 +80,7 @@ export async function ensureVerifierAnchor(
   const anchorId = await anchorIdOf(anchor);
   const ledger = newLedgerClient({ transport, signingKey: verifier.key, anchorId });
   const thumbprint = await calculateJwkThumbprint(await exportJWK(verifier.key.publicKey));
-  const existing = await ledger.read<TrustAnchorRecord[]>('ListTrustAnchors');
+  const existing = await ledgerPort(ledger).anchors.list();
   const found = existing.find((a) => a.Thumbprint === thumbprint);
   if (found !== undefined) {
     if (found.Kind !== 'verifier' || found.Status !== 'active') {
@@ -95,10 +96,10 @@ export async function ensureVerifierAnchor(
   }
   const jwk = await exportJWK(verifier.key.publicKey);
   await asPrincipal(verifierService('anchors'), () =>
-    ledger.write('RegisterTrustAnchor', {
+    ledgerPort(ledger).anchors.register({
       AnchorID: anchorId,
       Kind: 'verifier',
-      PublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
+      PublicKey: publicJwk(jwk),
       Description: verifier.description,
     }),
   );
@@ -109,4 +110,12 @@ export async function ensureVerifierAnchor(
 async function anchorIdOf(anchor: AnchorKey): Promise<string> {
   const thumbprint = await calculateJwkThumbprint(await exportJWK(anchor.key.publicKey));
   return `${anchor.kind}-${thumbprint.slice(0, 16).replace(/[^A-Za-z0-9]/g, 'x')}`;
+}
+
+/** The ledger's form of an HSM EC P-256 public key. */
+function publicJwk(jwk: JWK): PublicJwk {
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || jwk.x === undefined || jwk.y === undefined) {
+    throw new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM key is not an EC P-256 key');
+  }
+  return { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y };
 }

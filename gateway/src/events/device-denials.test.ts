@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeContractEvent, type ContractEvent } from '@keyfleet/chaincode';
+import { type ContractEvent, decodeContractEvent } from '@keyfleet/protocol';
 import { newDeviceDenials, type DeniedStatus } from './device-denials';
 
 const event = (name: string, payload: Record<string, unknown>): ContractEvent => {

@@ -1,4 +1,4 @@
-import { EventName, type ContractEvent, type DeviceStatus } from '@keyfleet/chaincode';
+import { type ContractEvent, type DeviceStatus, EventName } from '@keyfleet/protocol';
 
 /** The statuses for which a device is refused. */
 export type DeniedStatus = Exclude<DeviceStatus, 'active'>;

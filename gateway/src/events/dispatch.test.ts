@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { canonicalBytes } from '@keyfleet/chaincode';
+import { canonicalBytes } from '@keyfleet/protocol';
 import { GatewayError } from '../errors';
 import type { LedgerEvent } from '../ledger/events';
 import { denialFile } from './denial-file';

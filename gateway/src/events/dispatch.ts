@@ -1,4 +1,4 @@
-import { decodeContractEvent, EventName, MalformedEventError } from '@keyfleet/chaincode';
+import { decodeContractEvent, EventName, MalformedEventError } from '@keyfleet/protocol';
 import type { LedgerEvent } from '../ledger/events';
 import type { DeviceDenials, DenialStore } from './device-denials';
 

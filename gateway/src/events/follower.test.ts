@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { canonicalBytes } from '@keyfleet/chaincode';
+import { canonicalBytes } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerEvent, LedgerEvents, LedgerEventStream } from '../ledger/events';
 import { newDeviceDenials } from './device-denials';

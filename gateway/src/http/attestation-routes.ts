@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiRole } from '../auth/bearer';
 import type { AttestationApi } from '../domain/services';
-import { closed, compactJws, id, open } from './schemas';
+import { closed, compactJws, deviceId, id, open } from './schemas';
 
 /**
  * The attestation routes, the same in the operator gateway (which forwards the device-facing ones
@@ -15,7 +15,7 @@ export function registerAttestationRoutes(v1: FastifyInstance, attestation: Atte
 
   v1.post<{ Body: { deviceId: string } }>(
     '/attestation/challenges',
-    { schema: { body: closed(['deviceId'], { deviceId: id }), response: { 201: open } } },
+    { schema: { body: closed(['deviceId'], { deviceId }), response: { 201: open } } },
     async (request, reply) => reply.status(201).send(await attestation.challenge(request.body.deviceId)),
   );
 

@@ -3,8 +3,8 @@ import { asPrincipal, devicePrincipal } from '../ledger/principal-context';
 import { principalOf } from './principal';
 import { ApiRole } from '../auth/bearer';
 import type { Services } from '../domain/services';
-import { closed, compactJws as jws, id, open } from './schemas';
-import { DigestHexLength } from '@keyfleet/chaincode';
+import { closed, compactJws as jws, deviceId, id, open } from './schemas';
+import { DigestHexLength } from '@keyfleet/protocol';
 
 /**
  * Device routes write on behalf of the device named in the path. The services verify the signed body
@@ -12,7 +12,7 @@ import { DigestHexLength } from '@keyfleet/chaincode';
  */
 const asDevice = <T>(deviceId: string, fn: () => Promise<T>): Promise<T> => asPrincipal(devicePrincipal(deviceId), fn);
 
-const deviceKeyParams = closed(['id', 'keyId'], { id, keyId: id });
+const deviceKeyParams = closed(['id', 'keyId'], { id: deviceId, keyId: id });
 
 /** A reference measurement; its digest must have its algorithm's length (the ledger's rule). */
 const measurement = {

@@ -1,13 +1,15 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { attestationHttpStatus, isAttestationError } from '../attestation';
-import { GatewayErrorCode, isGatewayError } from '../errors';
+import { isAttestationError } from '../attestation';
+import { ErrorCode } from '@keyfleet/protocol';
+import { GatewayErrorCode, isGatewayError, type GatewayCode } from '../errors';
 
 /** The body of every error answer. */
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly detail?: string };
 }
 
-const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
+/** The HTTP status of every code a gateway error carries: the one table. */
+const statusOf: Readonly<Record<GatewayCode, number>> = {
   BAD_REQUEST: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
@@ -23,33 +25,53 @@ const statusOf: Readonly<Record<GatewayErrorCode, number>> = {
   FABRIC_ENROLMENT_REFUSED: 500,
   VERIFIER_UNAVAILABLE: 503,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  BODY_TOO_LARGE: 413,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
+  INTERNAL: 500,
+  // Attestation refusals (attestation/errors.ts).
+  DEVICE_ID_INVALID: 400,
+  EVIDENCE_MALFORMED: 400,
+  EVIDENCE_SIGNATURE_INVALID: 401,
+  CERTIFICATE_UNTRUSTED: 401,
+  CLAIMS_INVALID: 400,
+  EVIDENCE_NOT_FRESH: 400,
+  NONCE_INVALID: 401,
+  NONCE_EXPIRED: 401,
+  NONCE_WRONG_DEVICE: 401,
+  NONCE_REPLAYED: 409,
+  DEVICE_UNKNOWN: 403,
+  KEY_NOT_ENROLLED: 403,
+  DEVICE_REVOKED: 403,
+  REFERENCE_VALUES_MISSING: 409,
+  BATCH_FAILED: 503,
 };
 
 /** The chaincode's codes that are not conflicts (409) but the caller's input or rights. */
-const ledgerDetailStatus: Readonly<Record<string, number>> = {
-  INVALID_ARGUMENT: 400,
-  MALFORMED_JSON: 400,
-  ACCESS_DENIED: 403,
+const ledgerDetailStatus: Readonly<Partial<Record<ErrorCode, number>>> = {
+  [ErrorCode.InvalidArgument]: 400,
+  [ErrorCode.MalformedJson]: 400,
+  [ErrorCode.AccessDenied]: 403,
 };
 
 /** Fastify's own error codes that are the caller's fault, and the code we answer with. */
-const fastifyClientErrors: Readonly<Record<string, { status: number; code: string; message: string }>> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE', message: 'the body is too large' },
+const fastifyClientErrors: Readonly<Record<string, { status: number; code: GatewayCode; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: GatewayErrorCode.BodyTooLarge, message: 'the body is too large' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     status: 415,
-    code: 'UNSUPPORTED_MEDIA_TYPE',
+    code: GatewayErrorCode.UnsupportedMediaType,
     message: 'the body must be application/json',
   },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
     status: 400,
-    code: 'BAD_REQUEST',
+    code: GatewayErrorCode.BadRequest,
     message: 'the body length does not match its Content-Length',
   },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BAD_REQUEST', message: 'the body is empty' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BAD_REQUEST', message: 'the body is not JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: GatewayErrorCode.BadRequest, message: 'the body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: GatewayErrorCode.BadRequest, message: 'the body is not JSON' },
   // The path itself (percent-encoding that does not decode): never echoed back.
-  FST_ERR_BAD_URL: { status: 400, code: 'BAD_REQUEST', message: 'the request path is not valid' },
-  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST', message: 'the request cannot be routed' },
+  FST_ERR_BAD_URL: { status: 400, code: GatewayErrorCode.BadRequest, message: 'the request path is not valid' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: GatewayErrorCode.BadRequest, message: 'the request cannot be routed' },
 };
 
 /**
@@ -57,18 +79,19 @@ const fastifyClientErrors: Readonly<Record<string, { status: number; code: strin
  * faults answer a fixed text so nothing internal (HSM, ledger, stack) reaches a caller.
  */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // Attestation refusals name what was wrong with the evidence, whatever their status.
+  if (isAttestationError(err)) {
+    return send(reply, statusOf[err.code], err.code, err.message);
+  }
   if (isGatewayError(err)) {
     const status =
-      (err.code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail ?? ''] : undefined) ??
+      (err.code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail as ErrorCode] : undefined) ??
       statusOf[err.code];
     if (status >= 500) {
       request.log.error({ err, code: err.code }, 'request failed');
       return send(reply, status, err.code, 'the gateway could not complete the request');
     }
     return send(reply, status, err.code, err.message, err.detail);
-  }
-  if (isAttestationError(err)) {
-    return send(reply, attestationHttpStatus[err.code], err.code, err.message);
   }
   if (err.validation) {
     return send(reply, 400, GatewayErrorCode.BadRequest, `${err.validationContext ?? 'request'}${message(err)}`);
@@ -81,7 +104,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     return send(reply, err.statusCode, GatewayErrorCode.BadRequest, 'the request is not valid');
   }
   request.log.error({ err }, 'unexpected error');
-  return send(reply, 500, 'INTERNAL', 'the gateway could not complete the request');
+  return send(reply, 500, GatewayErrorCode.Internal, 'the gateway could not complete the request');
 }
 
 function message(err: FastifyError): string {
@@ -97,7 +120,7 @@ function message(err: FastifyError): string {
   return `${where} ${text ?? 'is invalid'}${extra}`;
 }
 
-function send(reply: FastifyReply, status: number, code: string, text: string, detail?: string): FastifyReply {
+function send(reply: FastifyReply, status: number, code: GatewayCode, text: string, detail?: string): FastifyReply {
   const body: ErrorBody = { error: detail === undefined ? { code, message: text } : { code, message: text, detail } };
   return reply.status(status).send(body);
 }

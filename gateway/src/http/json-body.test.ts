@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { expect } from 'chai';
 import type { FastifyInstance } from 'fastify';
-import { PrintableTextPattern } from '@keyfleet/chaincode';
+import { PrintableTextPattern } from '@keyfleet/protocol';
 import { ApiRole } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { newBaseServer } from './base';

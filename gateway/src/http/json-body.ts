@@ -2,8 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { duplicateMember } from '@keyfleet/chaincode';
-import { GatewayError, GatewayErrorCode } from '../errors';
+import { duplicateMember } from '@keyfleet/protocol';
+import { GatewayError, GatewayErrorCode, type GatewayCode } from '../errors';
 
 /** Why a JSON body was refused: the `detail` of a 400 (or 415) answer. */
 export const BodyErrorDetail = {
@@ -20,6 +20,7 @@ export const BodyErrorDetail = {
   /** A `charset` other than UTF-8 in the Content-Type. */
   Charset: 'UNSUPPORTED_CHARSET',
 } as const;
+export type BodyErrorDetail = (typeof BodyErrorDetail)[keyof typeof BodyErrorDetail];
 
 const boms: readonly Buffer[] = [
   Buffer.from([0xef, 0xbb, 0xbf]), // UTF-8
@@ -28,7 +29,7 @@ const boms: readonly Buffer[] = [
   Buffer.from([0x00, 0x00, 0xfe, 0xff]), // UTF-32 BE
 ];
 
-function refuse(detail: string, message: string): GatewayError {
+function refuse(detail: BodyErrorDetail, message: string): GatewayError {
   return new GatewayError(GatewayErrorCode.BadRequest, message, detail);
 }
 
@@ -94,9 +95,17 @@ export function useStrictJsonBodies(app: FastifyInstance): void {
 }
 
 /** Codes of Node's HTTP parser errors (`clientError`) that are the client's fault, and our answer. */
-const clientErrors: Readonly<Record<string, { status: number; code: string; message: string }>> = {
-  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', message: 'the request headers are too large' },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', message: 'the request took too long' },
+const clientErrors: Readonly<Record<string, { status: number; code: GatewayCode; message: string }>> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: GatewayErrorCode.HeadersTooLarge,
+    message: 'the request headers are too large',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    code: GatewayErrorCode.RequestTimeout,
+    message: 'the request took too long',
+  },
 };
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { PrincipalKind, type RequestPrincipal } from '@keyfleet/chaincode';
+import { PrincipalKind, type RequestPrincipal } from '@keyfleet/protocol';
 import { ApiRole, type Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 

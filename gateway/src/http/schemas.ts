@@ -3,10 +3,12 @@
  * returns, with the matching TypeScript types. Bodies are closed: unknown fields are refused.
  */
 
-import { PrintableTextPattern } from '@keyfleet/chaincode';
+import { DeviceIdSchema, IdSchema, PrintableTextPattern } from '@keyfleet/protocol';
 
-/** keyfleet's id grammar: device, key, group and batch ids. */
-export const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+/** keyfleet's one id grammar (@keyfleet/protocol ids.ts): key, group and batch ids. */
+export const id = IdSchema;
+/** Device ids: the same grammar, at most 64 characters (they are certificate CNs). */
+export const deviceId = DeviceIdSchema;
 /** A compact JWS (RFC 7515 §3.1) a device signed: evidence, rotation requests, acknowledgements. */
 export const compactJws = {
   type: 'string',
@@ -37,7 +39,7 @@ export const keyVersionParams = {
   type: 'object',
   required: ['id', 'version'],
   properties: {
-    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' },
+    id,
     version: { type: 'string', pattern: '^[1-9][0-9]{0,6}$' },
   },
 } as const;
@@ -64,7 +66,7 @@ export const enrolmentTokenBody = {
   additionalProperties: false,
   required: ['deviceId', 'group', 'location', 'function'],
   properties: {
-    deviceId: id,
+    deviceId,
     group: id,
     location: text,
     function: text,

@@ -85,7 +85,7 @@ describe('verifier client (the gateway forwarding to the verifier service)', () 
     },
     {
       name: 'a code the gateway does not know (4xx)',
-      answer: error(413, 'BODY_TOO_LARGE'),
+      answer: error(418, 'NOT_A_KEYFLEET_CODE'),
       is: GatewayError,
       code: 'BAD_REQUEST',
     },

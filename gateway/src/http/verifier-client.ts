@@ -1,6 +1,6 @@
 import { AttestationError, AttestationErrorCode } from '../attestation';
 import type { AppraisalAnswer } from '../domain/services';
-import { GatewayError, GatewayErrorCode } from '../errors';
+import { GatewayError, GatewayErrorCode, type GatewayDetail } from '../errors';
 
 /** The device-facing calls the operator gateway forwards to the verifier service. */
 export interface VerifierClient {
@@ -79,7 +79,8 @@ export function newVerifierClient(options: VerifierClientOptions): VerifierClien
       // The verifier's own fault (its ledger, its HSM): not the device's, and its text is not shown.
       return unavailable(`failed with ${status} ${code}`.trimEnd());
     }
-    if (gatewayCodes.has(code)) return new GatewayError(code as GatewayErrorCode, message, detail);
+    // The verifier is keyfleet's own gateway code: its details are the same closed set.
+    if (gatewayCodes.has(code)) return new GatewayError(code as GatewayErrorCode, message, detail as GatewayDetail);
     return new GatewayError(GatewayErrorCode.BadRequest, message);
   };
 

@@ -1,18 +1,20 @@
 /**
  * Who may do what with which key version: the gateway-side decision for callers that reach the
- * ledger through the gateway's own identity (docs/key-service.md §3). Pure: the same chaincode
- * `isPermitted` (role ceiling → implicit grants → the key's policy) over one `GetKey` record.
+ * ledger through the gateway's own identity (docs/key-service.md §3). Pure: the protocol's
+ * `isPermitted` (role ceiling → implicit grants → the key's policy) and `keyVersionForUse` (the
+ * rule the contract's AuthorizeKeyUse applies too) over one `GetKey` record.
  */
 import {
   isPermitted,
-  KeyState,
+  KeyUseRefusal,
+  keyVersionForUse,
   Msp,
   Permission,
   Role,
   type Caller,
   type KeyRecord,
   type KeyVersion,
-} from '@keyfleet/chaincode';
+} from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import { GatewayErrorCode } from '../errors';
 import { fail, KeyServiceErrorDetail } from './errors';
@@ -83,47 +85,46 @@ export function authorizeUse(
       `key ${key.KeyID} is ${key.Algorithm} for ${key.Purpose}: it cannot ${use}`,
     );
   }
-  const wanted = version ?? key.ActiveVersion;
-  if (wanted === null) {
-    const latest = key.Versions.find((v) => v.Version === key.LatestVersion);
-    if (latest?.State === KeyState.Compromised) {
+  // The one key-use rule (protocol key-use.ts), worded in the key service's codes.
+  const choice = keyVersionForUse(key, version, {
+    protect: need.protect,
+    allowCompromised: use !== KeyUse.Export && options.allowCompromised === true,
+  });
+  if (choice.ok) return choice.version;
+  const found = key.Versions.find((v) => v.Version === choice.version);
+  switch (choice.refusal) {
+    case KeyUseRefusal.KeyCompromised:
       fail(GatewayErrorCode.Forbidden, KeyServiceErrorDetail.KeyCompromised, `key ${key.KeyID} is compromised`);
-    }
-    fail(GatewayErrorCode.Forbidden, KeyServiceErrorDetail.KeyNotUsable, `key ${key.KeyID} has no active version`);
-  }
-  const found = key.Versions.find((v) => v.Version === wanted);
-  if (found === undefined) {
-    fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.VersionNotFound, `key ${key.KeyID} has no version ${wanted}`);
-  }
-  switch (found.State) {
-    case KeyState.Active:
-      return found;
-    case KeyState.Deactivated:
-      if (need.protect) break;
-      return found;
-    case KeyState.Compromised:
-      // KMIP 2.1 §3.31 / NIST SP 800-57 §5.3.5: never to protect; to process (recover data
-      // protected before the compromise) only when the caller says so in the request.
-      if (!need.protect && use !== KeyUse.Export && options.allowCompromised === true) return found;
+    // falls through: fail() never returns
+    case KeyUseRefusal.NoActiveVersion:
+      fail(GatewayErrorCode.Forbidden, KeyServiceErrorDetail.KeyNotUsable, `key ${key.KeyID} has no active version`);
+    // falls through: fail() never returns
+    case KeyUseRefusal.VersionNotFound:
+      fail(
+        GatewayErrorCode.NotFound,
+        KeyServiceErrorDetail.VersionNotFound,
+        `key ${key.KeyID} has no version ${choice.version ?? '?'}`,
+      );
+    // falls through: fail() never returns
+    case KeyUseRefusal.VersionCompromised:
       fail(
         GatewayErrorCode.Forbidden,
         KeyServiceErrorDetail.KeyCompromised,
-        `key ${key.KeyID} version ${wanted} was marked compromised at ${found.CompromisedAt ?? '?'}`,
+        `key ${key.KeyID} version ${choice.version ?? '?'} was marked compromised at ${found?.CompromisedAt ?? '?'}`,
       );
     // falls through: fail() never returns
-    case KeyState.Destroyed:
+    case KeyUseRefusal.VersionDestroyed:
       fail(
         GatewayErrorCode.Forbidden,
         KeyServiceErrorDetail.VersionDestroyed,
-        `key ${key.KeyID} version ${wanted} was destroyed`,
+        `key ${key.KeyID} version ${choice.version ?? '?'} was destroyed`,
       );
     // falls through: fail() never returns
-    case KeyState.PreActive:
-      break;
+    case KeyUseRefusal.VersionNotUsable:
+      fail(
+        GatewayErrorCode.Forbidden,
+        KeyServiceErrorDetail.KeyNotUsable,
+        `key ${key.KeyID} version ${choice.version ?? '?'} is ${found?.State ?? '?'}: ${use} is not allowed`,
+      );
   }
-  fail(
-    GatewayErrorCode.Forbidden,
-    KeyServiceErrorDetail.KeyNotUsable,
-    `key ${key.KeyID} version ${wanted} is ${found.State}: ${use} is not allowed`,
-  );
 }

@@ -5,7 +5,8 @@
  * another key or version fails its tag. Pure: no HSM, no ledger.
  */
 
-import { duplicateMember } from '@keyfleet/chaincode';
+import { isId } from '@keyfleet/protocol';
+import { duplicateMember } from '@keyfleet/protocol';
 
 /** Format version carried in the header (`kfv`); a parser refuses any other. */
 export const EnvelopeFormatVersion = 1;
@@ -30,7 +31,6 @@ export interface Envelope {
   readonly tag: Uint8Array;
 }
 
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const b64url = /^[A-Za-z0-9_-]*$/;
 const headerMembers = ['alg', 'enc', 'kfv', 'kid', 'ver']; // sorted
 /** Longest accepted envelope: 1 MiB of ciphertext in base64url plus the header. */
@@ -85,7 +85,7 @@ export function parseEnvelope(text: unknown): Envelope | string {
   }
   if (h.alg !== 'dir' || h.enc !== 'A256GCM') return 'only alg dir with enc A256GCM is accepted';
   if (h.kfv !== EnvelopeFormatVersion) return `unknown envelope format version ${String(h.kfv)}`;
-  if (typeof h.kid !== 'string' || !idPattern.test(h.kid)) return 'kid is not a KeyID';
+  if (typeof h.kid !== 'string' || !isId(h.kid)) return 'kid is not a KeyID';
   if (typeof h.ver !== 'number' || !Number.isSafeInteger(h.ver) || h.ver < 1 || h.ver > 9_999_999) {
     return 'ver must be a positive integer';
   }

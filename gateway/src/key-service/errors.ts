@@ -39,8 +39,3 @@ export type KeyServiceErrorDetail = (typeof KeyServiceErrorDetail)[keyof typeof 
 export function fail(code: GatewayErrorCode, detail: KeyServiceErrorDetail, message: string, cause?: unknown): never {
   throw new GatewayError(code, message, detail, cause === undefined ? undefined : { cause });
 }
-
-/** A ledger refusal's chaincode code (`detail`), or undefined for anything else. */
-export function ledgerDetail(err: unknown): string | undefined {
-  return err instanceof GatewayError && err.code === GatewayErrorCode.LedgerRejected ? err.detail : undefined;
-}

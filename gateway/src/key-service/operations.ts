@@ -5,17 +5,25 @@
  * is touched; nothing is cached, so a policy change, a rotation or a compromise counts from the
  * next call. The service writes nothing: the ledger records key lifecycle, not each use.
  */
+import { ledgerPort, ledgerRefusalCode, type Ledger } from '../ledger/port';
+import {
+  type DeviceRecord,
+  ErrorCode,
+  KekIv,
+  type KeyRecord,
+  type KeyVersion,
+  labelledDigest,
+  sha256Hex,
+} from '@keyfleet/protocol';
 import { createHash, randomUUID, verify as verifySignature, X509Certificate, type KeyObject } from 'node:crypto';
-import type { DeviceRecord, KeyRecord, KeyVersion } from '@keyfleet/chaincode';
 import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { isHsmError, parsePkcs11Uri, type Hsm, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { labelledDigest, KekIv } from '../rotation/protocol';
 import { withDeviceMasterKey } from '../rotation/hsm-steps';
 import { authorizeUse, KeyUse } from './access';
 import { encodeHeader, envelopeAad, formatEnvelope, parseEnvelope } from './envelope';
-import { fail, KeyServiceErrorDetail, ledgerDetail } from './errors';
+import { fail, KeyServiceErrorDetail } from './errors';
 
 export interface KeyOperationsOptions {
   readonly hsm: Hsm;
@@ -123,23 +131,23 @@ export function exportKekDerivationData(deviceId: string, keyId: string, version
 }
 
 export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
-  const { hsm, ledger } = options;
+  const { hsm } = options;
+  const ledger = ledgerPort(options.ledger);
   const kexLabel = options.deviceKeyExchangeLabel ?? 'device-kex';
   const now = options.now ?? (() => new Date());
 
   async function readKey(keyId: string): Promise<KeyRecord> {
+    let key: KeyRecord | null;
     try {
-      return await ledger.read<KeyRecord>('GetKey', keyId);
+      key = await ledger.keys.get(keyId);
     } catch (err) {
-      const detail = ledgerDetail(err);
-      if (detail === 'KEY_NOT_FOUND') {
-        fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `key ${keyId} does not exist`, err);
-      }
-      if (detail === 'INVALID_ARGUMENT') {
+      if (ledgerRefusalCode(err) === ErrorCode.InvalidArgument) {
         fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `${keyId} is not a KeyID`, err);
       }
       throw err;
     }
+    if (key === null) fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `key ${keyId} does not exist`);
+    return key;
   }
 
   /** The HSM object the ledger names (CKA_ID from its Pkcs11URI), never just a label lookalike. */
@@ -323,20 +331,20 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
 }
 
 /** The receiving device is enrolled, active, and `certificatePem` is the certificate it enrolled with. */
-async function assertReceivingDevice(ledger: LedgerClient, forDevice: ReceivingDevice): Promise<KeyObject> {
-  let device: DeviceRecord;
+async function assertReceivingDevice(ledger: Ledger, forDevice: ReceivingDevice): Promise<KeyObject> {
+  let device: DeviceRecord | null;
   try {
-    device = await ledger.read<DeviceRecord>('GetDevice', forDevice.deviceId);
+    device = await ledger.devices.get(forDevice.deviceId);
   } catch (err) {
-    const detail = ledgerDetail(err);
-    if (detail === 'DEVICE_NOT_FOUND' || detail === 'INVALID_ARGUMENT') {
-      fail(
-        GatewayErrorCode.NotFound,
-        KeyServiceErrorDetail.DeviceNotFound,
-        `device ${forDevice.deviceId} is not enrolled`,
-      );
-    }
-    throw err;
+    if (ledgerRefusalCode(err) !== ErrorCode.InvalidArgument) throw err;
+    device = null;
+  }
+  if (device === null) {
+    fail(
+      GatewayErrorCode.NotFound,
+      KeyServiceErrorDetail.DeviceNotFound,
+      `device ${forDevice.deviceId} is not enrolled`,
+    );
   }
   if (device.Status !== 'active') {
     fail(
@@ -360,8 +368,4 @@ async function assertReceivingDevice(ledger: LedgerClient, forDevice: ReceivingD
     );
   }
   return certificate.publicKey;
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -6,17 +6,25 @@
  * gateways racing, the ledger's CurrentVersion check lets one win; every loser destroys exactly the
  * objects it generated that the ledger does not account for (by CKA_ID, never by label).
  */
-import { createHash } from 'node:crypto';
-import { KeyState, Permission, type KeyRecord } from '@keyfleet/chaincode';
+import { ledgerPort, ledgerRefusalCode } from '../ledger/port';
+import {
+  isAccountedFor,
+  type KeyRecord,
+  KeyState,
+  nextKeyCommitment,
+  parseVersionLabel,
+  Permission,
+  sha256Hex,
+  versionLabel,
+} from '@keyfleet/protocol';
 import type { Principal } from '../auth/bearer';
 import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { formatPkcs11Uri, isHsmError, parsePkcs11Uri, type Hsm, type KeyKind, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { generateVersionKey } from '../rotation/hsm-steps';
-import { isAccountedFor, nextKeyCommitment, parseVersionLabel, versionLabel } from '../rotation/protocol';
 import { assertPermitted } from './access';
-import { fail, KeyServiceErrorDetail, ledgerDetail } from './errors';
+import { fail, KeyServiceErrorDetail } from './errors';
 
 export interface ApplicationKeyRotationOptions {
   readonly hsm: Hsm;
@@ -86,26 +94,18 @@ interface Material {
   readonly kinds: readonly KeyKind[];
 }
 
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
 export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions): ApplicationKeyRotation {
-  const { hsm, ledger } = options;
+  const { hsm } = options;
+  const ledger = ledgerPort(options.ledger);
   const now = options.now ?? (() => new Date());
 
   /** One rotation per key at a time in this process; across processes the ledger decides. */
   const exclusively = newKeyedLock();
 
   async function readKey(keyId: string): Promise<KeyRecord> {
-    try {
-      return await ledger.read<KeyRecord>('GetKey', keyId);
-    } catch (err) {
-      if (ledgerDetail(err) === 'KEY_NOT_FOUND') {
-        fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `key ${keyId} does not exist`, err);
-      }
-      throw err;
-    }
+    const key = await ledger.keys.get(keyId);
+    if (key === null) fail(GatewayErrorCode.NotFound, KeyServiceErrorDetail.KeyNotFound, `key ${keyId} does not exist`);
+    return key;
   }
 
   function hsmError(err: unknown): unknown {
@@ -221,12 +221,13 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
    */
   async function destroyGenerated(keyId: string, made: readonly Material[]): Promise<void> {
     if (made.length === 0) return;
-    let key: KeyRecord;
+    let key: KeyRecord | null;
     try {
-      key = await ledger.read<KeyRecord>('GetKey', keyId);
+      key = await ledger.keys.get(keyId);
     } catch {
       return;
     }
+    if (key === null) return;
     for (const m of made) {
       if (isAccountedFor(key, m.version, m.fingerprint)) continue;
       await hsm.destroyKey(m.ref, m.kinds).catch(() => 0);
@@ -287,7 +288,7 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
           );
         }
       }
-      const { transactionId } = await ledger.write('RotateKey', {
+      const { transactionId } = await ledger.keys.rotate({
         KeyID: keyId,
         CurrentVersion: n,
         NewVersion: {
@@ -329,13 +330,8 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
       const refused: { keyId: string; version: number; detail: string }[] = [];
       const at = now().getTime();
       for (const [keyId, versions] of byKey) {
-        let key: KeyRecord;
-        try {
-          key = await ledger.read<KeyRecord>('GetKey', keyId);
-        } catch (err) {
-          if (ledgerDetail(err) === 'KEY_NOT_FOUND') continue; // uncommitted: the rotation reconcile's case
-          throw err;
-        }
+        const key = await ledger.keys.get(keyId);
+        if (key === null) continue; // uncommitted: the rotation reconcile's case
         for (const record of key.Versions) {
           const objects = versions.get(record.Version);
           if (objects === undefined) continue;
@@ -348,9 +344,9 @@ export function newApplicationKeyRotation(options: ApplicationKeyRotationOptions
             if (at < retentionEnds) continue;
             try {
               // Ledger first: once it says destroyed, no call uses the version, whatever the HSM still holds.
-              ({ transactionId } = await ledger.write('DestroyKeyVersion', { KeyID: keyId, Version: record.Version }));
+              ({ transactionId } = await ledger.keys.destroyVersion({ KeyID: keyId, Version: record.Version }));
             } catch (err) {
-              const detail = ledgerDetail(err);
+              const detail = ledgerRefusalCode(err);
               if (detail === undefined) throw err;
               refused.push({ keyId, version: record.Version, detail });
               continue;

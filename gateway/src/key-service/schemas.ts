@@ -4,8 +4,10 @@
  * are base64url without padding (RFC 4648 §5).
  */
 
-const keyId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' } as const;
-const deviceId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$' } as const;
+import { DeviceIdSchema, IdSchema } from '@keyfleet/protocol';
+
+const keyId = IdSchema;
+const deviceId = DeviceIdSchema;
 /** Up to 1 MiB of data as base64url. */
 const b64url = { type: 'string', pattern: '^[A-Za-z0-9_-]*$', maxLength: 1_398_102 } as const;
 const version = { type: 'integer', minimum: 1, maximum: 9_999_999 } as const;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { canonicalJson } from '@keyfleet/chaincode';
+import { canonicalJson, type TransactionName } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { currentPrincipal } from './principal-context';
@@ -8,16 +8,17 @@ import type { LedgerTransport } from './transport';
 /**
  * keyfleet's contract seen from the gateway: every write is a request record signed by the
  * HSM metadata-signing key (a JWS over its canonical JSON) that the chaincode verifies against
- * the registered trust anchor before it writes anything.
+ * the registered trust anchor before it writes anything. Services use it through the typed
+ * port (port.ts), which names the transactions.
  */
 export interface LedgerClient {
   /**
    * Signs and submits `{Action, RequestID, Principal, ...fields}`, `Principal` being the one the work
    * runs for ({@link asPrincipal}); resolves once committed. Throws if no principal is in context.
    */
-  write<T = unknown>(action: string, fields: Readonly<Record<string, unknown>>): Promise<Written<T>>;
+  write<T = unknown>(action: TransactionName, fields: Readonly<Record<string, unknown>>): Promise<Written<T>>;
   /** Evaluates a read-only transaction and parses its JSON answer. */
-  read<T = unknown>(transaction: string, ...args: string[]): Promise<T>;
+  read<T = unknown>(transaction: TransactionName, ...args: string[]): Promise<T>;
 }
 
 export interface Written<T> {
@@ -39,7 +40,7 @@ export function newLedgerClient(options: LedgerClientOptions): LedgerClient {
   const decoder = new TextDecoder();
 
   return {
-    async write<T>(action: string, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> {
+    async write<T>(action: TransactionName, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> {
       const request = { ...fields, Action: action, RequestID: newRequestId(), Principal: currentPrincipal() };
       const payload = canonicalJson(request);
       const jws = await signCompactJws(signingKey, { kid: anchorId }, Buffer.from(payload));
@@ -47,7 +48,7 @@ export function newLedgerClient(options: LedgerClientOptions): LedgerClient {
       return { transactionId, record: parse(decoder.decode(answer)) as T };
     },
 
-    async read<T>(transaction: string, ...args: string[]): Promise<T> {
+    async read<T>(transaction: TransactionName, ...args: string[]): Promise<T> {
       return parse(decoder.decode(await transport.evaluate(transaction, args))) as T;
     },
   };

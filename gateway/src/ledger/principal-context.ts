@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { PrincipalKind, type RequestPrincipal } from '@keyfleet/chaincode';
+import { PrincipalKind, type RequestPrincipal } from '@keyfleet/protocol';
 
 export type { RequestPrincipal };
 

@@ -1,4 +1,4 @@
-import { errorCodeOf } from '@keyfleet/chaincode';
+import { errorCodeOf } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 
 /**

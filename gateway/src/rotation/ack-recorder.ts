@@ -1,4 +1,5 @@
-import { Limits, type RotationAckOutcome } from '@keyfleet/chaincode';
+import { ledgerPort } from '../ledger/port';
+import { Limits } from '@keyfleet/protocol';
 import { GatewayErrorCode, isGatewayError } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { asPrincipal, gatewayService } from '../ledger/principal-context';
@@ -46,6 +47,7 @@ export function newAckRecorder(options: AckRecorderOptions): AckRecorder {
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > Limits.BatchMembers) {
     throw new RangeError(`maxBatch must be 1 to ${Limits.BatchMembers}`);
   }
+  const ledger = ledgerPort(options.ledger).nonces;
   let queue: Waiting[] = [];
   let writing = false;
 
@@ -55,7 +57,7 @@ export function newAckRecorder(options: AckRecorderOptions): AckRecorder {
     try {
       // Many devices' acknowledgements in one write: the gateway's own service asks for it.
       const { record, transactionId } = await asPrincipal(gatewayService('rotation-acks'), () =>
-        options.ledger.write<{ Acks: RotationAckOutcome[] }>('RecordRotationAcks', {
+        ledger.recordRotationAcks({
           Acks: members.map(({ NonceDigest, KeyID, Version }) => ({ NonceDigest, KeyID, Version })),
         }),
       );

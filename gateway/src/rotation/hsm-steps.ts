@@ -4,7 +4,7 @@
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { formatPkcs11Uri, type Hsm, type KeyRef } from '../hsm';
-import { KekIv, kekDerivationData, nextKeyCommitment, versionLabel } from './protocol';
+import { kekDerivationData, KekIv, nextKeyCommitment, versionLabel } from '@keyfleet/protocol';
 
 /** A device key version on the token. */
 export interface VersionKey {

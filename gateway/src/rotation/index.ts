@@ -28,5 +28,5 @@ export {
   rotationAckDigest,
   rotationNonceDigest,
   versionLabel,
-} from './protocol';
-export type { RotationAckClaims, RotationRequestClaims, RotationResponseClaims } from './protocol';
+} from '@keyfleet/protocol';
+export type { RotationAckClaims, RotationRequestClaims, RotationResponseClaims } from '@keyfleet/protocol';

@@ -1,8 +1,18 @@
+import {
+  kekDerivationData,
+  type KeyRecord,
+  nextKeyCommitment,
+  type NonceRecord,
+  rotationAckDigest,
+  RotationMessageType,
+  rotationNonceDigest,
+  type RotationResponseClaims,
+  type TransactionName,
+} from '@keyfleet/protocol';
 import { expect } from 'chai';
 import { asPrincipal } from '../ledger/principal-context';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
-import type { KeyRecord, NonceRecord } from '@keyfleet/chaincode';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { newDeviceCa } from '../ca/device-ca';
 import { GatewayError } from '../errors';
@@ -10,14 +20,6 @@ import { parsePkcs11Uri } from '../hsm';
 import { softHsmModule } from '../testing/softhsm';
 import { newSoftwareKey } from '../testing/software-key';
 import { findVersionKey, generateVersionKey } from './hsm-steps';
-import {
-  kekDerivationData,
-  nextKeyCommitment,
-  rotationAckDigest,
-  rotationNonceDigest,
-  RotationMessageType,
-  type RotationResponseClaims,
-} from './protocol';
 import { newRotationService, type RotationService } from './service';
 import {
   deviceJws,
@@ -253,7 +255,7 @@ describe('rotation service on SoftHSM and the in-process contract', function () 
     // another gateway consumed it between that check and this commit.
     const blind: typeof world.ledger = {
       write: (action, fields) => world.ledger.write(action, fields),
-      read: async <T>(transaction: string, ...args: string[]): Promise<T> => {
+      read: async <T>(transaction: TransactionName, ...args: string[]): Promise<T> => {
         if (transaction === 'GetNonce') {
           throw new GatewayError('LEDGER_REJECTED', 'not found', 'NONCE_NOT_FOUND');
         }

@@ -1,12 +1,25 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
 import {
-  duplicateMemberInCompact,
+  ackClaimsProblem,
   type DeviceRecord,
+  duplicateMemberInCompact,
+  isAccountedFor,
   type KeyRecord,
-  type NonceRecord,
+  Msp,
+  nextKeyCommitment,
+  parseVersionLabel,
+  requestClaimsProblem,
+  Role,
+  type RotationAckClaims,
+  rotationAckDigest,
+  RotationMessageType,
+  rotationNonceDigest,
   type RotationPolicy,
-} from '@keyfleet/chaincode';
+  type RotationRequestClaims,
+  type RotationResponseClaims,
+  sha256Hex,
+} from '@keyfleet/protocol';
+import { X509Certificate } from 'node:crypto';
+import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
@@ -16,6 +29,7 @@ import { failpoint } from '../failpoint';
 import { isHsmError, type Hsm } from '../hsm';
 import { newAckRecorder, type AckRecorder } from './ack-recorder';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 import {
   findVersionKey,
   findVersionKeys,
@@ -24,19 +38,6 @@ import {
   wrapForDevice,
   type VersionKey,
 } from './hsm-steps';
-import {
-  ackClaimsProblem,
-  isAccountedFor,
-  nextKeyCommitment,
-  parseVersionLabel,
-  requestClaimsProblem,
-  rotationAckDigest,
-  rotationNonceDigest,
-  RotationMessageType,
-  type RotationAckClaims,
-  type RotationRequestClaims,
-  type RotationResponseClaims,
-} from './protocol';
 
 /**
  * The machine-readable reasons a rotation is refused, carried in `GatewayError.detail` (the
@@ -187,22 +188,15 @@ function refuseDevice(deviceId: string, status: 'suspended' | 'revoked'): never 
     : fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceSuspended, `device ${deviceId} is suspended`);
 }
 
-function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-function ledgerDetail(err: unknown): string | undefined {
-  return err instanceof GatewayError && err.code === GatewayErrorCode.LedgerRejected ? err.detail : undefined;
-}
-
 export function newRotationService(options: RotationServiceOptions): RotationService {
-  const { hsm, ledger, responseKey } = options;
+  const { hsm, responseKey } = options;
+  const ledger = ledgerPort(options.ledger);
   const kexLabel = options.deviceKeyExchangeLabel ?? 'device-kex';
   const now = options.now ?? (() => new Date());
   const skewMs = (options.maxClockSkewSeconds ?? 300) * 1000;
   const caCertificate = new X509Certificate(options.deviceCaCertificatePem);
 
-  const acks = options.acks ?? newAckRecorder({ ledger });
+  const acks = options.acks ?? newAckRecorder({ ledger: options.ledger });
 
   /** One rotation per key at a time in this process; across gateways the ledger's version check decides. */
   const exclusively = newKeyedLock();
@@ -301,18 +295,13 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     }
     const refused = options.deviceRefusal?.(claims.device_id);
     if (refused !== undefined) refuseDevice(claims.device_id, refused);
-    let device: DeviceRecord;
-    try {
-      device = await ledger.read<DeviceRecord>('GetDevice', claims.device_id);
-    } catch (err) {
-      if (ledgerDetail(err) === 'DEVICE_NOT_FOUND') {
-        fail(
-          GatewayErrorCode.Forbidden,
-          RotationErrorDetail.DeviceNotFound,
-          `device ${claims.device_id} is not enrolled`,
-        );
-      }
-      throw err;
+    const device = await ledger.devices.get(claims.device_id);
+    if (device === null) {
+      fail(
+        GatewayErrorCode.Forbidden,
+        RotationErrorDetail.DeviceNotFound,
+        `device ${claims.device_id} is not enrolled`,
+      );
     }
     if (device.Status !== 'active') refuseDevice(device.DeviceID, device.Status);
     if (sha256Hex(message.certificate.raw) !== device.CertFingerprint) {
@@ -332,14 +321,9 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     route: RouteBinding | undefined,
   ): Promise<KeyRecord> {
     await assertEnrolledDevice(message, claims, route);
-    let key: KeyRecord;
-    try {
-      key = await ledger.read<KeyRecord>('GetKey', claims.key_id);
-    } catch (err) {
-      if (ledgerDetail(err) === 'KEY_NOT_FOUND') {
-        fail(GatewayErrorCode.NotFound, RotationErrorDetail.KeyNotFound, `key ${claims.key_id} does not exist`);
-      }
-      throw err;
+    const key = await ledger.keys.get(claims.key_id);
+    if (key === null) {
+      fail(GatewayErrorCode.NotFound, RotationErrorDetail.KeyNotFound, `key ${claims.key_id} does not exist`);
     }
     if (key.Owner.Type !== 'device' || key.Owner.ID !== claims.device_id || key.Algorithm !== 'AES-256') {
       fail(
@@ -352,16 +336,13 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   }
 
   async function assertNonceUnused(digest: string): Promise<void> {
-    try {
-      const used = await ledger.read<NonceRecord>('GetNonce', digest);
+    const used = await ledger.nonces.get(digest);
+    if (used !== null) {
       fail(
         GatewayErrorCode.LedgerRejected,
         RotationErrorDetail.NonceReplayed,
         `nonce ${digest} was consumed in transaction ${used.TxID}`,
       );
-    } catch (err) {
-      if (ledgerDetail(err) === 'NONCE_NOT_FOUND') return;
-      throw err;
     }
   }
 
@@ -503,7 +484,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       const wrapped = await wrapVersion(certificate, claims.device_id, delivered);
       failpoint('rotation-before-commit');
       // Commit before delivery: a wrapped key that left the gateway is always on the ledger.
-      const { transactionId } = await ledger.write('RotateKey', {
+      const { transactionId } = await ledger.keys.rotate({
         KeyID: key.KeyID,
         CurrentVersion: key.LatestVersion,
         NewVersion: {
@@ -535,10 +516,9 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     if (created.length === 0) return;
     let key: KeyRecord | null;
     try {
-      key = await ledger.read<KeyRecord>('GetKey', keyId);
-    } catch (readErr) {
-      if (ledgerDetail(readErr) !== 'KEY_NOT_FOUND') return; // unknown: reconcile() decides later
-      key = null;
+      key = await ledger.keys.get(keyId);
+    } catch {
+      return; // unknown: reconcile() decides later
     }
     await destroyAll(created.filter((made) => !isAccountedFor(key, made.version, made.kcv)));
   }
@@ -568,7 +548,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       // RFC 5649 is deterministic: another digest means another key or KEK than the ledger's.
       fail(GatewayErrorCode.HsmFailure, RotationErrorDetail.KeyMaterialMissing, 'the wrap differs from the ledger');
     }
-    const { transactionId } = await ledger.write('ConsumeNonce', {
+    const { transactionId } = await ledger.nonces.consume({
       NonceDigest: nonceDigest,
       Purpose: 'rotation',
       Subject: key.KeyID,
@@ -578,7 +558,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
 
   return {
     async provisionDeviceKey(request) {
-      const device = await ledger.read<DeviceRecord>('GetDevice', request.deviceId);
+      const device = await ledger.devices.require(request.deviceId);
       if (device.Status !== 'active') {
         fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${device.DeviceID} is not active`);
       }
@@ -589,9 +569,9 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
           created.push(first);
           const second = await generateOrConflict(request.keyId, 2);
           created.push(second);
-          const device = { MSPID: 'Org1MSP', Role: 'device', ID: request.deviceId };
-          const operator = { MSPID: 'Org1MSP', Role: 'operator', ID: null };
-          const { transactionId } = await ledger.write('RegisterKey', {
+          const device = { MSPID: Msp.Operator, Role: Role.Device, ID: request.deviceId };
+          const operator = { MSPID: Msp.Operator, Role: Role.Operator, ID: null };
+          const { transactionId } = await ledger.keys.register({
             KeyID: request.keyId,
             Owner: { Type: 'device', ID: request.deviceId },
             Algorithm: 'AES-256',
@@ -647,7 +627,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
         await assertDevice(message, claims, route);
         await assertNonceUnused(nonceDigest);
         // Read again inside the lock: the version may have moved while we waited.
-        const key = await ledger.read<KeyRecord>('GetKey', claims.key_id);
+        const key = await ledger.keys.require(claims.key_id);
         if (claims.current_version > key.LatestVersion) {
           fail(
             GatewayErrorCode.LedgerRejected,
@@ -700,13 +680,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       const destroyed: string[] = [];
       let kept = 0;
       for (const [keyId, objects] of byKey) {
-        let key: KeyRecord | null;
-        try {
-          key = await ledger.read<KeyRecord>('GetKey', keyId);
-        } catch (err) {
-          if (ledgerDetail(err) !== 'KEY_NOT_FOUND') throw err;
-          key = null;
-        }
+        const key = await ledger.keys.get(keyId);
         for (const { label, version, id, kcv } of objects) {
           // LatestVersion+2 may be another gateway's rotation in flight; the next rotation adopts it.
           if (isAccountedFor(key, version, kcv) || (key !== null && version === key.LatestVersion + 2)) {

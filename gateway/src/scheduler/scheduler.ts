@@ -7,9 +7,10 @@
  * or `not-due` (they read it after the winner committed).
  */
 import { asPrincipal, gatewayService } from '../ledger/principal-context';
-import type { DueKey, KeyRecord, Page } from '@keyfleet/chaincode';
+import { type DueKey, ErrorCode } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
+import { ledgerPort } from '../ledger/port';
 
 /** What `rotateApplicationKey` answers (the key service's result, narrowed to what is needed here). */
 export type ScheduledRotation = { readonly outcome: 'rotated' | 'not-due' };
@@ -68,10 +69,11 @@ export interface RotationScheduler {
   dueForDevice(deviceId: string): readonly DeviceKeyDue[];
 }
 
-const lostDetails = new Set(['STALE_VERSION', 'ROTATION_IN_PROGRESS']);
+const lostDetails = new Set<string>([ErrorCode.StaleVersion, 'ROTATION_IN_PROGRESS']);
 
 export function newRotationScheduler(options: RotationSchedulerOptions): RotationScheduler {
-  const { ledger, rotateApplicationKey, intervalMs, batchSize } = options;
+  const { rotateApplicationKey, intervalMs, batchSize } = options;
+  const ledger = ledgerPort(options.ledger);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 200) {
     throw new RangeError('batchSize must be an integer from 1 to 200 (the ledger page limit)');
   }
@@ -86,7 +88,7 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
 
   async function handle(entry: DueKey, at: Date, run: MutableRun, devices: Map<string, DeviceKeyDue[]>) {
     try {
-      const key = await ledger.read<KeyRecord>('GetKey', entry.KeyID);
+      const key = await ledger.keys.require(entry.KeyID);
       if (key.Owner.Type === 'device') {
         run.deviceOwned.push(key.KeyID);
         const list = devices.get(key.Owner.ID) ?? [];
@@ -105,7 +107,7 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
         run.lost.push(entry.KeyID);
         return;
       }
-      const code = err instanceof GatewayError ? err.code : 'INTERNAL';
+      const code = err instanceof GatewayError ? err.code : GatewayErrorCode.Internal;
       const detail = err instanceof GatewayError ? err.detail : undefined;
       run.failed.push(detail === undefined ? { keyId: entry.KeyID, code } : { keyId: entry.KeyID, code, detail });
       log?.warn({ keyId: entry.KeyID, code, detail, err }, 'scheduled rotation failed');
@@ -125,12 +127,7 @@ export function newRotationScheduler(options: RotationSchedulerOptions): Rotatio
     const due: DueKey[] = [];
     let bookmark = '';
     do {
-      const page = await ledger.read<Page<DueKey>>(
-        'ListKeysDueForRotation',
-        at.toISOString(),
-        String(batchSize),
-        bookmark,
-      );
+      const page = await ledger.keys.dueForRotation(at.toISOString(), batchSize, bookmark);
       due.push(...page.Records);
       bookmark = page.Bookmark;
     } while (bookmark !== '');

@@ -11,7 +11,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { createHash, KeyObject, webcrypto } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeviceRecord, PublicJwk } from '@keyfleet/chaincode';
+import type { DeviceRecord, PublicJwk } from '@keyfleet/protocol';
 import { LocalLedger, fixtures, type Identities } from '@keyfleet/chaincode/testing';
 import { newDeviceCa, type DeviceCa } from '../ca/device-ca';
 import type { EcSigningKey } from '../crypto/ec-key';

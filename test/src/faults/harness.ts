@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { failureCode, newFleet, newOperatorAuthorization, type Fleet } from '@keyfleet/agent/fleet';
-import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/chaincode';
+import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/protocol';
 import { ApiRole, issueBearerToken, newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
 import { createSoftHsmStore, freePort, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { networkScriptAt } from '../support/network';

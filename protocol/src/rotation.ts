@@ -3,7 +3,9 @@
  * derivation inputs and claim shapes. Pure: no HSM, no ledger, no clock.
  */
 import { createHash } from 'node:crypto';
-import type { KeyRecord } from '@keyfleet/chaincode';
+import { isId } from './ids.js';
+import { nextKeyCommitment } from './lifecycle.js';
+import type { KeyRecord } from './types.js';
 
 /** JWS `typ` of each message (RFC 8725 §3.11: explicit typing, so one message cannot pass for another). */
 export const RotationMessageType = {
@@ -54,11 +56,6 @@ export function rotationNonceDigest(nonce: string): string {
  */
 export function rotationAckDigest(keyId: string, version: number): string {
   return labelledDigest(RotationLabel.Ack, keyId, String(version)).toString('hex');
-}
-
-/** KERI-style pre-rotation, as the chaincode computes it: SHA-256 over the UTF-8 of the next Fingerprint. */
-export function nextKeyCommitment(fingerprint: string): string {
-  return createHash('sha256').update(fingerprint, 'utf8').digest('hex');
 }
 
 /**
@@ -135,7 +132,6 @@ export interface RotationAckClaims {
   readonly iat: number;
 }
 
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const noncePattern = /^[A-Za-z0-9_-]+$/;
 
 /** Why a claim set was refused, for the error message; null when it is well-formed. */
@@ -144,8 +140,8 @@ export function requestClaimsProblem(value: unknown): string | null {
   const claims = value as Record<string, unknown>;
   const allowed = new Set(['device_id', 'key_id', 'current_version', 'nonce', 'iat']);
   for (const name of Object.keys(claims)) if (!allowed.has(name)) return `unknown claim ${name}`;
-  if (typeof claims.device_id !== 'string' || !idPattern.test(claims.device_id)) return 'device_id is not an id';
-  if (typeof claims.key_id !== 'string' || !idPattern.test(claims.key_id)) return 'key_id is not an id';
+  if (!isId(claims.device_id)) return 'device_id is not an id';
+  if (!isId(claims.key_id)) return 'key_id is not an id';
   const version = claims.current_version;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || version > 1_000_000) {
     return 'current_version must be an integer from 0 to 1000000';
@@ -171,8 +167,8 @@ export function ackClaimsProblem(value: unknown): string | null {
   const claims = value as Record<string, unknown>;
   const allowed = new Set(['device_id', 'key_id', 'version', 'kcv', 'nonce_digest', 'iat']);
   for (const name of Object.keys(claims)) if (!allowed.has(name)) return `unknown claim ${name}`;
-  if (typeof claims.device_id !== 'string' || !idPattern.test(claims.device_id)) return 'device_id is not an id';
-  if (typeof claims.key_id !== 'string' || !idPattern.test(claims.key_id)) return 'key_id is not an id';
+  if (!isId(claims.device_id)) return 'device_id is not an id';
+  if (!isId(claims.key_id)) return 'key_id is not an id';
   const version = claims.version;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1 || version > 1_000_000) {
     return 'version must be an integer from 1 to 1000000';

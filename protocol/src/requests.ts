@@ -29,7 +29,7 @@ import {
   object,
   oneOf,
   pkcs11Uri,
-  sha256Hex,
+  sha256HexField,
   str,
   text,
   type Check,
@@ -70,7 +70,7 @@ const newVersion = object({
   Fingerprint: fingerprint,
   FingerprintType: oneOf(FingerprintType),
   Pkcs11URI: pkcs11Uri,
-  WrappedKeyDigest: nullable(sha256Hex),
+  WrappedKeyDigest: nullable(sha256HexField),
 });
 
 export const registerTrustAnchor = object({
@@ -102,9 +102,9 @@ export const enrolDevice = object({
   Location: text,
   Function: text,
   Shard: int(0, 65_535),
-  CertFingerprint: sha256Hex,
+  CertFingerprint: sha256HexField,
   /** SHA-256 of the enrolment token's id, consumed with the enrolment so a token enrols once. */
-  EnrolmentNonceDigest: nullable(sha256Hex),
+  EnrolmentNonceDigest: nullable(sha256HexField),
 });
 
 export const suspendDevice = object({ ...envelope(TransactionName.SuspendDevice), DeviceID: id, Reason: text });
@@ -126,7 +126,7 @@ export const registerKey = object({
   AccessPolicy: accessPolicy,
   InitialVersion: newVersion,
   InitialState: oneOf(['active', 'pre-active'] as const),
-  NextKeyCommitment: nullable(sha256Hex),
+  NextKeyCommitment: nullable(sha256HexField),
 });
 
 const version = int(1, 1_000_000);
@@ -138,8 +138,8 @@ export const rotateKey = object({
   KeyID: id,
   CurrentVersion: version,
   NewVersion: newVersion,
-  NextKeyCommitment: nullable(sha256Hex),
-  NonceDigest: nullable(sha256Hex),
+  NextKeyCommitment: nullable(sha256HexField),
+  NonceDigest: nullable(sha256HexField),
 });
 
 export const deactivateKey = object({ ...envelope(TransactionName.DeactivateKey), KeyID: id, Version: version });
@@ -171,7 +171,7 @@ export const setRotationPolicy = object({
 
 export const consumeNonce = object({
   ...envelope(TransactionName.ConsumeNonce),
-  NonceDigest: sha256Hex,
+  NonceDigest: sha256HexField,
   // Enrolment nonces are consumed only by EnrolDevice itself, atomically with the enrolment.
   Purpose: oneOf([NoncePurpose.Attestation, NoncePurpose.Rotation]),
   Subject: id,
@@ -183,7 +183,7 @@ export const consumeNonce = object({
  */
 export const recordRotationAcks = object({
   ...envelope(TransactionName.RecordRotationAcks),
-  Acks: arrayOf(object({ NonceDigest: sha256Hex, KeyID: id, Version: version }), {
+  Acks: arrayOf(object({ NonceDigest: sha256HexField, KeyID: id, Version: version }), {
     min: 1,
     max: Limits.BatchMembers,
   }),
@@ -191,8 +191,8 @@ export const recordRotationAcks = object({
 
 const attestationResultFields = {
   DeviceID: id,
-  NonceDigest: sha256Hex,
-  EvidenceDigest: sha256Hex,
+  NonceDigest: sha256HexField,
+  EvidenceDigest: sha256HexField,
   Status: oneOf(Object.values(AttestationStatus)),
   PolicyID: id,
   VerifierID: id,
@@ -210,18 +210,18 @@ export const recordAttestationBatch = object({
   ...envelope(TransactionName.RecordAttestationBatch),
   BatchID: id,
   VerifierID: id,
-  MerkleRoot: sha256Hex,
+  MerkleRoot: sha256HexField,
   Count: int(1, Limits.BatchCount),
   FirstIssuedAt: isoTime,
   LastIssuedAt: isoTime,
   Contraindicated: arrayOf(id, { max: Limits.BatchContraindicated, unique: true }),
   /** Every member's nonce, consumed by this transaction: as many as Count, no digest twice. */
-  Nonces: arrayOf(object({ NonceDigest: sha256Hex, DeviceID: id }), { min: 1, max: Limits.BatchMembers }),
+  Nonces: arrayOf(object({ NonceDigest: sha256HexField, DeviceID: id }), { min: 1, max: Limits.BatchMembers }),
 });
 
 export const inclusionProof = object({
   LeafIndex: int(0, Limits.BatchCount - 1),
-  AuditPath: arrayOf(sha256Hex, { max: 32 }),
+  AuditPath: arrayOf(sha256HexField, { max: 32 }),
 });
 
 const measurementShape = object({

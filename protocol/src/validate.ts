@@ -1,4 +1,5 @@
 import { ErrorCode, LedgerError } from './errors.js';
+import { IdMaxLength, IdPattern, IdRuleText } from './ids.js';
 
 /** A check turns an untrusted value into a typed one or throws INVALID_ARGUMENT naming the path. */
 export type Check<T> = (value: unknown, path: string) => T;
@@ -9,7 +10,7 @@ export const Limits = {
   RequestBytes: 64 * 1024,
   JwsBytes: 96 * 1024,
   ProofBytes: 16 * 1024,
-  IdLength: 128,
+  IdLength: IdMaxLength,
   TextLength: 256,
   Pkcs11UriLength: 512,
   PrincipalsPerPermission: 64,
@@ -107,9 +108,8 @@ export function validate<T>(check: Check<T>, value: unknown, root = 'request'): 
 
 // ---- field formats -------------------------------------------------------------------------
 
-/** Identifiers end up inside composite keys: a conservative alphabet, never U+0000 or U+10FFFF. */
-export const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-export const id = str({ max: Limits.IdLength, pattern: idPattern, what: 'an identifier ([A-Za-z0-9._:@-], 1-128)' });
+/** The one id grammar (ids.ts). */
+export const id = str({ max: Limits.IdLength, pattern: IdPattern, what: IdRuleText });
 /**
  * Free text (device metadata, reasons, descriptions) goes into records, events, logs and consoles,
  * so what could change how it or its neighbours read is refused: C0 and C1 controls and DEL
@@ -123,7 +123,7 @@ export const PrintableTextPattern =
   // eslint-disable-next-line no-control-regex -- matching control characters is the point of this pattern
   /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]*$/u;
 export const text = str({ max: Limits.TextLength, pattern: PrintableTextPattern, what: 'printable text' });
-export const sha256Hex = str({ min: 64, max: 64, pattern: /^[0-9a-f]{64}$/, what: '64 lowercase hex digits' });
+export const sha256HexField = str({ min: 64, max: 64, pattern: /^[0-9a-f]{64}$/, what: '64 lowercase hex digits' });
 export const hexDigest = str({ min: 64, max: 128, pattern: /^(?:[0-9a-f]{2})+$/, what: 'a lowercase hex digest' });
 export const fingerprint = str({
   min: 6,

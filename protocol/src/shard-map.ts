@@ -3,7 +3,7 @@
  * by rules over the device's group, location and function, with a default. It lives on the governance
  * channel as one record, written by operators through `SetShardMap` (an audited, signed write like any
  * other) and read by anyone. The rules and the resolver are pure, so that the gateway can route with
- * the very same function (it moves to `protocol/` with the other shared rules).
+ * the very same function.
  */
 import { ErrorCode, LedgerError } from './errors.js';
 import { envelope } from './requests.js';
