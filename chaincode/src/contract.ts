@@ -1563,7 +1563,7 @@ export class KeyfleetContract extends Contract {
     return canonicalJson(record);
   }
 
-  // ---- the shard map (governance channel; rules in protocol/src/shard-map.ts) --------------------------------
+  // ---- the shard map (governance channel; rules in protocol/src/shard-map.ts) ---------------------
 
   @Transaction()
   @Returns('string')
