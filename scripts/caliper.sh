@@ -44,14 +44,19 @@ if [[ ! -f bench/caliper/node_modules/.package-lock.json ||
 fi
 npx tsc -b bench
 
+# Caliper's manager runs in a session of its own (setsid), with the workers it forks: stopping
+# that process group stops them all, even a worker its manager left behind after a failed round.
 caliper_pid=
+stop_caliper() {
+  [[ -n $caliper_pid ]] || return 0
+  kill -TERM -- "-$caliper_pid" 2>/dev/null || true
+  wait "$caliper_pid" 2>/dev/null || true
+  caliper_pid=
+}
 stop_all() {
   local status=$?
   trap - EXIT INT TERM
-  if [[ -n $caliper_pid ]] && kill -0 "$caliper_pid" 2>/dev/null; then
-    kill -TERM "$caliper_pid" 2>/dev/null || true
-    wait "$caliper_pid" 2>/dev/null || true
-  fi
+  stop_caliper
   if [[ ${KEYFLEET_CALIPER_KEEP_NETWORK:-0} == 1 ]]; then
     log "the network stays up: network/network.sh down --dir $KEYFLEET_CALIPER_NETWORK_DIR"
   else
@@ -66,22 +71,22 @@ trap 'exit 143' TERM
 # One Caliper benchmark: its manager (which forks the workers) in the background, so that the
 # traps run as soon as a signal arrives.
 run_caliper() {
-  local name=$1
+  local name=$1 status=0
   log "Caliper benchmark $name (bench/caliper/benchmark-$name.yaml)"
-  bench/caliper/node_modules/.bin/caliper launch manager \
+  setsid bench/caliper/node_modules/.bin/caliper launch manager \
     --caliper-workspace . \
     --caliper-networkconfig "$results/network-$name.json" \
     --caliper-benchconfig "bench/caliper/benchmark-$name.yaml" \
     --caliper-report-path "$results/report-$name.html" \
     --caliper-flow-only-test >"$results/caliper-$name.log" 2>&1 &
   caliper_pid=$!
-  if ! wait "$caliper_pid"; then
-    caliper_pid=
+  wait "$caliper_pid" || status=$?
+  stop_caliper
+  if ((status != 0)); then
     tail -n 30 "$results/caliper-$name.log" >&2
     log "Caliper failed; its log: $results/caliper-$name.log"
-    return 1
+    return "$status"
   fi
-  caliper_pid=
 }
 
 rm -rf "$results"
