@@ -62,7 +62,7 @@ export interface PreparedWrite {
  * Why ahead: Caliper's fixed-load rate control counts a transaction as in flight from the moment
  * the module calls `sendRequests`, and calls `submitTransaction` again and again (without awaiting
  * it) until that count reaches the load. A module that awaited its signature first (jose signs on
- * libuv's thread pool) would be called hundreds of times before the first call reached
+ * libuv's thread pool) would be called many more times than the load before the first call reached
  * `sendRequests`. So `submitTransaction` takes a request already signed and sends it at once, and
  * a replacement is signed meanwhile.
  */
@@ -114,13 +114,7 @@ export abstract class KeyfleetWorkload implements WorkloadModule {
         this.starved += 1;
         this.waiting.push(resolve);
       }));
-    const sent = this.sut.sendRequests({
-      contractId: 'keyfleet',
-      contractFunction: write.contractFunction,
-      contractArguments: [write.signed.requestJson, write.signed.jws],
-      readOnly: false,
-      ...write.invoker,
-    });
+    const sent = this.send(write.invoker, write.contractFunction, write.signed);
     this.replenish();
     const committed = (await sent).GetStatus() === 'success';
     write.settled?.(committed);
@@ -173,20 +167,24 @@ export abstract class KeyfleetWorkload implements WorkloadModule {
     return value;
   }
 
-  /** Submits a signed keyfleet write now (set-up, not timed); true when it committed valid. */
-  protected async write(
-    invoker: (typeof Invokers)[keyof typeof Invokers],
+  /** Hands a signed keyfleet write to Caliper's connector, which counts it as sent at once. */
+  private send(
+    invoker: PreparedWrite['invoker'],
     contractFunction: string,
     signed: SignedRequest,
-  ): Promise<boolean> {
-    const status = await this.sut.sendRequests({
+  ): Promise<CaliperTxStatus> {
+    return this.sut.sendRequests({
       contractId: 'keyfleet',
       contractFunction,
       contractArguments: [signed.requestJson, signed.jws],
       readOnly: false,
       ...invoker,
     });
-    return status.GetStatus() === 'success';
+  }
+
+  /** Submits a signed keyfleet write now (set-up, not timed); true when it committed valid. */
+  protected async write(invoker: PreparedWrite['invoker'], contractFunction: string, signed: SignedRequest) {
+    return (await this.send(invoker, contractFunction, signed)).GetStatus() === 'success';
   }
 
   /** Enrols `count` devices of this worker together (set-up), or fails naming how many did not. */
