@@ -21,7 +21,7 @@ const categories: readonly (readonly [string, (frame: ProfileNode['callFrame']) 
     'Fabric client (fabric-gateway, gRPC, protobuf)',
     (f) => /@hyperledger\/fabric-(gateway|protos)|@grpc\/|google-protobuf|node:internal\/http2/.test(f.url),
   ],
-  ['shared rules (@keyfleet/chaincode: canonical JSON, Merkle)', (f) => /chaincode\/dist/.test(f.url)],
+  ['shared rules (@keyfleet/protocol: canonical JSON, Merkle)', (f) => /protocol\/dist/.test(f.url)],
   ['X.509 / ASN.1 (@peculiar, asn1js)', (f) => /@peculiar|asn1js|pvtsutils|tsyringe/.test(f.url)],
   ['JOSE / node:crypto', (f) => /node_modules\/jose|node:internal\/crypto/.test(f.url)],
   [
