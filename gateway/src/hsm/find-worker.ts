@@ -73,6 +73,11 @@ export class FindWorker {
     });
   }
 
+  /** Stops the thread; searches still pending fail. Called when the library is finalised. */
+  close(): void {
+    void this.#worker.terminate();
+  }
+
   #settled(): void {
     if (this.#pending.size === 0) this.#worker.unref();
   }

@@ -59,6 +59,8 @@ export interface LoadedModule {
   readonly creating: Set<string>;
   /** Searches (C_FindObjects) off the main thread; started on first use. */
   finder(): FindWorker;
+  /** Stops the search thread, if it was started (the last user released the library). */
+  stopFinder(): void;
 }
 
 interface Entry {
@@ -131,6 +133,10 @@ export function acquireModule(path: string): LoadedModule {
     objects: newSharedExclusiveLock(),
     creating: new Set(),
     finder: () => (finder ??= new FindWorker(path)),
+    stopFinder: () => {
+      finder?.close();
+      finder = undefined;
+    },
   };
   modules.set(path, { module, users: 1, ownsInit });
   return module;
@@ -152,6 +158,8 @@ export function releaseModule(module: LoadedModule): void {
   entry.users--;
   if (entry.users > 0) return;
   modules.delete(module.path);
+  // Every Hsm of this library is closed and drained (close() waits), so no search is pending.
+  module.stopFinder();
   if (!entry.ownsInit) return;
   try {
     module.lib.C_Finalize();
