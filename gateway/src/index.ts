@@ -63,7 +63,13 @@ export {
   type ApplicationKeyRotation,
   type KeyOperations,
 } from './key-service';
-export { generateVersionKey } from './rotation/hsm-steps';
+export {
+  findVersionKey,
+  generateVersionKey,
+  withDeviceMasterKey,
+  wrapForDevice,
+  type VersionKey,
+} from './rotation/hsm-steps';
 export { nextKeyCommitment } from './rotation';
 export { newRotationScheduler, type RotationScheduler } from './scheduler';
 export { handleError } from './http/errors';

@@ -494,6 +494,65 @@ describe('Hsm on SoftHSM2', function () {
     });
   });
 
+  describe('handle cache and session objects', () => {
+    const aes = (label: string, token = true) =>
+      hsm.generateSecretKey({ label, type: 'aes-256', usage: ['encrypt', 'decrypt'], token });
+
+    it('forgets the handle of a key it destroys: a new key under the label is the one used', async () => {
+      await aes('cache-a');
+      const old = await hsm.encryptAesGcm({ label: 'cache-a' }, Buffer.from('old'));
+      expect(await hsm.destroyKey({ label: 'cache-a' })).to.equal(1);
+      await aes('cache-a');
+      const fresh = await hsm.encryptAesGcm({ label: 'cache-a' }, Buffer.from('new'));
+      expect(Buffer.from(await hsm.decryptAesGcm({ label: 'cache-a' }, fresh)).toString()).to.equal('new');
+      expect((await rejection(hsm.decryptAesGcm({ label: 'cache-a' }, old))).code).to.equal('HSM_INTEGRITY_FAILED');
+    });
+
+    it('a cached key destroyed behind its back is reported missing, not used', async () => {
+      const made = await aes('cache-b');
+      await hsm.encryptAesGcm({ id: made.id }, Buffer.from('cached now'));
+      withRawSession((m, _session, slot) => {
+        const session = m.lib.C_OpenSession(slot, m.js.CKF_SERIAL_SESSION | m.js.CKF_RW_SESSION);
+        m.lib.C_FindObjectsInit(session, [{ type: m.js.CKA_ID, value: Buffer.from(made.id) }]);
+        const found = m.lib.C_FindObjects(session, 2);
+        m.lib.C_FindObjectsFinal(session);
+        expect(found).to.have.length(1);
+        for (const handle of found) m.lib.C_DestroyObject(session, handle);
+        m.lib.C_CloseSession(session);
+      });
+      const err = await rejection(hsm.encryptAesGcm({ id: made.id }, Buffer.from('stale')));
+      expect(err.code).to.equal('HSM_KEY_NOT_FOUND');
+    });
+
+    it('session objects: never on the token, one per label while they live, the label free again after', async () => {
+      await aes('session-x', false);
+      const [listed, ...more] = await hsm.findKeys({ label: 'session-x' });
+      expect(more).to.deep.equal([]);
+      expect(listed).to.include({ token: false, sensitive: true, extractable: false });
+      expect((await rejection(aes('session-x', false))).code).to.equal('HSM_KEY_EXISTS');
+      const sealed = await hsm.encryptAesGcm({ label: 'session-x' }, Buffer.from('x'));
+      expect(Buffer.from(await hsm.decryptAesGcm({ label: 'session-x' }, sealed)).toString()).to.equal('x');
+      expect(await hsm.destroyKey({ label: 'session-x' }, ['secret'])).to.equal(1);
+      expect(await hsm.findKeys({ label: 'session-x' })).to.deep.equal([]);
+      expect((await rejection(hsm.encryptAesGcm({ label: 'session-x' }, Buffer.from('x')))).code).to.equal(
+        'HSM_KEY_NOT_FOUND',
+      );
+      await aes('session-x', false);
+      expect(await hsm.destroyKey({ label: 'session-x' }, ['secret'])).to.equal(1);
+    });
+
+    it('session objects that went with their sessions are reported missing, and the label is free', async () => {
+      await aes('session-y', false);
+      withRawSession((m, _session, slot) => {
+        m.lib.C_CloseAllSessions(slot);
+      });
+      const err = await rejection(hsm.encryptAesGcm({ label: 'session-y' }, Buffer.from('gone')));
+      expect(err.code).to.equal('HSM_KEY_NOT_FOUND');
+      await aes('session-y', false);
+      expect(await hsm.destroyKey({ label: 'session-y' }, ['secret'])).to.equal(1);
+    });
+  });
+
   describe('key inventory', () => {
     it('ensureKeys creates the gateway keys once, then only checks them', async () => {
       const first = await ensureKeys(hsm);

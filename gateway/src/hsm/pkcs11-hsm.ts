@@ -118,6 +118,13 @@ function assertBytes(value: Uint8Array, name: string, min: number, max: number):
   }
 }
 
+/** Handles cached per Hsm before the cache starts over. */
+const maxCachedHandles = 50_000;
+
+function handleKey(kind: KeyKind, ref: KeyRef): string {
+  return `${kind}:${'label' in ref ? `l:${ref.label}` : `i:${Buffer.from(ref.id).toString('hex')}`}`;
+}
+
 function handleNumber(handle: Handle): bigint {
   return handle.length >= 8 ? handle.readBigUInt64LE(0) : BigInt(handle.readUInt32LE(0));
 }
@@ -159,8 +166,20 @@ class Pkcs11Hsm implements Hsm {
   readonly #maxRetries: number;
   readonly #random: (size: number) => Uint8Array;
   readonly #pool: SessionPool<Handle>;
+  /**
+   * Object handles by `kind:label` and `kind:id`, so that a key is looked up once, not on every
+   * use: SoftHSM's file store reads every object on the token for each C_FindObjects. Entries go
+   * when this Hsm destroys the object, and all at once after a session or token fault (handles
+   * may not survive it); a handle gone stale meanwhile (another process destroyed the object)
+   * fails with CKR_OBJECT_HANDLE_INVALID, which empties the cache and looks the key up again.
+   */
   readonly #handles = new Map<string, Handle>();
-  readonly #creating = new Set<string>();
+  /**
+   * Session objects (CKA_TOKEN false) this Hsm created, by label. They are visible to this
+   * process only (PKCS#11 v2.40 §4.4), so this map is the whole truth about them: creating,
+   * using and destroying one never walks the token's objects.
+   */
+  readonly #sessionObjects = new Map<string, Handle>();
   #slot: Handle;
   #tokenLabel: string;
   #inflight = 0;
@@ -280,7 +299,7 @@ class Pkcs11Hsm implements Hsm {
    */
   #recoverToken(ckr: string | undefined): void {
     this.#pool.invalidate();
-    this.#handles.clear();
+    this.#forgetHandles();
     if (ckr === 'CKR_CRYPTOKI_NOT_INITIALIZED') reinitializeModule(this.#module);
     try {
       this.#module.lib.C_CloseAllSessions(this.#slot);
@@ -344,7 +363,7 @@ class Pkcs11Hsm implements Hsm {
         }
         if (recovery === Recovery.Handle || recovery === Recovery.Session) {
           // Object handles may not survive whatever killed the session; look keys up again.
-          this.#handles.clear();
+          this.#forgetHandles();
         } else {
           // Back off a little: a removed device or restarting HSM needs time (10, 40, 90 ms…).
           if (attempt > 0) await sleep(10 * attempt * attempt);
@@ -386,31 +405,30 @@ class Pkcs11Hsm implements Hsm {
     return kind === 'private' ? js.CKO_PRIVATE_KEY : kind === 'public' ? js.CKO_PUBLIC_KEY : js.CKO_SECRET_KEY;
   }
 
-  #findAll(session: Handle, ref: Partial<{ label: string; id: Uint8Array }>, kind: KeyKind, max: number): Handle[] {
+  /** Up to `max` objects of `kind` that `ref` names, searched on the module's worker thread. */
+  async #findAll(
+    session: Handle,
+    ref: Partial<{ label: string; id: Uint8Array }>,
+    kind: KeyKind,
+    max: number,
+  ): Promise<Handle[]> {
     const js = this.#js;
-    const lib = this.#module.lib;
     const template: Template = [{ type: js.CKA_CLASS, value: this.#classOf(kind) }];
     if (ref.label !== undefined) template.push({ type: js.CKA_LABEL, value: ref.label });
     if (ref.id !== undefined) template.push({ type: js.CKA_ID, value: Buffer.from(ref.id) });
-    lib.C_FindObjectsInit(session, template);
-    try {
-      const found: Handle[] = [];
-      for (;;) {
-        const batch = lib.C_FindObjects(session, Math.min(64, max - found.length));
-        found.push(...batch);
-        if (batch.length === 0 || found.length >= max) return found;
-      }
-    } finally {
-      lib.C_FindObjectsFinal(session);
-    }
+    return await this.#module.finder().find(session, template, max);
   }
 
   /** The handle of the single object of `kind` that `ref` names; cached until a handle goes stale. */
-  #resolve(session: Handle, ref: KeyRef, kind: KeyKind): Handle {
-    const cacheKey = `${kind}:${'label' in ref ? `l:${ref.label}` : `i:${Buffer.from(ref.id).toString('hex')}`}`;
+  async #resolve(session: Handle, ref: KeyRef, kind: KeyKind): Promise<Handle> {
+    if (kind === 'secret' && 'label' in ref) {
+      const own = this.#sessionObjects.get(ref.label);
+      if (own !== undefined) return own;
+    }
+    const cacheKey = handleKey(kind, ref);
     const cached = this.#handles.get(cacheKey);
     if (cached !== undefined) return cached;
-    const found = this.#findAll(session, ref, kind, 2);
+    const found = await this.#findAll(session, ref, kind, 2);
     const [handle, other] = found;
     if (handle === undefined) {
       throw new HsmError(HsmErrorCode.KeyNotFound, `no ${kind} key ${describe(ref)} on token "${this.#tokenLabel}"`);
@@ -418,41 +436,68 @@ class Pkcs11Hsm implements Hsm {
     if (other !== undefined) {
       throw new HsmError(HsmErrorCode.KeyAmbiguous, `more than one ${kind} key ${describe(ref)}`);
     }
-    this.#handles.set(cacheKey, handle);
+    this.#remember(cacheKey, handle);
     return handle;
+  }
+
+  #remember(cacheKey: string, handle: Handle): void {
+    // Bounded: a gateway touching millions of keys keeps the recent ones, not all of them.
+    if (this.#handles.size >= maxCachedHandles) this.#handles.clear();
+    this.#handles.set(cacheKey, handle);
+  }
+
+  /** After a fault: no cached handle is trusted, and session objects may have gone with their session. */
+  #forgetHandles(): void {
+    this.#handles.clear();
+    this.#sessionObjects.clear();
+  }
+
+  /** Drops every cache entry naming one of `destroyed`. */
+  #forgetDestroyed(destroyed: readonly Handle[]): void {
+    if (destroyed.length === 0) return;
+    for (const [key, handle] of this.#handles) {
+      if (destroyed.some((d) => d.equals(handle))) this.#handles.delete(key);
+    }
+    for (const [label, handle] of this.#sessionObjects) {
+      if (destroyed.some((d) => d.equals(handle))) this.#sessionObjects.delete(label);
+    }
   }
 
   #uriOf(label: string, id: Uint8Array, kind: KeyKind): string {
     return formatPkcs11Uri({ token: this.#tokenLabel, object: label, id, type: objectTypeOf[kind] });
   }
 
-  /** Refuses a second object with the same label, including one being created right now. */
-  async #reserveLabel(label: string, kinds: readonly KeyKind[]): Promise<() => void> {
+  /**
+   * Refuses a second object with the same label: one being created right now by any Hsm of this
+   * process, one of this Hsm's session objects, or, for token objects, one on the token. The
+   * token is searched under the shared lock, so searches run beside signing and each other; the
+   * label stays reserved until the creation is over.
+   */
+  async #reserveLabel(label: string, kinds: readonly KeyKind[], onToken: boolean): Promise<() => void> {
     assertLabel(label);
-    if (this.#creating.has(label)) {
-      throw new HsmError(HsmErrorCode.KeyExists, `a key labelled "${label}" is being created`);
+    const reservation = `${this.#tokenLabel}\u0000${label}`;
+    const creating = this.#module.creating;
+    if (creating.has(reservation) || this.#sessionObjects.has(label)) {
+      throw new HsmError(HsmErrorCode.KeyExists, `a key labelled "${label}" is being created or exists`);
     }
-    this.#creating.add(label);
+    creating.add(reservation);
+    const release = (): void => {
+      creating.delete(reservation);
+    };
+    if (!onToken) return release;
     try {
-      const exists = await this.#run({ what: 'C_FindObjects' }, (session) =>
-        Promise.resolve(kinds.some((kind) => this.#findAll(session, { label }, kind, 1).length > 0)),
-      );
+      const exists = await this.#run({ what: 'C_FindObjects' }, async (session) => {
+        for (const kind of kinds) {
+          if ((await this.#findAll(session, { label }, kind, 1)).length > 0) return true;
+        }
+        return false;
+      });
       if (exists) throw new HsmError(HsmErrorCode.KeyExists, `a key labelled "${label}" already exists`);
     } catch (err) {
-      this.#creating.delete(label);
+      release();
       throw err;
     }
-    return () => this.#creating.delete(label);
-  }
-
-  /**
-   * Checked again inside the exclusive section that creates the object: with every creation in
-   * the process serialised, two Hsm instances cannot both take a label between check and create.
-   */
-  #assertLabelFree(session: Handle, label: string, kinds: readonly KeyKind[]): void {
-    if (kinds.some((kind) => this.#findAll(session, { label }, kind, 1).length > 0)) {
-      throw new HsmError(HsmErrorCode.KeyExists, `a key labelled "${label}" already exists`);
-    }
+    return release;
   }
 
   #bool(value: Buffer | undefined): boolean {
@@ -519,7 +564,12 @@ class Pkcs11Hsm implements Hsm {
     return { label: t.label, id, type: t.type, uri };
   }
 
-  /** Creates a secret key object through `create`, refusing duplicate labels. */
+  /**
+   * Creates a secret key object through `create`, refusing duplicate labels. A token object's
+   * label is checked against the token; a session object's only against this Hsm's session
+   * objects (it is visible to no other process), so its label must not be a token object's:
+   * callers give session objects random labels.
+   */
   async #newSecret(
     t: SecretKeyTemplate,
     what: string,
@@ -530,12 +580,16 @@ class Pkcs11Hsm implements Hsm {
     assertBytes(id, 'a key id', 1, 256);
     // An unwrapped key's length comes from the wrapped bytes (RFC 5649 §3, MLI); CKA_VALUE_LEN is read-only then.
     const template = this.#secretTemplate(t, id, how !== 'unwrap');
-    const done = await this.#reserveLabel(t.label, ['secret']);
+    const onToken = t.token ?? true;
+    const done = await this.#reserveLabel(t.label, ['secret'], onToken);
     try {
-      return await this.#run({ what, integrity: how === 'unwrap', exclusive: true }, async (session) => {
-        this.#assertLabelFree(session, t.label, ['secret']);
+      // Session objects live in SoftHSM's memory, not its file store: no need to run alone.
+      return await this.#run({ what, integrity: how === 'unwrap', exclusive: onToken }, async (session) => {
         const handle = await create(session, template);
-        return this.#secretInfo(session, handle, t, id, how);
+        const info = this.#secretInfo(session, handle, t, id, how);
+        if (onToken) this.#remember(handleKey('secret', { id }), handle);
+        else this.#sessionObjects.set(t.label, handle);
+        return info;
       });
     } finally {
       done();
@@ -548,10 +602,9 @@ class Pkcs11Hsm implements Hsm {
     const js = this.#js;
     const lib = this.#module.lib;
     const token = t.token ?? true;
-    const done = await this.#reserveLabel(t.label, ['private', 'public']);
+    const done = await this.#reserveLabel(t.label, ['private', 'public'], true);
     try {
       return await this.#run({ what: `C_GenerateKeyPair "${t.label}"`, exclusive: true }, async (session) => {
-        this.#assertLabelFree(session, t.label, ['private', 'public']);
         // Generate under a throw-away CKA_ID, then set Fabric's SHA-256(point) once the point
         // is known (bccsp/pkcs11 does the same).
         const tempId = Buffer.from(this.#random(32));
@@ -624,8 +677,8 @@ class Pkcs11Hsm implements Hsm {
   async getPublicKey(ref: KeyRef): Promise<EcPublicKey> {
     assertKeyRef(ref);
     const js = this.#js;
-    return await this.#run({ what: `reading public key ${describe(ref)}` }, (session) => {
-      const handle = this.#resolve(session, ref, 'public');
+    return await this.#run({ what: `reading public key ${describe(ref)}` }, async (session) => {
+      const handle = await this.#resolve(session, ref, 'public');
       const [label, id, params, ecPoint] = this.#module.lib.C_GetAttributeValue(session, handle, [
         { type: js.CKA_LABEL },
         { type: js.CKA_ID },
@@ -638,12 +691,12 @@ class Pkcs11Hsm implements Hsm {
       const point = uncompressedPointFromEcPoint(ecPoint?.value ?? Buffer.alloc(0));
       const labelText = label?.value.toString('utf8') ?? '';
       const idBytes = new Uint8Array(id?.value ?? Buffer.alloc(0));
-      return Promise.resolve({
+      return {
         label: labelText,
         id: idBytes,
         ...publicKeyForms(point),
         uri: this.#uriOf(labelText, idBytes, 'public'),
-      });
+      };
     });
   }
 
@@ -735,8 +788,8 @@ class Pkcs11Hsm implements Hsm {
 
   async getKeyAttributes(ref: KeyRef, kind: KeyKind): Promise<KeyAttributes> {
     assertKeyRef(ref);
-    return await this.#run({ what: `reading attributes of ${describe(ref)}` }, (session) =>
-      Promise.resolve(this.#attributes(session, this.#resolve(session, ref, kind), kind)),
+    return await this.#run({ what: `reading attributes of ${describe(ref)}` }, async (session) =>
+      this.#attributes(session, await this.#resolve(session, ref, kind), kind),
     );
   }
 
@@ -753,29 +806,45 @@ class Pkcs11Hsm implements Hsm {
       assertBytes(filter.id, 'a key id', 1, 256);
       ref.id = filter.id;
     }
-    return await this.#run({ what: 'C_FindObjects' }, (session) =>
-      Promise.resolve(
-        kinds.flatMap((kind) =>
-          this.#findAll(session, ref, kind, 100_000).map((handle) => this.#attributes(session, handle, kind)),
-        ),
-      ),
-    );
+    return await this.#run({ what: 'C_FindObjects' }, async (session) => {
+      const found: KeyAttributes[] = [];
+      for (const kind of kinds) {
+        for (const handle of await this.#findAll(session, ref, kind, 100_000)) {
+          found.push(this.#attributes(session, handle, kind));
+        }
+      }
+      return found;
+    });
   }
 
   async destroyKey(ref: KeyRef, kinds: readonly KeyKind[] = ['private', 'public', 'secret']): Promise<number> {
     assertKeyRef(ref);
     const lib = this.#module.lib;
-    return await this.#run({ what: `C_DestroyObject ${describe(ref)}`, exclusive: true }, (session) => {
-      // Handles may be cached under the label and the id; forget them all.
-      this.#handles.clear();
-      let count = 0;
-      for (const kind of kinds) {
-        for (const handle of this.#findAll(session, ref, kind, 100_000)) {
-          lib.C_DestroyObject(session, handle);
-          count++;
+    const own = 'label' in ref && kinds.includes('secret') ? this.#sessionObjects.get(ref.label) : undefined;
+    if (own !== undefined && 'label' in ref) {
+      // One of our session objects: its handle is known, and nothing on the token shares its label.
+      const label = ref.label;
+      return await this.#run({ what: `C_DestroyObject ${describe(ref)}` }, (session) => {
+        this.#sessionObjects.delete(label);
+        this.#forgetDestroyed([own]);
+        lib.C_DestroyObject(session, own);
+        return Promise.resolve(1);
+      });
+    }
+    return await this.#run({ what: `C_DestroyObject ${describe(ref)}`, exclusive: true }, async (session) => {
+      const destroyed: Handle[] = [];
+      try {
+        for (const kind of kinds) {
+          for (const handle of await this.#findAll(session, ref, kind, 100_000)) {
+            lib.C_DestroyObject(session, handle);
+            destroyed.push(handle);
+          }
         }
+      } finally {
+        // Handles may be cached under the label and the id; forget those of the objects gone.
+        this.#forgetDestroyed(destroyed);
       }
-      return Promise.resolve(count);
+      return destroyed.length;
     });
   }
 
@@ -787,8 +856,8 @@ class Pkcs11Hsm implements Hsm {
     assertBytes(digest, 'a digest', 20, 64);
     const js = this.#js;
     const lib = this.#module.lib;
-    const raw = await this.#run({ what: `C_Sign with ${describe(ref)}` }, (session) => {
-      const key = this.#resolve(session, ref, 'private');
+    const raw = await this.#run({ what: `C_Sign with ${describe(ref)}` }, async (session) => {
+      const key = await this.#resolve(session, ref, 'private');
       lib.C_SignInit(session, { mechanism: js.CKM_ECDSA }, key);
       return lib.C_SignAsync(session, Buffer.from(digest), Buffer.alloc(64));
     });
@@ -817,7 +886,7 @@ class Pkcs11Hsm implements Hsm {
       target,
       `C_DeriveKey (CKM_ECDH1_DERIVE) with ${describe(privateKey)}`,
       'derive',
-      (session, template) =>
+      async (session, template) =>
         this.#module.lib.C_DeriveKeyAsync(
           session,
           {
@@ -826,7 +895,7 @@ class Pkcs11Hsm implements Hsm {
             // (SEC 1 §3.3.1) is then the key value, and any KDF runs as a second derivation.
             parameter: ecdhParams,
           },
-          this.#resolve(session, privateKey, 'private'),
+          await this.#resolve(session, privateKey, 'private'),
           template,
         ),
     );
@@ -849,14 +918,14 @@ class Pkcs11Hsm implements Hsm {
       target,
       `C_DeriveKey (CKM_AES_CBC_ENCRYPT_DATA) from ${describe(baseKey)}`,
       'derive',
-      (session, template) =>
+      async (session, template) =>
         this.#module.lib.C_DeriveKeyAsync(
           session,
           {
             mechanism: js.CKM_AES_CBC_ENCRYPT_DATA,
             parameter: cbcParams,
           },
-          this.#resolve(session, baseKey, 'secret'),
+          await this.#resolve(session, baseKey, 'secret'),
           template,
         ),
     );
@@ -872,8 +941,8 @@ class Pkcs11Hsm implements Hsm {
       const wrapped = await this.#module.lib.C_WrapKeyAsync(
         session,
         { mechanism: js.CKM_AES_KEY_WRAP_PAD },
-        this.#resolve(session, wrappingKey, 'secret'),
-        this.#resolve(session, key, 'secret'),
+        await this.#resolve(session, wrappingKey, 'secret'),
+        await this.#resolve(session, key, 'secret'),
         // RFC 5649 §4.1: output is the key padded to 8 bytes plus an 8-byte integrity block.
         Buffer.alloc(1024),
       );
@@ -893,11 +962,11 @@ class Pkcs11Hsm implements Hsm {
       target,
       `C_UnwrapKey (CKM_AES_KEY_WRAP_PAD) with ${describe(unwrappingKey)}`,
       'unwrap',
-      (session, template) =>
+      async (session, template) =>
         this.#module.lib.C_UnwrapKeyAsync(
           session,
           { mechanism: js.CKM_AES_KEY_WRAP_PAD },
-          this.#resolve(session, unwrappingKey, 'secret'),
+          await this.#resolve(session, unwrappingKey, 'secret'),
           Buffer.from(wrapped),
           template,
         ),
@@ -912,7 +981,7 @@ class Pkcs11Hsm implements Hsm {
     const js = this.#js;
     const lib = this.#module.lib;
     return await this.#run({ what: `C_Sign (CKM_SHA256_HMAC) with ${describe(ref)}` }, async (session) => {
-      lib.C_SignInit(session, { mechanism: js.CKM_SHA256_HMAC }, this.#resolve(session, ref, 'secret'));
+      lib.C_SignInit(session, { mechanism: js.CKM_SHA256_HMAC }, await this.#resolve(session, ref, 'secret'));
       return new Uint8Array(await lib.C_SignAsync(session, Buffer.from(data), Buffer.alloc(32)));
     });
   }
@@ -939,7 +1008,7 @@ class Pkcs11Hsm implements Hsm {
       // A fresh random 96-bit IV per message (NIST SP 800-38D §8.2.2); at 2^32 messages per key
       // the collision bound is reached, long before which keys rotate.
       const iv = Buffer.from(this.#random(gcmIvBytes));
-      lib.C_EncryptInit(session, this.#gcm(iv, aad), this.#resolve(session, ref, 'secret'));
+      lib.C_EncryptInit(session, this.#gcm(iv, aad), await this.#resolve(session, ref, 'secret'));
       const out = await lib.C_EncryptAsync(
         session,
         Buffer.from(plaintext),
@@ -958,7 +1027,7 @@ class Pkcs11Hsm implements Hsm {
     return await this.#run(
       { what: `C_Decrypt (CKM_AES_GCM) with ${describe(ref)}`, integrity: true },
       async (session) => {
-        lib.C_DecryptInit(session, this.#gcm(input.iv, aad), this.#resolve(session, ref, 'secret'));
+        lib.C_DecryptInit(session, this.#gcm(input.iv, aad), await this.#resolve(session, ref, 'secret'));
         const out = await lib.C_DecryptAsync(
           session,
           Buffer.from(input.ciphertext),
@@ -985,7 +1054,7 @@ class Pkcs11Hsm implements Hsm {
         this.#drained = resolve;
       });
     }
-    this.#handles.clear();
+    this.#forgetHandles();
     releaseModule(this.#module);
   }
 }

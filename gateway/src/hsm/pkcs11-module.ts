@@ -1,4 +1,5 @@
 import type * as Pkcs11js from 'pkcs11js';
+import { FindWorker } from './find-worker.js';
 import { HsmError, HsmErrorCode } from './hsm-error.js';
 
 /** The pkcs11js module namespace (constants, PKCS11 class, error classes). */
@@ -51,6 +52,15 @@ export interface LoadedModule {
    * time on worker threads, even with OS locking; signing and reads still run in parallel.
    */
   readonly objects: SharedExclusiveLock;
+  /**
+   * Labels being created right now by any Hsm of this process, as `token\0label`: checked
+   * before the token is searched, so two Hsm instances cannot both find a label free and take it.
+   */
+  readonly creating: Set<string>;
+  /** Searches (C_FindObjects) off the main thread; started on first use. */
+  finder(): FindWorker;
+  /** Stops the search thread, if it was started (the last user released the library). */
+  stopFinder(): void;
 }
 
 interface Entry {
@@ -115,7 +125,19 @@ export function acquireModule(path: string): LoadedModule {
     }
     ownsInit = false;
   }
-  const module: LoadedModule = { js, lib, path, objects: newSharedExclusiveLock() };
+  let finder: FindWorker | undefined;
+  const module: LoadedModule = {
+    js,
+    lib,
+    path,
+    objects: newSharedExclusiveLock(),
+    creating: new Set(),
+    finder: () => (finder ??= new FindWorker(path)),
+    stopFinder: () => {
+      finder?.close();
+      finder = undefined;
+    },
+  };
   modules.set(path, { module, users: 1, ownsInit });
   return module;
 }
@@ -136,6 +158,8 @@ export function releaseModule(module: LoadedModule): void {
   entry.users--;
   if (entry.users > 0) return;
   modules.delete(module.path);
+  // Every Hsm of this library is closed and drained (close() waits), so no search is pending.
+  module.stopFinder();
   if (!entry.ownsInit) return;
   try {
     module.lib.C_Finalize();

@@ -49,7 +49,7 @@ export async function generateVersionKey(
     await hsm.destroyKey({ id: generated.id }, ['secret']);
     throw new Error('the token gives no CKA_CHECK_VALUE for AES keys; rotation needs one');
   }
-  return {
+  const key: VersionKey = {
     keyId,
     version,
     label,
@@ -57,6 +57,63 @@ export async function generateVersionKey(
     kcv: Buffer.from(generated.checkValue).toString('hex'),
     uri: generated.uri,
   };
+  generatedHere(hsm).remember(key);
+  return key;
+}
+
+/**
+ * The version keys this process generated, by label, bounded. The next rotation of a key looks
+ * for the version it pre-generated; finding it by label would read every object on a SoftHSM
+ * file store, so the one made here is tried first, by CKA_ID, and taken only if the token still
+ * holds it under that label with the check value the ledger expects (see {@link findVersionKey}).
+ */
+class GeneratedVersions {
+  static readonly #limit = 100_000;
+  readonly #byLabel = new Map<string, VersionKey>();
+
+  remember(key: VersionKey): void {
+    if (this.#byLabel.size >= GeneratedVersions.#limit) {
+      const oldest = this.#byLabel.keys().next();
+      if (oldest.done !== true) this.#byLabel.delete(oldest.value);
+    }
+    this.#byLabel.set(key.label, key);
+  }
+
+  get(label: string): VersionKey | undefined {
+    return this.#byLabel.get(label);
+  }
+
+  forget(label: string): void {
+    this.#byLabel.delete(label);
+  }
+}
+
+const generatedByHsm = new WeakMap<Hsm, GeneratedVersions>();
+
+function generatedHere(hsm: Hsm): GeneratedVersions {
+  let generated = generatedByHsm.get(hsm);
+  if (generated === undefined) {
+    generated = new GeneratedVersions();
+    generatedByHsm.set(hsm, generated);
+  }
+  return generated;
+}
+
+/** The key this process generated under `label`, if the token still holds it as expected. */
+async function generatedVersionKey(hsm: Hsm, label: string, expected: VersionExpectation): Promise<VersionKey | null> {
+  const generated = generatedHere(hsm);
+  const known = generated.get(label);
+  if (known === undefined || !matchesExpectation(known.kcv, expected)) return null;
+  try {
+    // By CKA_ID through the HSM's handle cache: no walk over the token's objects.
+    const found = await hsm.getKeyAttributes({ id: known.id }, 'secret');
+    const kcv = found.checkValue === undefined ? '' : Buffer.from(found.checkValue).toString('hex');
+    if (found.label === label && found.token && found.keyType === 'aes' && kcv === known.kcv) return known;
+  } catch {
+    // Gone or ambiguous: the search by label below decides.
+  }
+  generated.forget(label);
+  return null;
 }
 
 /** A unique label for a session object that lives only for one operation. */
@@ -100,6 +157,12 @@ export async function findVersionKey(
   tokenLabel: string,
   expected?: VersionExpectation,
 ): Promise<VersionKey | null> {
+  if (expected !== undefined) {
+    // The ledger's expectation names one object whatever shares its label, so the one this
+    // process generated is the answer if it matches; other gateways' duplicates cannot be.
+    const known = await generatedVersionKey(hsm, versionLabel(keyId, version), expected);
+    if (known !== null) return known;
+  }
   const keys = await findVersionKeys(hsm, keyId, version, tokenLabel);
   if (expected === undefined) return keys.length === 1 ? (keys[0] ?? null) : null;
   return keys.find((key) => matchesExpectation(key.kcv, expected)) ?? null;
