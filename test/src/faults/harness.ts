@@ -287,7 +287,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
     reader = openLedgerReader(profilePath, 'Org2', 'auditor');
 
     const operators = [{ mspId: 'Org1MSP', role: 'operator' }];
-    await fleet.client.call(
+    await fleet.client.request(
       'POST',
       '/v1/keys',
       {
@@ -303,7 +303,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
           administer: operators,
         },
       },
-      await fleet.operatorAuthorization(),
+      { authorization: await fleet.operatorAuthorization() },
     );
     const keyService = async () => {
       const authorization = `Bearer ${await issueBearerToken(billing.privateKey, {
@@ -314,17 +314,17 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         ttlSeconds: 120,
       })}`;
       const plaintext = randomBytes(32).toString('base64url');
-      const { ciphertext } = await fleet.client.call<{ ciphertext: string }>(
+      const { ciphertext } = await fleet.client.request<{ ciphertext: string }>(
         'POST',
         '/v1/keys/billing-orders/encrypt',
         { plaintext },
-        authorization,
+        { authorization },
       );
-      const opened = await fleet.client.call<{ plaintext: string }>(
+      const opened = await fleet.client.request<{ plaintext: string }>(
         'POST',
         '/v1/keys/decrypt',
         { ciphertext },
-        authorization,
+        { authorization },
       );
       if (opened.plaintext !== plaintext)
         throw Object.assign(new Error('decrypt gave other bytes'), { code: 'ROUND_TRIP' });
