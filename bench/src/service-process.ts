@@ -154,7 +154,7 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     // Polling the health endpoint: each try is a real request; this only paces them.
     await new Promise((r) => setTimeout(r, 200));
   }
-  const ready = trusting ?? fetch;
+  const ready: typeof fetch = trusting;
   return {
     name: options.name,
     url,
