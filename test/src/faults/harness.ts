@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { failureCode, newFleet, newOperatorAuthorization, type Fleet } from '@keyfleet/agent/fleet';
@@ -9,6 +9,7 @@ import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/chaincode';
 import { ApiRole, issueBearerToken, newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
 import { createSoftHsmStore, freePort, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { networkScriptAt } from '../support/network';
+import { trustCa } from '../support/trust';
 
 /**
  * keyfleet under faults on a real network: a steady load of rotations and attestations from the
@@ -84,8 +85,15 @@ export interface Service {
   kill(): Promise<void>;
 }
 
-function newService(name: string, script: string, env: NodeJS.ProcessEnv, port: number, logFile: string): Service {
-  const url = `http://127.0.0.1:${String(port)}`;
+function newService(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  port: number,
+  logFile: string,
+  caFile: string,
+): Service {
+  const url = `https://127.0.0.1:${String(port)}`;
   const service: Service = {
     name,
     url,
@@ -103,6 +111,8 @@ function newService(name: string, script: string, env: NodeJS.ProcessEnv, port: 
       });
       for (let attempt = 0; attempt < 600; attempt++) {
         if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+        // The CA certificate it publishes at start: what its clients trust (KEYFLEET_CA_FILE).
+        if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
         if (
           await fetch(`${url}/healthz`).then(
             (r) => r.ok,
@@ -243,10 +253,12 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         KEYFLEET_HTTP_PORT: String(gatewayPort),
         KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
         KEYFLEET_FABRIC_CONNECTION: profilePath,
-        KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
+        KEYFLEET_VERIFIER_URL: `https://127.0.0.1:${String(verifierPort)}`,
+        KEYFLEET_VERIFIER_CA_FILE: join(work, 'verifier', 'tls-ca.pem'),
       },
       gatewayPort,
       join(work, 'gateway.log'),
+      join(work, 'gateway', 'device-ca.pem'),
     );
     const verifier = newService(
       'verifier',
@@ -264,6 +276,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
       },
       verifierPort,
       join(work, 'verifier.log'),
+      join(work, 'verifier', 'tls-ca.pem'),
     );
     services.push(gateway, verifier);
     // The gateway first: it publishes the device CA's certificate that the verifier trusts.
