@@ -120,19 +120,29 @@ export function newAgent(options: AgentOptions): Agent {
   const now = options.now ?? (() => new Date());
   const random = options.randomBytes ?? ((size: number) => randomBytes(size));
 
-  // One client per gateway URL (the enrolled one, or another named for one call).
+  // One client per gateway URL (the enrolled one, or another named for one call) and identity.
   const clients = new Map<string, HttpClient>();
   const transport = {
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   };
 
-  /** POSTs to the gateway; its refusal is AGENT_GATEWAY_REJECTED with its code as the detail. */
-  async function post(base: string, path: string, body: unknown): Promise<unknown> {
-    let client = clients.get(base);
+  /**
+   * POSTs to the gateway; its refusal is AGENT_GATEWAY_REJECTED with its code as the detail. An
+   * enrolled `device` presents its certificate when TLS settings are given, for gateways that
+   * require mutual TLS (docs/gateway.md, "HTTPS").
+   */
+  async function post(base: string, path: string, body: unknown, device?: KeystoreData): Promise<unknown> {
+    const identity =
+      device?.certificate != null && options.tls !== undefined && options.fetch === undefined
+        ? { cert: device.certificate, key: device.privateKey }
+        : undefined;
+    const key = identity === undefined ? base : `${base} as ${device?.deviceId ?? ''}`;
+    let client = clients.get(key);
     if (client === undefined) {
-      client = newHttpClient({ baseUrl: base, serviceName: 'gateway', ...transport });
-      clients.set(base, client);
+      const tls = identity === undefined ? options.tls : { ...options.tls, ...identity };
+      client = newHttpClient({ baseUrl: base, serviceName: 'gateway', ...transport, ...(tls ? { tls } : {}) });
+      clients.set(key, client);
     }
     try {
       return await client.request('POST', path, body);
@@ -176,6 +186,7 @@ export function newAgent(options: AgentOptions): Agent {
       gatewayOf(data),
       `/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}/rotate/ack`,
       { ack },
+      data,
     );
   }
 
@@ -267,7 +278,7 @@ export function newAgent(options: AgentOptions): Agent {
         iat: Math.floor(now().getTime() / 1000),
       });
       const path = `/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}/rotate`;
-      const answer = (await post(gatewayOf(data), path, { request })) as { response?: unknown };
+      const answer = (await post(gatewayOf(data), path, { request }, data)) as { response?: unknown };
       if (typeof answer.response !== 'string') {
         throw new AgentError(AgentErrorCode.GatewayUnavailable, 'the gateway answered without a response');
       }
@@ -352,9 +363,10 @@ export function newAgent(options: AgentOptions): Agent {
         device_id: data.deviceId,
         iat: Math.floor(now().getTime() / 1000),
       });
-      const { dueKeys } = (await post(gatewayOf(data), `/v1/devices/${encodeURIComponent(data.deviceId)}/check-in`, {
-        checkIn,
-      })) as { dueKeys: { keyId: string }[] };
+      const checkInPath = `/v1/devices/${encodeURIComponent(data.deviceId)}/check-in`;
+      const { dueKeys } = (await post(gatewayOf(data), checkInPath, { checkIn }, data)) as {
+        dueKeys: { keyId: string }[];
+      };
       const rotated: RotationOutcome[] = [];
       for (const { keyId } of dueKeys) rotated.push(await this.rotate(keyId));
       return { acknowledged, pending, rotated };
@@ -363,7 +375,7 @@ export function newAgent(options: AgentOptions): Agent {
     async attest(attestOptions) {
       const data = await enrolled();
       const base = data.gatewayUrl.replace(/\/+$/, '');
-      const { challenge } = (await post(base, '/v1/attestation/challenges', { deviceId: data.deviceId })) as {
+      const { challenge } = (await post(base, '/v1/attestation/challenges', { deviceId: data.deviceId }, data)) as {
         challenge: string;
       };
       const evidence = await collectEvidence({
@@ -373,7 +385,7 @@ export function newAgent(options: AgentOptions): Agent {
         nonce: challenge,
         now,
       });
-      const answer = (await post(base, '/v1/attestation/evidence', { evidence })) as AttestationOutcome;
+      const answer = (await post(base, '/v1/attestation/evidence', { evidence }, data)) as AttestationOutcome;
       return { status: answer.status, ear: answer.ear, result: answer.result, recorded: answer.recorded };
     },
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { newAgent, newTlsFetch } from '@keyfleet/agent';
 import { callService } from './support/http';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture, type SecondGateway } from './support/gateway-fixture';
 
@@ -173,6 +174,25 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
         }
       });
     }
+
+    it('the agent checks in over mutual TLS with its own certificate; without it, it gets no answer', async () => {
+      const keystorePath = join(dir, 'agent.json');
+      const tls = { ca: f.caCertificate };
+      const token = await f.operator('POST', '/v1/enrolment-tokens', {
+        deviceId: 'tls-agent-1',
+        group: 'lab',
+        location: 'bench',
+        function: 'probe',
+      });
+      await newAgent({ keystorePath, gatewayUrl: f.url, deviceId: 'tls-agent-1', tls }).enrol(token.token as string);
+      const overMtls = await newAgent({ keystorePath, gatewayUrl: mtls.url, tls }).checkIn();
+      expect(overMtls).to.deep.equal({ acknowledged: [], pending: [], rotated: [] });
+      // The same keystore through a client that presents no certificate (only a stand-in fetch).
+      const refused = await newAgent({ keystorePath, gatewayUrl: mtls.url, fetch: newTlsFetch(tls) })
+        .checkIn()
+        .catch((err: unknown) => err);
+      expect(refused).to.have.property('code', 'AGENT_GATEWAY_UNAVAILABLE');
+    });
 
     it('the same listener without mutual TLS answers a client without a certificate', async () => {
       expect((await sClient(f.url, ['-CAfile', caFile])).out).to.match(/HTTP\/1\.1 200 OK/);
