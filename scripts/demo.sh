@@ -49,7 +49,7 @@ cat <<EOF_NEXT
 
 Next:
   API            $KEYFLEET_URL   (OpenAPI: $KEYFLEET_URL/openapi.json, metrics: $KEYFLEET_URL/metrics)
-  operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS
+  operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS KEYFLEET_CA_FILE=$KEYFLEET_CA_FILE
                  ./keyfleet devices list --group demo-fleet
                  ./keyfleet audit device ${prefix}-00001
   bigger fleet   node agent/dist/fleet/cli.js --devices 2000 --tampered 5 --rounds 3 --prefix big

@@ -1,4 +1,4 @@
-import { newTlsFetch, type TlsTrust } from './tls.js';
+import { newTlsFetch, TlsEnv, type TlsTrust } from './tls.js';
 
 /**
  * The one HTTP client of keyfleet's REST APIs (gateway, verifier), used by the agent, the key
@@ -96,10 +96,15 @@ export function newHttpClient(options: HttpClientOptions): HttpClient {
         status = response.status;
         text = await response.text();
       } catch (err) {
+        const why = reason(err);
+        // A certificate the client does not trust: say what to trust.
+        const hint = /CERT|UNABLE_TO_|SELF_SIGNED/.test(why)
+          ? `; trust the operator's CA certificate (${TlsEnv.ca})`
+          : '';
         throw new HttpError(
           0,
           HttpErrorCode.Unreachable,
-          `cannot reach the ${service} at ${baseUrl} (${reason(err)})`,
+          `cannot reach the ${service} at ${baseUrl} (${why})${hint}`,
           undefined,
           { cause: err },
         );
