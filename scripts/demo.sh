@@ -9,7 +9,8 @@ usage() {
 Usage: scripts/demo.sh
 
 Environment:
-  KEYFLEET_URL            gateway (default http://127.0.0.1:${KEYFLEET_HTTP_PORT:-8080})
+  KEYFLEET_URL            gateway (default https://127.0.0.1:${KEYFLEET_HTTP_PORT:-8080})
+  KEYFLEET_CA_FILE        the CA certificate the gateway's certificate chains to (default $KEYFLEET_DATA_DIR/device-ca.pem)
   KEYFLEET_CREDENTIALS    operator credentials (default .keyfleet/operator.json)
   KEYFLEET_DEMO_DEVICES   fleet size (default 50)
   KEYFLEET_DEMO_TAMPERED  devices with a modified application (default 1)
@@ -24,13 +25,14 @@ esac
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 : "${KEYFLEET_DATA_DIR:=$repo_root/.keyfleet}"
-: "${KEYFLEET_URL:=http://127.0.0.1:${KEYFLEET_HTTP_PORT:-8080}}"
+: "${KEYFLEET_URL:=https://127.0.0.1:${KEYFLEET_HTTP_PORT:-8080}}"
+: "${KEYFLEET_CA_FILE:=$KEYFLEET_DATA_DIR/device-ca.pem}"
 : "${KEYFLEET_CREDENTIALS:=$KEYFLEET_DATA_DIR/operator.json}"
 : "${KEYFLEET_DEMO_DEVICES:=50}"
 : "${KEYFLEET_DEMO_TAMPERED:=1}"
-export KEYFLEET_URL KEYFLEET_CREDENTIALS
+export KEYFLEET_URL KEYFLEET_CREDENTIALS KEYFLEET_CA_FILE
 
-if ! curl -fsS "$KEYFLEET_URL/healthz" >/dev/null 2>&1; then
+if ! curl -fsS --cacert "$KEYFLEET_CA_FILE" "$KEYFLEET_URL/healthz" >/dev/null 2>&1; then
   printf 'demo: no gateway answers at %s/healthz; run npm start first\n' "$KEYFLEET_URL" >&2
   exit 1
 fi
@@ -47,7 +49,7 @@ cat <<EOF_NEXT
 
 Next:
   API            $KEYFLEET_URL   (OpenAPI: $KEYFLEET_URL/openapi.json, metrics: $KEYFLEET_URL/metrics)
-  operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS
+  operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS KEYFLEET_CA_FILE=$KEYFLEET_CA_FILE
                  ./keyfleet devices list --group demo-fleet
                  ./keyfleet audit device ${prefix}-00001
   bigger fleet   node agent/dist/fleet/cli.js --devices 2000 --tampered 5 --rounds 3 --prefix big

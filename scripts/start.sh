@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: everything keyfleet needs on this machine: the Fabric network (two organisations,
-# chaincode deployed), the operator's HSM token and gateway on 127.0.0.1:8080, Org2's verifier
-# with its own token on 127.0.0.1:8081, then the demo fleet.
+# chaincode deployed), the operator's HSM token and gateway on https://127.0.0.1:8080, Org2's
+# verifier with its own token on https://127.0.0.1:8081, then the demo fleet.
 # Idempotent: a second run finds the network, tokens, keys and credentials and restarts the services.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ Usage: scripts/start.sh
 Bootstraps the machine, starts the Fabric network (network/network.sh up + deploy), creates the
 two SoftHSM tokens and their keys, an operator's credentials, and starts the gateway and the
 verifier in the background (logs: .keyfleet/gateway.log, .keyfleet/verifier.log; stop: npm stop).
+Both serve HTTPS (TLS 1.3); clients trust .keyfleet/device-ca.pem (KEYFLEET_CA_FILE).
 
 Environment:
   KEYFLEET_HTTP_PORT           gateway port (default 8080)
@@ -65,26 +66,36 @@ fi
 
 bash scripts/stop.sh --services >/dev/null
 : "${KEYFLEET_VERIFIER_HTTP_PORT:=8081}"
-url="http://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
-verifier_url="http://127.0.0.1:$KEYFLEET_VERIFIER_HTTP_PORT"
-export KEYFLEET_VERIFIER_URL=$verifier_url
+url="https://$KEYFLEET_HTTP_HOST:$KEYFLEET_HTTP_PORT"
+verifier_url="https://127.0.0.1:$KEYFLEET_VERIFIER_HTTP_PORT"
+# The CA certificates the services publish at start: what their clients trust.
+ca_file="$KEYFLEET_DATA_DIR/device-ca.pem"
+verifier_ca_file="$KEYFLEET_DATA_DIR/verifier/tls-ca.pem"
+export KEYFLEET_VERIFIER_URL=$verifier_url KEYFLEET_VERIFIER_CA_FILE=$verifier_ca_file KEYFLEET_CA_FILE=$ca_file
 for answering in "$url" "$verifier_url"; do
-  if curl -fsS "$answering/healthz" >/dev/null 2>&1; then
+  # Only whether anything listens there, so no certificate check (--insecure), plain or TLS.
+  if curl -fsS --insecure "$answering/healthz" >/dev/null 2>&1 || curl -fsS "${answering/https:/http:}/healthz" >/dev/null 2>&1; then
     log "something else already answers at $answering; choose another KEYFLEET_HTTP_PORT / KEYFLEET_VERIFIER_HTTP_PORT"
     exit 1
   fi
 done
 
-# Starts NAME in the background and waits for URL/healthz; fails with the end of its log.
+# Starts NAME in the background and waits for URL/healthz (trusting CA_FILE when it is https);
+# fails with the end of its log.
 start_service() {
-  local name=$1 check=$2
-  shift 2
+  local name=$1 check=$2 ca=$3
+  shift 3
   local log_file="$KEYFLEET_DATA_DIR/$name.log" pid_file="$KEYFLEET_DATA_DIR/$name.pid"
   log "starting the $name (log: $log_file)"
   setsid "$@" >>"$log_file" 2>&1 </dev/null &
   echo $! >"$pid_file"
   for _ in $(seq 1 300); do
-    curl -fsS "$check/healthz" >/dev/null 2>&1 && return 0
+    # The CA file appears when the service has made its certificate, just before it listens.
+    if [[ -z $ca ]]; then
+      curl -fsS "$check/healthz" >/dev/null 2>&1 && return 0
+    elif [[ -f $ca ]]; then
+      curl -fsS --cacert "$ca" "$check/healthz" >/dev/null 2>&1 && return 0
+    fi
     if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
       log "the $name exited; last lines of $log_file:"
       tail -n 20 "$log_file" >&2
@@ -97,10 +108,10 @@ start_service() {
   exit 1
 }
 
-start_service gateway "$url" node gateway/dist/main.js
+start_service gateway "$url" "$ca_file" node gateway/dist/main.js
 # Org2's verifier: its own token and store, its own Fabric identity from Org2's CA; it pins the
 # device CA certificate the gateway has just written.
-start_service verifier "$verifier_url" env \
+start_service verifier "$verifier_url" "$verifier_ca_file" env \
   SOFTHSM2_CONF="$repo_root/.softhsm/verifier/softhsm2.conf" \
   KEYFLEET_VERIFIER_HSM_URI=pkcs11:token=keyfleet-verifier \
   KEYFLEET_VERIFIER_HSM_PIN_FILE="$repo_root/.softhsm/verifier/user-pin" \
@@ -118,17 +129,17 @@ if curl -fsS "$console_url/healthz" >/dev/null 2>&1; then
   log "something else already answers at $console_url; choose another KEYFLEET_CONSOLE_HTTP_PORT"
   exit 1
 fi
-start_service console "$console_url" env KEYFLEET_CONSOLE_HTTP_PORT="$KEYFLEET_CONSOLE_HTTP_PORT" \
+start_service console "$console_url" "" env KEYFLEET_CONSOLE_HTTP_PORT="$KEYFLEET_CONSOLE_HTTP_PORT" \
   KEYFLEET_CONSOLE_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" node console/dist/main.js
 
 cat <<EOF_READY
 
 keyfleet gateway ready at $url, Org2's verifier at $verifier_url, on the Fabric network in .fabric/network
 Auditor's console (read-only, verified in your browser): $console_url/#/fleet?group=demo-fleet
-  curl $url/healthz
-  curl $url/openapi.json
+  curl --cacert $ca_file $url/healthz
+  curl --cacert $ca_file $url/openapi.json
   network/network.sh status
-  export KEYFLEET_CREDENTIALS=$operator
+  export KEYFLEET_CREDENTIALS=$operator KEYFLEET_CA_FILE=$ca_file
   ./keyfleet devices token sensor-1 --group lab --location bench --function demo
 Stop it all with: npm stop
 EOF_READY

@@ -7,6 +7,8 @@ import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
 
 import { collectEvidence, type MeasuredFile } from './attestation/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
+import { HttpError, newHttpClient, type HttpClient } from './http/client.js';
+import type { TlsTrust } from './http/tls.js';
 import { newFileKeystore, KeystoreFormat, type Keystore, type KeystoreData, type StoredKey } from './keystore.js';
 import {
   deriveDeviceMasterKey,
@@ -30,6 +32,9 @@ export interface AgentOptions {
    * the enrolment answer named is pinned (trust on first use, over the enrolment's TLS channel).
    */
   readonly metadataSigningPublicKey?: string;
+  /** The operator's CA certificate (KEYFLEET_CA_FILE), and this device's certificate for mutual TLS. */
+  readonly tls?: TlsTrust;
+  /** A stand-in transport (tests); default a fetch that trusts `tls`. */
   readonly fetch?: typeof fetch;
   /** Another keystore than the file at `keystorePath` (tests, a secure element). */
   readonly keystore?: Keystore;
@@ -108,50 +113,50 @@ export interface AttestationOutcome {
   readonly recorded: unknown;
 }
 
-interface GatewayErrorBody {
-  readonly error?: { readonly code?: unknown; readonly detail?: unknown; readonly message?: unknown };
-}
-
 const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export function newAgent(options: AgentOptions): Agent {
   const keystore = options.keystore ?? newFileKeystore(options.keystorePath);
-  const doFetch = options.fetch ?? fetch;
   const now = options.now ?? (() => new Date());
   const random = options.randomBytes ?? ((size: number) => randomBytes(size));
 
-  async function post(url: string, body: unknown): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await doFetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new AgentError(AgentErrorCode.GatewayUnavailable, `cannot reach ${url}`, undefined, { cause: err });
+  // One client per gateway URL (the enrolled one, or another named for one call) and identity.
+  const clients = new Map<string, HttpClient>();
+  const transport = {
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+  };
+
+  /**
+   * POSTs to the gateway; its refusal is AGENT_GATEWAY_REJECTED with its code as the detail. An
+   * enrolled `device` presents its certificate when TLS settings are given, for gateways that
+   * require mutual TLS (docs/gateway.md, "HTTPS").
+   */
+  async function post(base: string, path: string, body: unknown, device?: KeystoreData): Promise<unknown> {
+    const identity =
+      device?.certificate != null && options.tls !== undefined && options.fetch === undefined
+        ? { cert: device.certificate, key: device.privateKey }
+        : undefined;
+    const key = identity === undefined ? base : `${base} as ${device?.deviceId ?? ''}`;
+    let client = clients.get(key);
+    if (client === undefined) {
+      const tls = identity === undefined ? options.tls : { ...options.tls, ...identity };
+      client = newHttpClient({ baseUrl: base, serviceName: 'gateway', ...transport, ...(tls ? { tls } : {}) });
+      clients.set(key, client);
     }
-    let answer: unknown;
     try {
-      answer = await response.json();
+      return await client.request('POST', path, body);
     } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      if (!err.answered) {
+        throw new AgentError(AgentErrorCode.GatewayUnavailable, err.message, undefined, { cause: err });
+      }
       throw new AgentError(
-        AgentErrorCode.GatewayUnavailable,
-        `${url} answered ${response.status} without JSON`,
-        undefined,
-        {
-          cause: err,
-        },
+        AgentErrorCode.GatewayRejected,
+        `the gateway refused: ${err.message}`,
+        err.detail ?? err.code,
       );
     }
-    if (!response.ok) {
-      const error = (answer as GatewayErrorBody).error;
-      const detail =
-        typeof error?.detail === 'string' ? error.detail : typeof error?.code === 'string' ? error.code : undefined;
-      const message = typeof error?.message === 'string' ? error.message : `status ${response.status}`;
-      throw new AgentError(AgentErrorCode.GatewayRejected, `the gateway refused: ${message}`, detail);
-    }
-    return answer;
   }
 
   async function enrolled(): Promise<KeystoreData & { certificate: string; keyExchangePublicKey: string }> {
@@ -178,8 +183,10 @@ export function newAgent(options: AgentOptions): Agent {
 
   async function sendAck(data: KeystoreData, keyId: string, ack: string): Promise<void> {
     await post(
-      `${gatewayOf(data)}/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}/rotate/ack`,
+      gatewayOf(data),
+      `/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}/rotate/ack`,
       { ack },
+      data,
     );
   }
 
@@ -229,7 +236,7 @@ export function newAgent(options: AgentOptions): Agent {
         };
         await keystore.save(data);
       }
-      const answer = (await post(`${gatewayUrl.replace(/\/+$/, '')}/v1/devices`, {
+      const answer = (await post(gatewayUrl.replace(/\/+$/, ''), '/v1/devices', {
         enrolmentToken,
         csr: data.csr,
       })) as Record<string, unknown>;
@@ -270,8 +277,8 @@ export function newAgent(options: AgentOptions): Agent {
         nonce,
         iat: Math.floor(now().getTime() / 1000),
       });
-      const base = `${gatewayOf(data)}/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}`;
-      const answer = (await post(`${base}/rotate`, { request })) as { response?: unknown };
+      const path = `/v1/devices/${encodeURIComponent(data.deviceId)}/keys/${encodeURIComponent(keyId)}/rotate`;
+      const answer = (await post(gatewayOf(data), path, { request }, data)) as { response?: unknown };
       if (typeof answer.response !== 'string') {
         throw new AgentError(AgentErrorCode.GatewayUnavailable, 'the gateway answered without a response');
       }
@@ -356,9 +363,10 @@ export function newAgent(options: AgentOptions): Agent {
         device_id: data.deviceId,
         iat: Math.floor(now().getTime() / 1000),
       });
-      const { dueKeys } = (await post(`${gatewayOf(data)}/v1/devices/${encodeURIComponent(data.deviceId)}/check-in`, {
-        checkIn,
-      })) as { dueKeys: { keyId: string }[] };
+      const checkInPath = `/v1/devices/${encodeURIComponent(data.deviceId)}/check-in`;
+      const { dueKeys } = (await post(gatewayOf(data), checkInPath, { checkIn }, data)) as {
+        dueKeys: { keyId: string }[];
+      };
       const rotated: RotationOutcome[] = [];
       for (const { keyId } of dueKeys) rotated.push(await this.rotate(keyId));
       return { acknowledged, pending, rotated };
@@ -367,7 +375,7 @@ export function newAgent(options: AgentOptions): Agent {
     async attest(attestOptions) {
       const data = await enrolled();
       const base = data.gatewayUrl.replace(/\/+$/, '');
-      const { challenge } = (await post(`${base}/v1/attestation/challenges`, { deviceId: data.deviceId })) as {
+      const { challenge } = (await post(base, '/v1/attestation/challenges', { deviceId: data.deviceId }, data)) as {
         challenge: string;
       };
       const evidence = await collectEvidence({
@@ -377,7 +385,7 @@ export function newAgent(options: AgentOptions): Agent {
         nonce: challenge,
         now,
       });
-      const answer = (await post(`${base}/v1/attestation/evidence`, { evidence })) as AttestationOutcome;
+      const answer = (await post(base, '/v1/attestation/evidence', { evidence }, data)) as AttestationOutcome;
       return { status: answer.status, ear: answer.ear, result: answer.result, recorded: answer.recorded };
     },
 

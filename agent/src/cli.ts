@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { newAgent } from './agent.js';
 import { parseArgsProblem, UsageError } from './cli-args.js';
 import { AgentErrorCode, isAgentError } from './errors.js';
+import { tlsTrustFromEnv, type TlsTrust } from './http/tls.js';
 
 const commands = {
   enrol: {
@@ -25,7 +26,7 @@ const commands = {
 
   --token T               the enrolment token from 'keyfleet devices token' (or KEYFLEET_ENROLMENT_TOKEN,
                           which other users of the machine cannot read from the process list)
-  --gateway URL           the gateway's base URL, e.g. http://127.0.0.1:8080
+  --gateway URL           the gateway's base URL, e.g. https://127.0.0.1:8080
   --id D                  this device's id, as the token names it
   --keystore F            the keystore file (created 0600)
   --metadata-key PEMFILE  the gateway's metadata-signing public key to pin; without it, the key the
@@ -55,7 +56,8 @@ ${Object.values(commands)
   .join('\n')}
 
 keyfleet-agent <command> --help describes a command. Prints one JSON object on success; exit
-status 1 on failure, 2 on a usage error.`;
+status 1 on failure, 2 on a usage error. KEYFLEET_CA_FILE names the operator's CA certificate (the
+gateway's HTTPS certificate must chain to it).`;
 
 const options = {
   token: { type: 'string' },
@@ -168,8 +170,15 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       throw new CommandUsageError(`--metadata-key ${metadataKey} cannot be read (${why})`, command);
     }
   }
+  let tls: TlsTrust;
+  try {
+    tls = tlsTrustFromEnv(env);
+  } catch (err) {
+    throw new CommandUsageError((err as Error).message, command);
+  }
   const agent = newAgent({
     keystorePath,
+    tls,
     ...(values.gateway === undefined ? {} : { gatewayUrl: values.gateway }),
     ...(values.id === undefined ? {} : { deviceId: values.id }),
     ...(metadataSigningPublicKey === undefined ? {} : { metadataSigningPublicKey }),

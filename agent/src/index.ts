@@ -19,6 +19,12 @@ export type {
 export * from './attestation/index.js';
 export { AgentError, AgentErrorCode, isAgentError } from './errors.js';
 export * from './key-client.js';
+// The one HTTP client and bearer-token minter of keyfleet's clients (the CLI uses them too).
+export { HttpError, HttpErrorCode, newHttpClient } from './http/client.js';
+export type { HttpClient, HttpClientOptions, RequestOptions } from './http/client.js';
+export { newTlsFetch, tlsTrustFromEnv, TlsEnv, type TlsTrust } from './http/tls.js';
+export { issueBearerToken, newBearerMinter, readCredentialsFile } from './http/bearer.js';
+export type { BearerMinterOptions, BearerTokenOptions, CredentialsFile } from './http/bearer.js';
 export { KeystoreFormat, newFileKeystore } from './keystore.js';
 export type { Keystore, KeystoreData, StoredKey } from './keystore.js';
 export {

@@ -9,6 +9,9 @@ import { isId } from '@keyfleet/protocol';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 
+import { HttpError, newHttpClient } from './http/client.js';
+import type { TlsTrust } from './http/tls.js';
+
 /** The key client's coded errors; callers switch on `code`. */
 export const KeyClientErrorCode = {
   InvalidArgument: 'KEY_CLIENT_INVALID_ARGUMENT',
@@ -41,7 +44,9 @@ export interface KeyClientOptions {
   readonly bearer: () => Promise<string>;
   /** The pinned metadata-signing trust anchor: SPKI PEM or a KeyObject. */
   readonly metadataSigningPublicKey: string | KeyObject;
-  /** Defaults to the global fetch. */
+  /** The operator's CA certificate the gateway's certificate chains to (KEYFLEET_CA_FILE). */
+  readonly tls?: TlsTrust;
+  /** A stand-in transport (tests); default a fetch that trusts `tls`. */
   readonly fetch?: typeof fetch;
 }
 
@@ -112,8 +117,12 @@ export function newKeyClient(options: KeyClientOptions): KeyClient {
   if (pinned.asymmetricKeyType !== 'ec' || pinned.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     fail(KeyClientErrorCode.InvalidArgument, 'the pinned metadata-signing key must be a P-256 public key');
   }
-  const doFetch = options.fetch ?? fetch;
-  const base = options.gatewayUrl.replace(/\/+$/, '');
+  const client = newHttpClient({
+    baseUrl: options.gatewayUrl,
+    serviceName: 'gateway',
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+  });
 
   /** The request a proof's JWS signed, verified with the pinned key. */
   async function signedRequest(proof: unknown, what: string): Promise<{ payload: Json; txId: string }> {
@@ -137,20 +146,16 @@ export function newKeyClient(options: KeyClientOptions): KeyClient {
         fail(KeyClientErrorCode.InvalidArgument, `${keyId} is not a KeyID`);
       }
       const token = (await options.bearer()).replace(/^Bearer /, '');
-      let response: Response;
       let body: unknown;
       try {
-        response = await doFetch(`${base}/v1/keys/${encodeURIComponent(keyId)}`, {
-          headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        body = await client.request('GET', `/v1/keys/${encodeURIComponent(keyId)}`, undefined, {
+          authorization: `Bearer ${token}`,
         });
-        body = await response.json();
-      } catch {
+      } catch (err) {
+        if (err instanceof HttpError && err.answered) {
+          fail(KeyClientErrorCode.GatewayRejected, `the gateway refused: ${err.code}`, err.code);
+        }
         fail(KeyClientErrorCode.GatewayUnavailable, 'the gateway did not answer with JSON');
-      }
-      if (!response.ok) {
-        const error = isObject(body) && isObject(body.error) ? body.error : {};
-        const code = typeof error.code === 'string' ? error.code : `HTTP_${response.status}`;
-        fail(KeyClientErrorCode.GatewayRejected, `the gateway refused: ${code}`, code);
       }
       if (!isObject(body) || !isObject(body.record) || typeof body.signature !== 'string') {
         fail(KeyClientErrorCode.GatewayUnavailable, 'the answer is not {record, signature}');

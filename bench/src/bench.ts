@@ -437,7 +437,8 @@ async function run(filesDir: string): Promise<void> {
     await createCredentials('bench-operator', ApiRole.Operator, credentialsFile, jwks);
     const verifierPort = await freePort();
     const gatewayPort = await freePort();
-    const verifierUrl = `http://127.0.0.1:${verifierPort}`;
+    const verifierUrl = `https://127.0.0.1:${verifierPort}`;
+    const verifierCaFile = join(dataDir, 'verifier', 'tls-ca.pem');
 
     log('gateway (gateway/dist/main.js)');
     const gateway = await startService({
@@ -445,6 +446,7 @@ async function run(filesDir: string): Promise<void> {
       script: 'gateway/dist/main.js',
       port: gatewayPort,
       logFile: join(workDir, 'gateway.log'),
+      caFile: join(dataDir, 'device-ca.pem'),
       ...profileDir('gateway'),
       env: {
         SOFTHSM2_CONF: gatewayToken.conf,
@@ -456,6 +458,7 @@ async function run(filesDir: string): Promise<void> {
         KEYFLEET_HTTP_PORT: String(gatewayPort),
         KEYFLEET_FABRIC_CONNECTION: network.connectionProfile,
         KEYFLEET_VERIFIER_URL: verifierUrl,
+        KEYFLEET_VERIFIER_CA_FILE: verifierCaFile,
         // The scheduler would rotate keys on its own clock, in the middle of the rows.
         KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
         KEYFLEET_LOG_LEVEL: 'warn',
@@ -469,6 +472,7 @@ async function run(filesDir: string): Promise<void> {
         script: 'gateway/dist/verifier-main.js',
         port: verifierPort,
         logFile: join(workDir, 'verifier.log'),
+        caFile: verifierCaFile,
         ...profileDir(`verifier-batch-${batchSize}`),
         env: {
           SOFTHSM2_CONF: verifierToken.conf,
@@ -497,6 +501,7 @@ async function run(filesDir: string): Promise<void> {
     if (tokenKeys.length > 0) {
       const keysFleet = newFleet({
         gatewayUrl: gateway.url,
+        tls: gateway.tls,
         size: tokenDevices,
         concurrency: tokenDevices,
         idPrefix: 'kt',
@@ -530,6 +535,7 @@ async function run(filesDir: string): Promise<void> {
     }
     const fleet = newFleet({
       gatewayUrl: gateway.url,
+      tls: gateway.tls,
       size: devices,
       concurrency,
       workDir: join(filesDir, 'fleet'),
@@ -548,6 +554,7 @@ async function run(filesDir: string): Promise<void> {
     // Enrolment needs a device that has never enrolled: one fresh device per operation.
     const enrolFleet = newFleet({
       gatewayUrl: gateway.url,
+      tls: gateway.tls,
       size: warmup + runs * ops,
       idPrefix: 'enr',
       workDir: join(filesDir, 'enrol-fleet'),

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { newTlsFetch, type TlsTrust } from '@keyfleet/agent';
 
 export const repoRoot = resolve(__dirname, '..', '..');
 
@@ -13,7 +14,10 @@ export interface RouteTime {
 /** A keyfleet service (the gateway or the verifier) running as its own process, as `npm start` runs it. */
 export interface ServiceProcess {
   readonly name: string;
+  /** `https://127.0.0.1:<port>` */
   readonly url: string;
+  /** What its clients trust: the CA certificate it published at start. */
+  readonly tls: TlsTrust;
   readonly pid: number;
   /** Server-side time by route, from the service's own `/metrics` histogram. */
   routeTimes(): Promise<Map<string, RouteTime>>;
@@ -32,6 +36,8 @@ export interface ServiceOptions {
   readonly logFile: string;
   /** Write a V8 CPU profile of its main thread into this directory when it exits. */
   readonly cpuProfileDir?: string;
+  /** The CA certificate the service publishes at start (its HTTPS certificate chains to it). */
+  readonly caFile: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -110,9 +116,11 @@ function tail(file: string): string {
   }
 }
 
-/** Starts `node <script>` on 127.0.0.1:`port` and waits until its /healthz answers 200. */
+/** Starts `node <script>` on 127.0.0.1:`port` (HTTPS) and waits until its /healthz answers 200. */
 export async function startService(options: ServiceOptions): Promise<ServiceProcess> {
-  const url = `http://127.0.0.1:${options.port}`;
+  const url = `https://127.0.0.1:${options.port}`;
+  let tls: TlsTrust | undefined;
+  let trusting: typeof fetch | undefined;
   const log = openSync(options.logFile, 'a');
   const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir];
   const child = spawn(process.execPath, [...profile, join(repoRoot, options.script)], {
@@ -130,7 +138,12 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
       throw new Error(`the ${options.name} exited (${child.exitCode}); ${options.logFile}:\n${tail(options.logFile)}`);
     }
     try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
+      // The CA certificate is written just before the service listens.
+      if (trusting === undefined && existsSync(options.caFile)) {
+        tls = { ca: readFileSync(options.caFile, 'utf8') };
+        trusting = newTlsFetch(tls);
+      }
+      if (trusting !== undefined && (await trusting(`${url}/healthz`)).ok) break;
     } catch {
       // not listening yet
     }
@@ -141,12 +154,14 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     // Polling the health endpoint: each try is a real request; this only paces them.
     await new Promise((r) => setTimeout(r, 200));
   }
+  const ready: typeof fetch = trusting;
   return {
     name: options.name,
     url,
+    tls: tls ?? {},
     pid,
     async routeTimes() {
-      const text = await (await fetch(`${url}/metrics`)).text();
+      const text = await (await ready(`${url}/metrics`)).text();
       const out = new Map<string, RouteTime>();
       for (const match of text.matchAll(/^keyfleet_http_request_seconds_(sum|count)\{route="([^"]+)"\} (\S+)$/gm)) {
         const [, kind, route, value] = match as unknown as [string, string, string, string];

@@ -20,6 +20,7 @@ import { ensureTrustAnchors } from './domain/trust-anchors';
 import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
 import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
+import { httpsOptions } from './http/tls';
 import { newVerifierClient } from './http/verifier-client';
 import { newOwnPeerWait } from './domain/own-peer';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
@@ -139,12 +140,15 @@ export async function openGateway(config: Config): Promise<Gateway> {
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
 
+    // HTTPS by default: a certificate from the device CA for a key that exists only in memory.
+    const https = await httpsOptions(config.http.security, ca);
     const server = await newHttpServer({
       services,
       authenticator: newBearerAuthenticator({ jwks: jwksFile(config.auth.jwksFile), audience: config.auth.audience }),
       bodyLimit: config.http.bodyLimit,
       logger: { level: config.logLevel },
       metrics: events.metrics,
+      ...(https === undefined ? {} : { https }),
     });
     closers.push(() => server.close());
     schedulerLog.target = server.log;
@@ -177,7 +181,11 @@ export async function openGateway(config: Config): Promise<Gateway> {
  * to set; reads come from the gateway's own peer.
  */
 function forwardedAttestation(config: Config, client: LedgerClient): OperatorAttestationApi {
-  const verifier = newVerifierClient({ url: config.verifier.url, timeoutMs: config.verifier.timeoutMs });
+  const verifier = newVerifierClient({
+    url: config.verifier.url,
+    timeoutMs: config.verifier.timeoutMs,
+    caFile: config.verifier.caFile,
+  });
   const reinstate = newReinstatement({ ledger: client });
   const ledger = ledgerPort(client);
   const ownPeer = newOwnPeerWait({ ledger });

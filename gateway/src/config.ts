@@ -1,9 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { httpUrlProblem } from './env';
 import { GatewayError, GatewayErrorCode } from './errors';
+import { readListenerSecurity, type ListenerSecurity } from './http/tls';
 
 export interface Config {
-  readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimit: number;
+    /** HTTPS (the default; certificate from the device CA) or plain HTTP on loopback (development). */
+    readonly security: ListenerSecurity;
+  };
   readonly hsm: {
     readonly modulePath: string;
     /** RFC 7512 URI naming the token, e.g. `pkcs11:token=keyfleet`. */
@@ -33,8 +40,13 @@ export interface Config {
    * forwards the device-facing attestation routes to it and holds no key of Org2's.
    */
   readonly verifier: {
-    /** Base URL of the verifier's HTTP listener. */
+    /** Base URL of the verifier's listener. */
     readonly url: string;
+    /**
+     * The verifier's TLS CA certificate (PEM file; `KEYFLEET_VERIFIER_CA_FILE`), read at the first
+     * forwarded call because the verifier starts after the gateway.
+     */
+    readonly caFile: string;
     /** Longest wait for one forwarded answer (an evidence answer includes the ledger commit). */
     readonly timeoutMs: number;
   };
@@ -85,11 +97,17 @@ export function loadConfig(env: Env): Config {
     ...(env.KEYFLEET_FABRIC_CHAINCODE ? { chaincode: env.KEYFLEET_FABRIC_CHAINCODE } : {}),
   };
 
+  const host = str('KEYFLEET_HTTP_HOST', '127.0.0.1');
+  const settings = {
+    optional: (name: string) => (env[name] === '' ? undefined : env[name]),
+    problem: (message: string) => problems.push(message),
+  };
   const config: Config = {
     http: {
-      host: str('KEYFLEET_HTTP_HOST', '127.0.0.1'),
+      host,
       port: int('KEYFLEET_HTTP_PORT', 8080, 0, 65535),
       bodyLimit: int('KEYFLEET_HTTP_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+      security: readListenerSecurity(settings, 'KEYFLEET_HTTP_', host),
     },
     hsm: {
       modulePath: str('KEYFLEET_HSM_MODULE', '/usr/lib/softhsm/libsofthsm2.so'),
@@ -105,6 +123,7 @@ export function loadConfig(env: Env): Config {
     enrolmentTokenTtlSeconds: int('KEYFLEET_ENROLMENT_TOKEN_TTL', 3600, 60, 7 * 24 * 3600),
     verifier: {
       url: verifierUrl(env, problems),
+      caFile: settings.optional('KEYFLEET_VERIFIER_CA_FILE') ?? `${verifierDataDir(env)}/tls-ca.pem`,
       timeoutMs: int('KEYFLEET_VERIFIER_TIMEOUT_MS', 90_000, 100, 600_000),
     },
     schedulerIntervalMs: int('KEYFLEET_SCHEDULER_INTERVAL_MS', 60_000, 0, 24 * 3600 * 1000),
@@ -129,10 +148,15 @@ export function loadConfig(env: Env): Config {
 
 /** KEYFLEET_VERIFIER_URL: where the verifier service listens (by default its port on this host). */
 function verifierUrl(env: Env, problems: string[]): string {
-  const raw = env.KEYFLEET_VERIFIER_URL ?? 'http://127.0.0.1:8081';
+  const raw = env.KEYFLEET_VERIFIER_URL ?? 'https://127.0.0.1:8081';
   const problem = httpUrlProblem('KEYFLEET_VERIFIER_URL', raw);
   if (problem !== null) problems.push(problem);
   return raw;
+}
+
+/** Where the verifier on this host keeps its TLS CA certificate, unless KEYFLEET_VERIFIER_CA_FILE says. */
+function verifierDataDir(env: Env): string {
+  return env.KEYFLEET_VERIFIER_DATA_DIR ?? '.keyfleet-verifier';
 }
 
 /** The HSM user PIN from KEYFLEET_HSM_PIN or the file named by KEYFLEET_HSM_PIN_FILE. */

@@ -8,7 +8,7 @@
  */
 export { openGateway, type Gateway } from './app';
 export { loadConfig, type Config } from './config';
-export { openVerifier, type VerifierService } from './verifier-app';
+export { openVerifier, TLS_CA_FILE, type VerifierService } from './verifier-app';
 export { loadVerifierConfig, type VerifierConfig } from './verifier-config';
 export { chainHeight, decodeBlock, type BlockTransaction, type StateWrite } from './ledger/blocks';
 export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';

@@ -1,10 +1,12 @@
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { jwksFile } from './auth/jwks-file';
 import { newBearerAuthenticator } from './auth/bearer';
+import { newDeviceCa } from './ca/device-ca';
 import { hsmSigningKey } from './crypto/hsm-key';
 import { ledgerPort } from './ledger/port';
 import type { AttestationApi } from './domain/services';
@@ -12,6 +14,7 @@ import { ensureVerifierAnchor } from './domain/trust-anchors';
 import { healthCheck } from './health';
 import { GatewayError, GatewayErrorCode } from './errors';
 import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
+import { httpsOptions } from './http/tls';
 import { newVerifierHttpServer } from './http/verifier-server';
 import { readOrganization } from './ledger/fabric';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
@@ -56,10 +59,10 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
     if ((await hsm.findKeys({ label: CHALLENGE_KEY })).length === 0) {
       await hsm.generateSecretKey({ label: CHALLENGE_KEY, type: 'hmac-sha256', usage: ['sign', 'verify'] });
     }
-    const [verifierKey, identityKey] = await Promise.all(
-      ['verifier', 'fabric-identity'].map((label) => hsmSigningKey(hsm, label)),
+    const [verifierKey, identityKey, tlsCaKey] = await Promise.all(
+      ['verifier', 'fabric-identity', 'tls-ca'].map((label) => hsmSigningKey(hsm, label)),
     );
-    if (!verifierKey || !identityKey) throw new Error('unreachable: two keys asked for');
+    if (!verifierKey || !identityKey || !tlsCaKey) throw new Error('unreachable: three keys asked for');
 
     const transport = await openHsmFabricTransport({
       profilePath: config.ledger.connectionProfile,
@@ -122,6 +125,16 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       getBatch: (batchId) => ledgerPort(ledger).attestations.requireBatch(batchId),
       trustAnchors: () => ledgerPort(ledger).anchors.list(),
     };
+    // HTTPS by default: Org2's own TLS CA (a key of its token) certifies a key made in memory now;
+    // its certificate is published beside the service's data for the gateway to trust.
+    const tlsCa = await newDeviceCa({
+      key: tlsCaKey,
+      name: 'CN=keyfleet verifier TLS CA, O=keyfleet',
+      ...(await readPem(join(config.dataDir, TLS_CA_FILE))),
+    });
+    await mkdir(config.dataDir, { recursive: true });
+    await writeFile(join(config.dataDir, TLS_CA_FILE), tlsCa.certificatePem);
+    const https = await httpsOptions(config.http.security, tlsCa, deviceCaCertificatePem);
     const server = await newVerifierHttpServer({
       attestation,
       health: healthCheck(hsm, 'verifier', transport),
@@ -135,6 +148,7 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       bodyLimit: config.http.bodyLimit,
       logger: { level: config.logLevel },
       metrics: events.metrics,
+      ...(https === undefined ? {} : { https }),
     });
     closers.push(() => server.close());
     events.start({ log: server.log });
@@ -142,6 +156,17 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** The verifier's TLS CA certificate in its data directory: public, what its clients trust. */
+export const TLS_CA_FILE = 'tls-ca.pem';
+
+async function readPem(file: string): Promise<{ certificatePem?: string }> {
+  try {
+    return { certificatePem: await readFile(file, 'utf8') };
+  } catch {
+    return {};
   }
 }
 

@@ -76,7 +76,11 @@ describe('gateway configuration of the forwarded verifier', () => {
   const base = { KEYFLEET_HSM_PIN: '1234' };
 
   it('forwards to the verifier on this host by default', () => {
-    expect(loadConfig(base).verifier).to.deep.equal({ url: 'http://127.0.0.1:8081', timeoutMs: 90_000 });
+    expect(loadConfig(base).verifier).to.deep.equal({
+      url: 'https://127.0.0.1:8081',
+      caFile: '.keyfleet-verifier/tls-ca.pem',
+      timeoutMs: 90_000,
+    });
   });
 
   for (const [value, expected] of [

@@ -1,10 +1,17 @@
 import { IdRuleText, isId, PolicyIdMaxLength } from '@keyfleet/protocol';
 import { Limits } from '@keyfleet/protocol';
 import { newEnvReader, type Env } from './env';
+import { readListenerSecurity, type ListenerSecurity } from './http/tls';
 
 /** The verifier service's configuration: Org2's own process, token, identity and listener. */
 export interface VerifierConfig {
-  readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimit: number;
+    /** HTTPS (the default; certificate from the verifier's TLS CA) or plain HTTP on loopback. */
+    readonly security: ListenerSecurity;
+  };
   readonly hsm: {
     readonly modulePath: string;
     /** RFC 7512 URI naming the verifier's own token, e.g. `pkcs11:token=keyfleet-verifier`. */
@@ -53,9 +60,11 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
   const read = newEnvReader(env);
   const dataDir = read.str('KEYFLEET_VERIFIER_DATA_DIR', '.keyfleet-verifier');
   const policyId = read.str('KEYFLEET_VERIFIER_POLICY_ID', 'keyfleet-appraisal-v1');
+  const host = read.str('KEYFLEET_VERIFIER_HTTP_HOST', '127.0.0.1');
   const config: VerifierConfig = {
     http: {
-      host: read.str('KEYFLEET_VERIFIER_HTTP_HOST', '127.0.0.1'),
+      host,
+      security: readListenerSecurity(read, 'KEYFLEET_VERIFIER_HTTP_', host),
       port: read.int('KEYFLEET_VERIFIER_HTTP_PORT', 8081, 0, 65535),
       bodyLimit: read.int('KEYFLEET_VERIFIER_HTTP_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
     },

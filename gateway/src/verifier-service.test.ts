@@ -1,13 +1,14 @@
 import { expect } from 'chai';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers, type Gateway as FabricGateway } from '@hyperledger/fabric-gateway';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { AttestationRecord, DeviceRecord, TrustAnchorRecord } from '@keyfleet/protocol';
+import { newTlsFetch } from '@keyfleet/agent';
 import { openGateway, type Gateway } from './app';
 import { verifyEar } from './attestation';
 import { loadAgentAttestation } from './attestation/testing/agent';
@@ -15,6 +16,7 @@ import { newCsr } from './testing/attestation-fleet';
 import { ApiRole, issueBearerToken } from './auth/bearer';
 import { newDeviceCa } from './ca/device-ca';
 import { loadConfig } from './config';
+import { TLS_CA_FILE } from './verifier-app';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from './testing/softhsm';
 import { readOrganization } from './ledger/fabric';
 import { freePort } from './testing/fabric-ca-server';
@@ -54,6 +56,8 @@ describe('the verifier service: Org2 process, own token, reached through the gat
   let gatewayUrl = '';
   let verifierUrl = '';
   let verifierPort = 0;
+  /** A fetch that trusts the gateway's device CA and the verifier's TLS CA, as their clients do. */
+  let trusting: typeof fetch = fetch;
   let child: ChildProcess | undefined;
   let childOutput = '';
   let bearer = '';
@@ -90,7 +94,14 @@ describe('the verifier service: Org2 process, own token, reached through the gat
     exited.catch(() => undefined);
     const ready = (async () => {
       for (let attempt = 0; attempt < 600; attempt++) {
-        const status = await fetch(`${verifierUrl}/healthz`).then(
+        // The verifier publishes its TLS CA certificate just before it listens: trust it then.
+        const tlsCa = join(verifierDir, TLS_CA_FILE);
+        if (existsSync(tlsCa)) {
+          trusting = newTlsFetch({
+            ca: [readFileSync(join(gatewayDir, 'device-ca.pem'), 'utf8'), readFileSync(tlsCa, 'utf8')].join('\n'),
+          });
+        }
+        const status = await trusting(`${verifierUrl}/healthz`).then(
           (r) => r.status,
           () => 0,
         );
@@ -139,7 +150,7 @@ describe('the verifier service: Org2 process, own token, reached through the gat
     })}`;
 
     verifierPort = await freePort();
-    verifierUrl = `http://127.0.0.1:${String(verifierPort)}`;
+    verifierUrl = `https://127.0.0.1:${String(verifierPort)}`;
     gateway = await openGateway(
       loadConfig({
         KEYFLEET_HSM_MODULE: softHsmModule,
@@ -149,6 +160,7 @@ describe('the verifier service: Org2 process, own token, reached through the gat
         KEYFLEET_AUTH_JWKS: jwks,
         KEYFLEET_FABRIC_CONNECTION: profilePath,
         KEYFLEET_VERIFIER_URL: verifierUrl,
+        KEYFLEET_VERIFIER_CA_FILE: join(verifierDir, TLS_CA_FILE),
         KEYFLEET_VERIFIER_TIMEOUT_MS: '60000',
         KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
         KEYFLEET_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
@@ -182,7 +194,7 @@ describe('the verifier service: Org2 process, own token, reached through the gat
   }
 
   const call = async (base: string, method: string, path: string, body?: unknown, auth?: string) => {
-    const response = await fetch(`${base}${path}`, {
+    const response = await trusting(`${base}${path}`, {
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),

@@ -33,6 +33,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
     const env = {
       ...process.env,
       KEYFLEET_URL: f.url,
+      KEYFLEET_CA_FILE: join(f.dataDir, 'device-ca.pem'),
       KEYFLEET_CREDENTIALS: await f.credentialsFile(f.callers.auditor),
     };
     try {

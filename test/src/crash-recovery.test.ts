@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import type { KeyRecord } from '@keyfleet/protocol';
 import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace } from './support/network';
+import { trustCa } from './support/trust';
 
 const main = resolve(__dirname, '../../gateway/dist/main.js');
 
@@ -31,7 +32,7 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
   let operatorKey: KeyLike;
   let gateway: ChildProcess | undefined;
   let agent: Agent;
-  const url = () => `http://127.0.0.1:${port}`;
+  const url = () => `https://127.0.0.1:${port}`;
 
   const start = async (failpoint?: string) => {
     const child = spawn(process.execPath, [main], {
@@ -57,6 +58,9 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     for (let attempt = 0; attempt < 200; attempt++) {
       if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
+      // Its CA certificate, published at its first start: what a client trusts (KEYFLEET_CA_FILE).
+      const caFile = join(dir, 'gateway', 'device-ca.pem');
+      if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
       const healthy = await fetch(`${url()}/healthz`).then(
         (r) => r.ok,
         () => false,

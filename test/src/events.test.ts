@@ -170,8 +170,7 @@ describe('chaincode events with checkpoints: two gateways and the verifier', fun
       body: JSON.stringify({ enrolmentToken: token, csr }),
     });
     expect(enrolled.status).to.equal(201);
-    const address = f.verifier.server.addresses()[0];
-    const verifierUrl = `http://127.0.0.1:${String(address?.port)}`;
+    const verifierUrl = f.verifierUrl;
 
     await setStatus(revoked, 'revoke', 'keyCompromise');
     await handled(verifierUrl, 'DeviceRevoked', 1);

@@ -58,9 +58,9 @@ describe('gateway on SoftHSM', function () {
       'metadata-signing',
     ]);
     for (const key of keys) expect(key).to.include({ sensitive: true, extractable: false });
-    // Org2's verifier key and Fabric identity live in Org2's own token, never in the operator's.
+    // Org2's verifier key, Fabric identity and TLS CA live in Org2's own token, never in the operator's.
     const verifierKeys = await f.verifier.hsm.findKeys({ kind: 'private' });
-    expect(verifierKeys.map((k) => k.label).sort()).to.deep.equal(['fabric-identity', 'verifier']);
+    expect(verifierKeys.map((k) => k.label).sort()).to.deep.equal(['fabric-identity', 'tls-ca', 'verifier']);
     for (const key of verifierKeys) expect(key).to.include({ sensitive: true, extractable: false });
     // The data directory holds certificates and the test's JWKS, never key material.
     const files = readdirSync(f.dataDir).map(String).sort();

@@ -1,5 +1,5 @@
 import { KeyObject, randomBytes, sign as nodeSign, webcrypto, X509Certificate } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect } from 'node:tls';
 import { expect } from 'chai';
 import type { DeviceRecord, KeyRecord } from '@keyfleet/protocol';
 import { hostileCharacters } from '@keyfleet/chaincode/testing';
@@ -59,7 +59,8 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
   /** Bytes straight onto a socket, for what fetch would refuse to send. */
   const raw = (payload: string): Promise<Answer> =>
     new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
+      // TLS 1.3 to the gateway's HTTPS listener, trusting its CA, then bytes no fetch would send.
+      const socket = connect({ port, host: '127.0.0.1', ca: f.caCertificate, minVersion: 'TLSv1.3' });
       let out = '';
       socket.setEncoding('utf8');
       socket.on('data', (chunk: string) => {

@@ -31,6 +31,7 @@ describe('who asked: the principal of every write, and the auditor’s offline c
         env: {
           ...process.env,
           KEYFLEET_URL: f.url,
+          KEYFLEET_CA_FILE: join(f.dataDir, 'device-ca.pem'),
           KEYFLEET_CREDENTIALS: await f.credentialsFile(f.callers.auditor),
           KEYFLEET_FABRIC_CONNECTION: connectionProfile,
         },

@@ -1,15 +1,16 @@
 import { expect } from 'chai';
 
 import { auditTrail } from './audit.js';
-import type { JsonClient } from './http.js';
+import type { HttpClient, RequestOptions } from '../http/client.js';
 
 type Entry = { transactionId: string; timestamp: string; value: Record<string, unknown> | null };
 
 /** A gateway that answers the two audit routes with canned histories, newest first as Fabric gives them. */
-function gateway(histories: Record<string, Entry[]>): JsonClient {
+function gateway(histories: Record<string, Entry[]>): HttpClient {
   return {
-    call<T>(method: string, path: string, _body?: unknown, authorization?: string): Promise<T> {
-      expect([method, authorization]).to.deep.equal(['GET', 'Bearer op']);
+    baseUrl: 'https://gateway.test',
+    request<T>(method: string, path: string, _body?: unknown, options?: RequestOptions): Promise<T> {
+      expect([method, options?.authorization]).to.deep.equal(['GET', 'Bearer op']);
       const entries = histories[path];
       if (entries === undefined) return Promise.reject(new Error(`unexpected ${path}`));
       return Promise.resolve({ entries } as T);

@@ -1,4 +1,4 @@
-import type { JsonClient } from './http.js';
+import type { HttpClient } from '../http/client.js';
 
 interface HistoryEntry {
   readonly transactionId: string;
@@ -42,17 +42,17 @@ function mergeByTime(first: readonly Line[], second: readonly Line[]): Line[] {
 
 /** One line per ledger change of a device and of its data key, oldest first, read through the gateway. */
 export async function auditTrail(
-  client: JsonClient,
+  client: HttpClient,
   authorization: string,
   deviceId: string,
   keyId?: string,
 ): Promise<string[]> {
   const lines: Line[] = [];
-  const device = await client.call<{ entries: HistoryEntry[] }>(
+  const device = await client.request<{ entries: HistoryEntry[] }>(
     'GET',
     `/v1/audit/devices/${encodeURIComponent(deviceId)}`,
     undefined,
-    authorization,
+    { authorization },
   );
   let previous: Record<string, unknown> | null = null;
   for (const entry of oldestFirst(device.entries)) {
@@ -71,11 +71,11 @@ export async function auditTrail(
   }
   const keyLines: Line[] = [];
   if (keyId !== undefined) {
-    const key = await client.call<{ entries: HistoryEntry[] }>(
+    const key = await client.request<{ entries: HistoryEntry[] }>(
       'GET',
       `/v1/audit/keys/${encodeURIComponent(keyId)}`,
       undefined,
-      authorization,
+      { authorization },
     );
     for (const entry of oldestFirst(key.entries)) {
       const value = entry.value ?? {};

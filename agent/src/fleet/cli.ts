@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { joinNegativeNumbers, parseArgsProblem, UsageError, wholeNumber } from '../cli-args.js';
 import { AgentErrorCode } from '../errors.js';
 import { auditTrail } from './audit.js';
+import { tlsTrustFromEnv } from '../http/tls.js';
 import { newOperatorAuthorization } from './operator.js';
 import { newProgress, silentProgress } from './progress.js';
 import { formatSummary, runScenario } from './scenario.js';
@@ -20,7 +21,8 @@ import { newFleet } from './simulator.js';
 
 const usage = `usage: keyfleet-fleet [options]
 
-  --gateway URL        gateway base URL (default $KEYFLEET_URL or http://127.0.0.1:8080)
+  --gateway URL        gateway base URL (default $KEYFLEET_URL or https://127.0.0.1:8080); the
+                       gateway's certificate must chain to the CA in $KEYFLEET_CA_FILE
   --credentials FILE   operator credentials (default $KEYFLEET_CREDENTIALS or .keyfleet/operator.json)
   --devices N          virtual devices, 1 to 10000 (default 50)
   --tampered K         devices whose application file was modified (default 0)
@@ -95,7 +97,8 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
   const rounds = wholeNumber('--rounds', values.rounds, 0, 1000);
   const interval = wholeNumber('--interval', values.interval, 0, 86_400);
   const concurrency = wholeNumber('--concurrency', values.concurrency, 1, 4096);
-  const gatewayUrl = values.gateway ?? env.KEYFLEET_URL ?? 'http://127.0.0.1:8080';
+  const gatewayUrl = values.gateway ?? env.KEYFLEET_URL ?? 'https://127.0.0.1:8080';
+  const tls = tlsTrustFromEnv(env);
   const credentialsFile = values.credentials ?? env.KEYFLEET_CREDENTIALS ?? '.keyfleet/operator.json';
   const audience = env.KEYFLEET_AUTH_AUDIENCE ?? 'keyfleet-gateway';
 
@@ -103,6 +106,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
   try {
     const fleet = newFleet({
       gatewayUrl,
+      tls,
       size: devices,
       tampered,
       concurrency,

@@ -11,6 +11,6 @@ export type { FleetSummary, ScenarioOptions } from './scenario.js';
 export { auditTrail } from './audit.js';
 export { newOperatorAuthorization, type OperatorAuthOptions } from './operator.js';
 export { newProgress, silentProgress, type Progress, type ProgressOptions } from './progress.js';
-export { newJsonClient, failureCode, type JsonClient } from './http.js';
+export { failureCode } from './http.js';
 export { PhaseRecorder, formatMs, formatPhases, formatRate, formatTable, median, percentile } from './stats.js';
 export type { PhaseStats } from './stats.js';

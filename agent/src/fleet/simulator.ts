@@ -5,7 +5,9 @@ import { performance } from 'node:perf_hooks';
 import { newAgent, type Agent } from '../agent.js';
 import { measureFiles, type MeasuredFile } from '../attestation/index.js';
 import type { Keystore, KeystoreData } from '../keystore.js';
-import { failureCode, newJsonClient, type JsonClient } from './http.js';
+import { newHttpClient, type HttpClient } from '../http/client.js';
+import type { TlsTrust } from '../http/tls.js';
+import { failureCode } from './http.js';
 import { silentProgress, type Progress } from './progress.js';
 import { PhaseRecorder, type PhaseStats } from './stats.js';
 
@@ -13,7 +15,7 @@ import { PhaseRecorder, type PhaseStats } from './stats.js';
 export type Verdict = 'affirming' | 'warning' | 'contraindicated';
 
 export interface FleetOptions {
-  /** e.g. `http://127.0.0.1:8080`. */
+  /** e.g. `https://127.0.0.1:8080`. */
   readonly gatewayUrl: string;
   /** How many virtual devices; up to 10 000 fit one process here. */
   readonly size: number;
@@ -30,6 +32,8 @@ export interface FleetOptions {
   /** Operations in flight at once; default 32. */
   readonly concurrency?: number;
   readonly progress?: Progress;
+  /** The operator's CA certificate the gateway's certificate chains to (KEYFLEET_CA_FILE). */
+  readonly tls?: TlsTrust;
   readonly fetch?: typeof fetch;
 }
 
@@ -85,7 +89,7 @@ export interface Fleet {
   devices(): readonly DeviceState[];
   /** An operator's `Authorization` header (for reads). */
   operatorAuthorization(): Promise<string>;
-  readonly client: JsonClient;
+  readonly client: HttpClient;
 }
 
 interface VirtualDevice {
@@ -144,7 +148,11 @@ export function newFleet(options: FleetOptions): Fleet {
   const prefix = options.idPrefix ?? 'sim';
   const defaultConcurrency = options.concurrency ?? 32;
   const progress = options.progress ?? silentProgress;
-  const client = newJsonClient({ baseUrl: options.gatewayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  const transport = {
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
+  const client = newHttpClient({ baseUrl: options.gatewayUrl, serviceName: 'gateway', ...transport });
   const digits = Math.max(5, String(size).length);
 
   const pristineDir = join(options.workDir, 'image');
@@ -179,7 +187,7 @@ export function newFleet(options: FleetOptions): Fleet {
         keystore: memoryKeystore(store),
         gatewayUrl: options.gatewayUrl,
         deviceId: id,
-        ...(options.fetch ? { fetch: options.fetch } : {}),
+        ...transport,
       }),
       enrolled: false,
       keyProvisioned: false,
@@ -253,11 +261,11 @@ export function newFleet(options: FleetOptions): Fleet {
     enrol: async (i) => {
       const device = devices[i] as VirtualDevice;
       if (device.enrolled) return;
-      const { token } = await client.call<{ token: string }>(
+      const { token } = await client.request<{ token: string }>(
         'POST',
         '/v1/enrolment-tokens',
         { deviceId: device.id, group, location: `rack-${Math.floor(i / 40) + 1}`, function: 'sensor-gateway' },
-        await operator(),
+        { authorization: await operator() },
       );
       await device.agent.enrol(token);
       device.enrolled = true;
@@ -265,11 +273,11 @@ export function newFleet(options: FleetOptions): Fleet {
     provisionKey: async (i) => {
       const device = devices[i] as VirtualDevice;
       if (device.keyProvisioned) return;
-      await client.call(
+      await client.request(
         'POST',
         `/v1/devices/${encodeURIComponent(device.id)}/keys`,
         { keyId: device.keyId },
-        await operator(),
+        { authorization: await operator() },
       );
       device.keyProvisioned = true;
     },
@@ -310,14 +318,14 @@ export function newFleet(options: FleetOptions): Fleet {
 
     async setReferenceValues() {
       const measured = await measureFiles(pristine);
-      return client.call<{ transactionId: string }>(
+      return client.request<{ transactionId: string }>(
         'PUT',
         `/v1/reference-values/${encodeURIComponent(group)}`,
         {
           policyId: `${group}-golden`,
           measurements: measured.map((m) => ({ name: m.name, algorithm: m.alg, digest: m.digest })),
         },
-        await operator(),
+        { authorization: await operator() },
       );
     },
 

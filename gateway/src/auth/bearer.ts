@@ -3,11 +3,9 @@ import {
   createLocalJWKSet,
   errors as joseErrors,
   jwtVerify,
-  SignJWT,
   type JSONWebKeySet,
   type JWK,
   type JWTPayload,
-  type KeyLike,
 } from 'jose';
 import { GatewayError, GatewayErrorCode } from '../errors';
 
@@ -124,26 +122,8 @@ export function newBearerAuthenticator(options: BearerAuthenticatorOptions): Aut
   };
 }
 
-export interface IssueBearerTokenOptions {
-  readonly subject: string;
-  readonly role: ApiRole;
-  readonly audience: string;
-  readonly kid: string;
-  readonly ttlSeconds?: number;
-  readonly now?: () => Date;
-}
-
-/** Signs a bearer token with an operator's or application's own ES256 private key. */
-export async function issueBearerToken(privateKey: KeyLike | Uint8Array, options: IssueBearerTokenOptions) {
-  const issuedAt = Math.floor((options.now ?? (() => new Date()))().getTime() / 1000);
-  return new SignJWT({ role: options.role })
-    .setProtectedHeader({ alg: 'ES256', kid: options.kid, typ: 'JWT' })
-    .setSubject(options.subject)
-    .setAudience(options.audience)
-    .setIssuedAt(issuedAt)
-    .setExpirationTime(issuedAt + (options.ttlSeconds ?? 300))
-    .sign(privateKey);
-}
+/** Tokens are minted by the clients' one minter (agent/src/http/bearer.ts); re-exported for tests. */
+export { issueBearerToken, type BearerTokenOptions as IssueBearerTokenOptions } from '@keyfleet/agent';
 
 function unauthenticated(message: string): GatewayError {
   return new GatewayError(GatewayErrorCode.Unauthenticated, message);

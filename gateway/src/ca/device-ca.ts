@@ -1,5 +1,6 @@
 import { DeviceIdMaxLength, IdRuleText, isDeviceId } from '@keyfleet/protocol';
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, webcrypto, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
 import * as x509 from '../crypto/x509';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { delegatingCrypto, type EcSigningKey } from '../crypto/ec-key';
@@ -23,6 +24,11 @@ export interface DeviceCa {
    * key (proof of possession), carry a P-256 key, and name the device in its subject CN.
    */
   issue(csrPem: string, deviceId: string): Promise<DeviceCertificate>;
+  /**
+   * Issues the TLS server certificate of a keyfleet service for a key made in memory at its start
+   * (docs/gateway.md, "HTTPS"): serverAuth only, valid for `names` (DNS names or IP addresses).
+   */
+  issueServer(publicKey: KeyObject, names: readonly string[]): Promise<string>;
 }
 
 export interface DeviceCaOptions {
@@ -31,9 +37,13 @@ export interface DeviceCaOptions {
   readonly certificatePem?: string;
   readonly validityDays?: number;
   readonly now?: () => Date;
+  /** The CA's name when its certificate is made; default `CN=keyfleet device CA, O=keyfleet`. */
+  readonly name?: string;
 }
 
 const CA_NAME = 'CN=keyfleet device CA, O=keyfleet';
+/** A server certificate lives as long as its in-memory key might: a process's life, at most this. */
+const SERVER_VALIDITY_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
 
 /** Opens the device CA over an HSM key, making its self-signed root certificate on first use. */
@@ -48,8 +58,8 @@ export async function newDeviceCa(options: DeviceCaOptions): Promise<DeviceCa> {
     caCert = await x509.X509CertificateGenerator.create(
       {
         serialNumber: randomSerial(),
-        subject: CA_NAME,
-        issuer: CA_NAME,
+        subject: options.name ?? CA_NAME,
+        issuer: options.name ?? CA_NAME,
         notBefore,
         notAfter: new Date(notBefore.getTime() + 20 * 365 * DAY_MS),
         publicKey: caSpki,
@@ -121,6 +131,37 @@ export async function newDeviceCa(options: DeviceCaOptions): Promise<DeviceCa> {
         serialNumber: cert.serialNumber,
         notAfter: cert.notAfter,
       };
+    },
+
+    async issueServer(publicKey, names) {
+      if (names.length === 0)
+        throw new GatewayError(GatewayErrorCode.ConfigInvalid, 'a server certificate needs a name');
+      const spki = publicKey.export({ type: 'spki', format: 'der' });
+      const notBefore = now();
+      const cert = await x509.X509CertificateGenerator.create(
+        {
+          serialNumber: randomSerial(),
+          subject: `CN=${names[0] ?? ''}, O=keyfleet services`,
+          issuer: caCert.subject,
+          // A little slack for clocks of clients that run behind.
+          notBefore: new Date(notBefore.getTime() - 5 * 60_000),
+          notAfter: new Date(notBefore.getTime() + SERVER_VALIDITY_DAYS * DAY_MS),
+          publicKey: spki,
+          signingKey,
+          extensions: [
+            new x509.BasicConstraintsExtension(false, undefined, true),
+            new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+            new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+            new x509.SubjectAlternativeNameExtension(
+              names.map((name) => (isIP(name) === 0 ? { type: 'dns', value: name } : { type: 'ip', value: name })),
+            ),
+            await x509.SubjectKeyIdentifierExtension.create(spki, false, crypto),
+            authorityKeyId,
+          ],
+        },
+        crypto,
+      );
+      return cert.toString('pem');
     },
   };
 }

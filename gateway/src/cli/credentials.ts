@@ -1,7 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK } from 'jose';
-import { ApiRole, issueBearerToken, type CredentialJwk } from '../auth/bearer';
+import { newBearerMinter, readCredentialsFile } from '@keyfleet/agent';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JSONWebKeySet, type JWK } from 'jose';
+import { ApiRole, type CredentialJwk } from '../auth/bearer';
 
 /**
  * An operator's, auditor's or application's own signing key for bearer tokens. The private
@@ -43,27 +44,10 @@ export async function createCredentials(
 }
 
 export function readCredentials(file: string): Credentials {
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<Credentials>;
-  if (
-    typeof parsed.subject !== 'string' ||
-    typeof parsed.kid !== 'string' ||
-    typeof parsed.privateJwk !== 'object' ||
-    !Object.values<string>(ApiRole).includes(parsed.role ?? '')
-  ) {
-    throw new Error(`${file} is not a keyfleet credentials file`);
-  }
-  return parsed as Credentials;
+  return readCredentialsFile(file, Object.values(ApiRole)) as Credentials;
 }
 
 /** A fresh short-lived `Authorization` header value for these credentials. */
-export async function bearerHeader(credentials: Credentials, audience: string): Promise<string> {
-  const key = await importJWK(credentials.privateJwk, 'ES256');
-  const token = await issueBearerToken(key, {
-    subject: credentials.subject,
-    role: credentials.role,
-    audience,
-    kid: credentials.kid,
-    ttlSeconds: 120,
-  });
-  return `Bearer ${token}`;
+export function bearerHeader(credentials: Credentials, audience: string): Promise<string> {
+  return newBearerMinter({ credentials, audience, ttlSeconds: 120 })();
 }

@@ -10,6 +10,7 @@ import {
   type TrustAnchorRecord,
 } from '@keyfleet/protocol';
 import { verifyBatchRecordSignature, verifyProofAgainstLedger } from '../attestation/audit';
+import { tlsTrustFromEnv, type TlsTrust } from '@keyfleet/agent';
 import { ApiRole } from '../auth/bearer';
 import { enrolmentTokenBody, keyBody } from '../http/schemas';
 import { openLedgerReader, type LedgerReader } from '../ledger/ledger-reader';
@@ -70,7 +71,9 @@ Audit (a history is printed oldest first):
         this record; exits 1 and names the first problem otherwise
 
 Environment:
-  KEYFLEET_URL          gateway base URL (default http://127.0.0.1:8080)
+  KEYFLEET_URL          gateway base URL (default https://127.0.0.1:8080)
+  KEYFLEET_CA_FILE      the operator's CA certificate that the gateway's HTTPS certificate chains to
+                        (npm start writes .keyfleet/device-ca.pem)
   KEYFLEET_CREDENTIALS  credentials file for bearer tokens (made by 'keyfleet credentials create';
                         npm start makes .keyfleet/operator.json)
   KEYFLEET_AUTH_AUDIENCE  token audience (default keyfleet-gateway)
@@ -96,6 +99,8 @@ export const CliErrorCode = {
   InvalidArgument: 'INVALID_ARGUMENT',
   /** KEYFLEET_CREDENTIALS is unset, empty, or does not name a readable credentials file. */
   CredentialsRequired: 'CREDENTIALS_REQUIRED',
+  /** KEYFLEET_CA_FILE does not name a readable CA certificate file. */
+  CaRequired: 'CA_REQUIRED',
 } as const;
 export type CliErrorCode = (typeof CliErrorCode)[keyof typeof CliErrorCode];
 
@@ -212,6 +217,18 @@ async function credentialsHeader(file: string | undefined, audience: string): Pr
   return bearerHeader(credentials, audience);
 }
 
+/** The operator's CA certificate from KEYFLEET_CA_FILE; an unreadable file is a usage error. */
+function trustFromEnv(env: NodeJS.ProcessEnv): TlsTrust {
+  try {
+    return tlsTrustFromEnv(env);
+  } catch (err) {
+    throw new UsageError(
+      `${(err as Error).message}: set KEYFLEET_CA_FILE to the operator's CA certificate (npm start writes .keyfleet/device-ca.pem)`,
+      CliErrorCode.CaRequired,
+    );
+  }
+}
+
 /**
  * Runs one command line: the exit status (0 done, 1 failed or refused by the gateway, 2 a usage or
  * credentials problem), with the output on `io.stdout` and one line per error on `io.stderr`.
@@ -323,10 +340,15 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
     io.stdout.write(`${await credentialsHeader(credentialsFile, audience)}\n`);
     return 0;
   }
-  const baseUrl = env.KEYFLEET_URL ?? 'http://127.0.0.1:8080';
+  const baseUrl = env.KEYFLEET_URL ?? 'https://127.0.0.1:8080';
+  const tls = trustFromEnv(env);
   // Read when a request is made, so that a bad option is reported first; enrolment needs none.
-  const api: ApiClient = newApiClient({ baseUrl, authorization: () => credentialsHeader(credentialsFile, audience) });
-  const publicApi: ApiClient = newApiClient({ baseUrl });
+  const api: ApiClient = newApiClient({
+    baseUrl,
+    tls,
+    authorization: () => credentialsHeader(credentialsFile, audience),
+  });
+  const publicApi: ApiClient = newApiClient({ baseUrl, tls });
   const id = () => encodeURIComponent(required('<id>', target));
 
   switch (`${noun} ${verb ?? ''}`) {

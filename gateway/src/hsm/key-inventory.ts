@@ -49,6 +49,12 @@ export const verifierKeys: readonly GatewayKey[] = [
     sign: true,
     derive: false,
   },
+  {
+    label: 'tls-ca',
+    purpose: "root of the verifier's TLS CA: signs the certificate of its HTTPS listener at each start",
+    sign: true,
+    derive: false,
+  },
 ];
 
 /** What {@link ensureKeys} did. */

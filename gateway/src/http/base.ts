@@ -1,4 +1,4 @@
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { ApiRole, Authenticator, Principal } from '../auth/bearer';
@@ -6,6 +6,7 @@ import type { Health } from '../domain/services';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { asPrincipal } from '../ledger/principal-context';
 import { handleError } from './errors';
+import type { HttpsOptions } from './tls';
 import { answerClientError, useStrictJsonBodies } from './json-body';
 import { requestPrincipalOf } from './principal';
 import * as schema from './schemas';
@@ -21,6 +22,8 @@ export interface BaseServerOptions {
   readonly service: { readonly title: string; readonly metricsPrefix: string };
   /** A registry holding the service's own metrics (e.g. the event follower's), served with these. */
   readonly metrics?: Registry;
+  /** TLS options ({@link httpsOptions}); plain HTTP without them (development, loopback only). */
+  readonly https?: HttpsOptions;
 }
 
 declare module 'fastify' {
@@ -39,7 +42,7 @@ declare module 'fastify' {
  * per route, `/healthz`, `/metrics` and `/openapi.json`. Routes are added by the caller.
  */
 export async function newBaseServer(options: BaseServerOptions): Promise<FastifyInstance> {
-  const app = fastify({
+  const serverOptions: FastifyServerOptions = {
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     logger:
       options.logger === false
@@ -58,7 +61,11 @@ export async function newBaseServer(options: BaseServerOptions): Promise<Fastify
       handleError(err, request, reply);
     },
     clientErrorHandler: answerClientError,
-  });
+  };
+  // With `https`, Fastify makes an https.Server; routes and hooks do not depend on which, so the
+  // instance keeps one type (Fastify's typings would fork every caller on the server type).
+  const tls: object = options.https === undefined ? {} : { https: options.https };
+  const app = fastify({ ...serverOptions, ...tls });
   const { authenticator } = options;
 
   const metrics = options.metrics ?? new Registry();

@@ -4,6 +4,7 @@ import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { DeviceAction, type Services } from '../domain/services';
 import { registerAttestationRoutes } from './attestation-routes';
 import { newBaseServer } from './base';
+import type { HttpsOptions } from './tls';
 import { registerDeviceRoutes } from './device-routes';
 import { registerKeyRoutes } from './key-routes';
 import { principalOf } from './principal';
@@ -17,6 +18,8 @@ export interface HttpServerOptions {
   readonly logger?: boolean | { level: string };
   /** The service's own metrics (the event follower's), served on `/metrics` with the HTTP ones. */
   readonly metrics?: Registry;
+  /** TLS options; plain HTTP without them (development, loopback only). */
+  readonly https?: HttpsOptions;
 }
 
 /**
@@ -31,6 +34,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.https === undefined ? {} : { https: options.https }),
     service: { title: 'keyfleet gateway', metricsPrefix: 'keyfleet_gateway_' },
   });
   const readers = { roles: [ApiRole.Operator, ApiRole.Auditor] };

@@ -1,3 +1,4 @@
+import { newTlsFetch, tlsTrustFromEnv } from '@keyfleet/agent';
 import { AttestationError, AttestationErrorCode } from '../attestation';
 import type { AppraisalAnswer } from '../domain/services';
 import { GatewayError, GatewayErrorCode, type GatewayDetail } from '../errors';
@@ -15,6 +16,8 @@ export interface VerifierClientOptions {
   readonly url: string;
   /** Longest wait for one answer; an evidence answer includes the ledger commit (and the batch delay). */
   readonly timeoutMs: number;
+  /** The verifier's TLS CA certificate file, for an `https` URL; read at the first call. */
+  readonly caFile?: string;
   readonly fetch?: typeof fetch;
 }
 
@@ -32,7 +35,21 @@ interface ErrorAnswer {
  */
 export function newVerifierClient(options: VerifierClientOptions): VerifierClient {
   const base = options.url.replace(/\/+$/, '');
-  const doFetch = options.fetch ?? fetch;
+  // The verifier starts after the gateway (it pins the device CA the gateway writes), so its CA
+  // certificate is read when the first call is made, and again after a failed read.
+  let tlsFetch: typeof fetch | undefined;
+  const doFetch: typeof fetch =
+    options.fetch ??
+    ((input, init) => {
+      if (tlsFetch === undefined) {
+        const caFile = options.caFile;
+        tlsFetch =
+          caFile === undefined || !base.startsWith('https:')
+            ? fetch
+            : newTlsFetch(tlsTrustFromEnv({ KEYFLEET_CA_FILE: caFile }));
+      }
+      return tlsFetch(input, init);
+    });
 
   const unavailable = (why: string, cause?: unknown) =>
     new GatewayError(

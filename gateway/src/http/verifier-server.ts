@@ -4,6 +4,7 @@ import type { Authenticator } from '../auth/bearer';
 import type { AttestationApi, Health } from '../domain/services';
 import { registerAttestationRoutes } from './attestation-routes';
 import { newBaseServer } from './base';
+import type { HttpsOptions } from './tls';
 
 export interface VerifierHttpServerOptions {
   readonly attestation: AttestationApi;
@@ -14,6 +15,8 @@ export interface VerifierHttpServerOptions {
   readonly logger?: boolean | { level: string };
   /** The service's own metrics (the event follower's), served on `/metrics` with the HTTP ones. */
   readonly metrics?: Registry;
+  /** TLS options; plain HTTP without them (development, loopback only). */
+  readonly https?: HttpsOptions;
 }
 
 /**
@@ -27,6 +30,7 @@ export async function newVerifierHttpServer(options: VerifierHttpServerOptions):
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.https === undefined ? {} : { https: options.https }),
     service: { title: 'keyfleet verifier', metricsPrefix: 'keyfleet_verifier_' },
   });
   await app.register(

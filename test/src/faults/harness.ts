@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { failureCode, newFleet, newOperatorAuthorization, type Fleet } from '@keyfleet/agent/fleet';
@@ -9,6 +9,7 @@ import type { AttestationRecord, KeyRecord, Page } from '@keyfleet/protocol';
 import { ApiRole, issueBearerToken, newHsm, openLedgerReader, type LedgerReader } from '@keyfleet/gateway';
 import { createSoftHsmStore, freePort, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { networkScriptAt } from '../support/network';
+import { trustCa } from '../support/trust';
 
 /**
  * keyfleet under faults on a real network: a steady load of rotations and attestations from the
@@ -96,8 +97,9 @@ function newService(
   port: number,
   workDir: string,
   logFile: string,
+  caFile: string,
 ): Service {
-  const url = `http://127.0.0.1:${String(port)}`;
+  const url = `https://127.0.0.1:${String(port)}`;
   const service: Service = {
     name,
     url,
@@ -116,6 +118,8 @@ function newService(
       });
       for (let attempt = 0; attempt < 600; attempt++) {
         if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+        // The CA certificate it publishes at start: what its clients trust (KEYFLEET_CA_FILE).
+        if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
         if (
           await fetch(`${url}/healthz`).then(
             (r) => r.ok,
@@ -256,11 +260,13 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         KEYFLEET_HTTP_PORT: String(gatewayPort),
         KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
         KEYFLEET_FABRIC_CONNECTION: profilePath,
-        KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
+        KEYFLEET_VERIFIER_URL: `https://127.0.0.1:${String(verifierPort)}`,
+        KEYFLEET_VERIFIER_CA_FILE: join(work, 'verifier', 'tls-ca.pem'),
       },
       gatewayPort,
       work,
       join(work, 'gateway.log'),
+      join(work, 'gateway', 'device-ca.pem'),
     );
     const verifier = newService(
       'verifier',
@@ -279,6 +285,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
       verifierPort,
       work,
       join(work, 'verifier.log'),
+      join(work, 'verifier', 'tls-ca.pem'),
     );
     services.push(gateway, verifier);
     // The gateway first: it publishes the device CA's certificate that the verifier trusts.
@@ -302,7 +309,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
     reader = openLedgerReader(profilePath, 'Org2', 'auditor');
 
     const operators = [{ mspId: 'Org1MSP', role: 'operator' }];
-    await fleet.client.call(
+    await fleet.client.request(
       'POST',
       '/v1/keys',
       {
@@ -318,7 +325,7 @@ export async function openStack(options: StackOptions): Promise<Stack> {
           administer: operators,
         },
       },
-      await fleet.operatorAuthorization(),
+      { authorization: await fleet.operatorAuthorization() },
     );
     const keyService = async () => {
       const authorization = `Bearer ${await issueBearerToken(billing.privateKey, {
@@ -329,17 +336,17 @@ export async function openStack(options: StackOptions): Promise<Stack> {
         ttlSeconds: 120,
       })}`;
       const plaintext = randomBytes(32).toString('base64url');
-      const { ciphertext } = await fleet.client.call<{ ciphertext: string }>(
+      const { ciphertext } = await fleet.client.request<{ ciphertext: string }>(
         'POST',
         '/v1/keys/billing-orders/encrypt',
         { plaintext },
-        authorization,
+        { authorization },
       );
-      const opened = await fleet.client.call<{ plaintext: string }>(
+      const opened = await fleet.client.request<{ plaintext: string }>(
         'POST',
         '/v1/keys/decrypt',
         { ciphertext },
-        authorization,
+        { authorization },
       );
       if (opened.plaintext !== plaintext)
         throw Object.assign(new Error('decrypt gave other bytes'), { code: 'ROUND_TRIP' });

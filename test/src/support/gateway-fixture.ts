@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
@@ -11,6 +11,7 @@ import {
   loadVerifierConfig,
   ApiRole,
   issueBearerToken,
+  TLS_CA_FILE,
   type Gateway,
   type VerifierService,
 } from '@keyfleet/gateway';
@@ -20,6 +21,7 @@ import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/
 export { softHsmModule };
 import { freePort } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace, openLedgerView, type LedgerView } from './network';
+import { trustCa } from './trust';
 
 export const AUDIENCE = 'keyfleet-gateway';
 
@@ -43,6 +45,13 @@ export interface GatewayFixture {
   readonly chaincode: string;
   readonly store: SoftHsmStore;
   readonly dataDir: string;
+  /** The device CA certificate: the gateway's HTTPS certificate chains to it (KEYFLEET_CA_FILE). */
+  readonly caCertificate: string;
+  /** The verifier's TLS CA certificate (its data directory's tls-ca.pem). */
+  readonly verifierCaCertificate: string;
+  /** `https://127.0.0.1:<port>` of the verifier. */
+  readonly verifierUrl: string;
+  /** `https://127.0.0.1:<port>`: this process's fetch trusts both CAs ({@link trustCa}). */
   readonly url: string;
   readonly callers: { operator: Caller; auditor: Caller; application: Caller; payroll: Caller; stranger: Caller };
   bearer(caller: Caller, options?: { audience?: string; ttlSeconds?: number }): Promise<string>;
@@ -119,7 +128,8 @@ export async function startGatewayFixture(
     KEYFLEET_AUTH_JWKS: jwksFile,
     KEYFLEET_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
     KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
-    KEYFLEET_VERIFIER_URL: `http://127.0.0.1:${String(verifierPort)}`,
+    KEYFLEET_VERIFIER_URL: `https://127.0.0.1:${String(verifierPort)}`,
+    KEYFLEET_VERIFIER_CA_FILE: join(dataDir, 'verifier', TLS_CA_FILE),
     ...fabricEnv(chaincode),
     ...env,
   };
@@ -150,8 +160,12 @@ export async function startGatewayFixture(
     return `Bearer ${token}`;
   };
   let url = await gateway.server.listen({ host: '127.0.0.1', port: 0 });
+  const caCertificate = readFileSync(join(dataDir, 'device-ca.pem'), 'utf8');
+  trustCa(caCertificate);
   const verifier = await openVerifier(verifierConfig());
   await verifier.server.listen({ host: '127.0.0.1', port: verifierPort });
+  const verifierCaCertificate = readFileSync(join(dataDir, 'verifier', TLS_CA_FILE), 'utf8');
+  trustCa(verifierCaCertificate);
 
   return {
     get gateway() {
@@ -162,6 +176,9 @@ export async function startGatewayFixture(
     chaincode,
     store,
     dataDir,
+    caCertificate,
+    verifierCaCertificate,
+    verifierUrl: `https://127.0.0.1:${String(verifierPort)}`,
     get url() {
       return url;
     },
