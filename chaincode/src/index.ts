@@ -5,11 +5,25 @@
  */
 import './logging.js';
 import { KeyfleetContract } from './contract.js';
+import { HsmClusterContract } from './contract-hsm-cluster.js';
 
-/** What fabric-contract-api loads from the package main: one contract, named `keyfleet`, the default. */
-export const contracts: (typeof KeyfleetContract)[] = [KeyfleetContract];
+/**
+ * What fabric-contract-api loads from the package main: `keyfleet`, the default, and `hsm-cluster`
+ * (the gateway's HSM cluster records, called as `hsm-cluster:<transaction>`).
+ */
+export const contracts: (typeof KeyfleetContract | typeof HsmClusterContract)[] = [
+  KeyfleetContract,
+  HsmClusterContract,
+];
 
 export { KeyOperation } from './contract.js';
+export {
+  HsmClusterContractName,
+  HsmClusterService,
+  HsmClusterTransaction,
+  type HsmClusterEventRecord,
+  type HsmReplicatedKey,
+} from './contract-hsm-cluster.js';
 export { canonicalBytes, canonicalJson, MaxJsonDepth, sha256Hex } from './canonical.js';
 export { ErrorCode, LedgerError, errorCodeOf, isLedgerError } from './errors.js';
 export {
