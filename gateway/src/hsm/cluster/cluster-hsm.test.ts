@@ -223,6 +223,9 @@ describe('HSM cluster on SoftHSM2 (a cluster KEK, replication under it, failover
       // Every acknowledged key is on the surviving token with its check value; every ciphertext opens.
       for (const key of acknowledged) {
         expect(Buffer.from(await b.aesCheckValue({ id: key.id })).toString('hex'), key.label).to.equal(key.kcv);
+        // Through the cluster, a copy reports its check value as the original did (the ledger fingerprint).
+        const [found] = await cluster.findKeys({ label: key.label, kind: 'secret' });
+        expect(Buffer.from(found?.checkValue ?? []).toString('hex'), key.label).to.equal(key.kcv);
       }
       for (const s of sealed) {
         expect(Buffer.from(await cluster.decryptAesGcm({ id: aes.id }, s)).toString()).to.equal(s.plaintext);

@@ -402,7 +402,7 @@ class Cluster implements HsmCluster {
   }
 
   getKeyAttributes(key: KeyRef, kind: KeyKind): Promise<KeyAttributes> {
-    return this.#onPrimary((m) => m.hsm.getKeyAttributes(key, kind));
+    return this.#onPrimary(async (m) => await this.#withCheckValue(m, await m.hsm.getKeyAttributes(key, kind)));
   }
 
   findKeys(filter?: {
@@ -410,7 +410,21 @@ class Cluster implements HsmCluster {
     readonly id?: Uint8Array;
     readonly kind?: KeyKind;
   }): Promise<KeyAttributes[]> {
-    return this.#onPrimary((m) => m.hsm.findKeys(filter));
+    return this.#onPrimary(async (m) => {
+      const found = await m.hsm.findKeys(filter);
+      return await Promise.all(found.map((attrs) => this.#withCheckValue(m, attrs)));
+    });
+  }
+
+  /**
+   * A copy's CKA_CHECK_VALUE, which SoftHSM does not keep for unwrapped keys: computed in the token
+   * (AES-ECB of a zero block), so callers that match versions by check value (the ledger's
+   * fingerprint) find the copies on any member as they found the originals.
+   */
+  async #withCheckValue(member: ClusterMember, attrs: KeyAttributes): Promise<KeyAttributes> {
+    if (attrs.kind !== 'secret' || attrs.keyType !== 'aes' || attrs.checkValue !== undefined) return attrs;
+    if (!attrs.token || !attrs.usage.includes('encrypt')) return attrs;
+    return { ...attrs, checkValue: await member.hsm.aesCheckValue({ id: attrs.id }) };
   }
 
   /** On the primary, then on every other in-sync member (one that fails there is out of sync). */
