@@ -12,7 +12,7 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
   let h: Harness;
 
   const replication = (fields: Record<string, unknown> = {}): Record<string, unknown> =>
-    h.req('RecordHsmReplication', {
+    h.req('hsm-cluster:RecordHsmReplication', {
       Principal: service,
       ClusterID: 'keyfleet',
       Source: 'keyfleet',
@@ -27,7 +27,7 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
       ...fields,
     });
   const failover = (fields: Record<string, unknown> = {}): Record<string, unknown> =>
-    h.req('RecordHsmFailover', {
+    h.req('hsm-cluster:RecordHsmFailover', {
       Principal: service,
       ClusterID: 'keyfleet',
       From: 'keyfleet',
@@ -109,6 +109,11 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
             'RecordHsmReplication' as never,
             replication({ Keys: [{ Label: 'k', ID: '01', Type: 'rsa', CheckValue: 'abcdef' }] }),
           ),
+        ErrorCode.InvalidArgument,
+      ],
+      [
+        'an Action without the contract namespace',
+        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, { ...failover(), Action: 'RecordHsmFailover' }),
         ErrorCode.InvalidArgument,
       ],
       [

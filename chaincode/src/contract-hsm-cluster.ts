@@ -72,7 +72,8 @@ const replicatedKey: Check<HsmReplicatedKey> = object({
 });
 
 const replication = object({
-  Action: literal(HsmClusterTransaction.RecordHsmReplication),
+  // The Action names the transaction as the gateway calls it: with the contract's namespace.
+  Action: literal(`${HsmClusterContractName}:${HsmClusterTransaction.RecordHsmReplication}`),
   RequestID: requestId,
   ClusterID: id,
   Source: tokenName,
@@ -84,7 +85,7 @@ const replication = object({
 });
 
 const failover = object({
-  Action: literal(HsmClusterTransaction.RecordHsmFailover),
+  Action: literal(`${HsmClusterContractName}:${HsmClusterTransaction.RecordHsmFailover}`),
   RequestID: requestId,
   ClusterID: id,
   From: tokenName,

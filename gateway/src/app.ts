@@ -49,7 +49,9 @@ export async function openGateway(config: Config): Promise<Gateway> {
     for (const closer of [...closers].reverse()) await closer().catch(() => undefined);
   };
   try {
-    const { hsm, cluster } = await openGatewayHsm(config);
+    // The cluster's ledger records log through the HTTP server's logger, made further down.
+    const clusterLog: { target?: FastifyInstance['log'] } = {};
+    const { hsm, cluster } = await openGatewayHsm(config, (message, err) => clusterLog.target?.warn({ err }, message));
     const clusterRecords = cluster?.records;
     closers.push(() => hsm.close());
 
@@ -157,6 +159,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
     });
     closers.push(() => server.close());
     schedulerLog.target = server.log;
+    clusterLog.target = server.log;
     if (config.schedulerIntervalMs > 0) {
       scheduler.start();
       closers.push(() => scheduler.stop());
@@ -217,6 +220,7 @@ function forwardedAttestation(config: Config, ledger: LedgerClient): OperatorAtt
  */
 async function openGatewayHsm(
   config: Config,
+  log: (message: string, err: unknown) => void,
 ): Promise<{ hsm: Hsm; cluster?: { records: HsmClusterRecorder; kekCheckValue: string } }> {
   const open = (uri: string) =>
     openPkcs11Hsm({ uri, modulePath: config.hsm.modulePath, pin: config.hsm.pin, sessions: config.hsm.sessions });
@@ -241,7 +245,7 @@ async function openGatewayHsm(
     await ensureKeys(primary.hsm, gatewayKeys, { replicable: true });
     // The cluster's name is the first token's label: ledger URIs name it, whichever member answers.
     const name = parsePkcs11Uri(config.hsm.tokenUri).token ?? primary.name;
-    const records = newHsmClusterRecorder({ clusterId: name });
+    const records = newHsmClusterRecorder({ clusterId: name, log });
     const hsm = await openHsmCluster({ name, members, listener: records });
     return { hsm, cluster: { records, kekCheckValue: hsm.status().kekCheckValue } };
   } catch (err) {
