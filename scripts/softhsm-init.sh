@@ -19,6 +19,9 @@ environment (all optional):
   KEYFLEET_HSM_MODULE   PKCS#11 library (default: /usr/lib/softhsm/libsofthsm2.so)
   KEYFLEET_HSM_SO_PIN   SO PIN; if unset, read from or generated into $KEYFLEET_HSM_DIR/so-pin
   KEYFLEET_HSM_PIN      user PIN; if unset, read from or generated into $KEYFLEET_HSM_DIR/user-pin
+  KEYFLEET_HSM_CLUSTER_SIZE  N >= 2 makes an HSM cluster (docs/hsm-cluster.md): tokens
+                        $KEYFLEET_HSM_TOKEN, $KEYFLEET_HSM_TOKEN-2 … -N, the gateway keys made
+                        replicable in the first, and the SO's cluster KEK in every one (default 1)
 
 needs: softhsm2-util, node, and the gateway built (npx tsc -b gateway; built here if missing).
 outputs: $KEYFLEET_HSM_DIR/softhsm2.conf, tokens/, public/<key>.pem; prints the env to use.
@@ -40,12 +43,14 @@ esac
 : "${KEYFLEET_HSM_DIR:=$repo_root/.softhsm}"
 : "${KEYFLEET_HSM_TOKEN:=keyfleet}"
 : "${KEYFLEET_HSM_MODULE:=/usr/lib/softhsm/libsofthsm2.so}"
+: "${KEYFLEET_HSM_CLUSTER_SIZE:=1}"
 
 die() {
   printf 'softhsm-init: %s\n' "$*" >&2
   exit 1
 }
 
+[[ $KEYFLEET_HSM_CLUSTER_SIZE =~ ^[1-9][0-9]?$ ]] || die "KEYFLEET_HSM_CLUSTER_SIZE must be 1 to 99"
 command -v softhsm2-util >/dev/null || die "softhsm2-util not found (apt-get install softhsm2)"
 command -v node >/dev/null || die "node not found"
 [[ -r $KEYFLEET_HSM_MODULE ]] || die "PKCS#11 library $KEYFLEET_HSM_MODULE not found"
@@ -94,6 +99,18 @@ fi
 export SOFTHSM2_CONF=$conf KEYFLEET_HSM_TOKEN KEYFLEET_HSM_MODULE KEYFLEET_HSM_SO_PIN KEYFLEET_HSM_PIN
 export KEYFLEET_HSM_URI="pkcs11:token=$KEYFLEET_HSM_TOKEN"
 node "$cli" init-token
+replicas=()
+for ((n = 2; n <= KEYFLEET_HSM_CLUSTER_SIZE; n++)); do
+  KEYFLEET_HSM_TOKEN="$KEYFLEET_HSM_TOKEN-$n" node "$cli" init-token
+  replicas+=("pkcs11:token=$KEYFLEET_HSM_TOKEN-$n")
+done
+if ((KEYFLEET_HSM_CLUSTER_SIZE > 1)); then
+  # The security officer's ceremony: one cluster KEK, brought into every token (docs/hsm-cluster.md).
+  tokens=$KEYFLEET_HSM_TOKEN
+  for ((n = 2; n <= KEYFLEET_HSM_CLUSTER_SIZE; n++)); do tokens+=",$KEYFLEET_HSM_TOKEN-$n"; done
+  KEYFLEET_HSM_CLUSTER_TOKENS=$tokens node "$cli" cluster-init
+  export KEYFLEET_HSM_REPLICABLE=1
+fi
 # The SO PIN is not needed past this point.
 env -u KEYFLEET_HSM_SO_PIN node "$cli" ensure-keys --pem-dir "$hsm_dir/public"
 
@@ -110,3 +127,10 @@ SoftHSM store ready in $hsm_dir (public keys in $hsm_dir/public). Use:
   export KEYFLEET_HSM_URI=$KEYFLEET_HSM_URI
   $pin_line
 EOF
+if ((${#replicas[@]} > 0)); then
+  replica_list=$(
+    IFS=,
+    printf '%s' "${replicas[*]}"
+  )
+  printf '  export KEYFLEET_HSM_REPLICAS=%s\n' "$replica_list"
+fi

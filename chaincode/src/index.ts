@@ -4,8 +4,15 @@
  */
 import './logging.js';
 import { KeyfleetContract } from './contract.js';
+import { HsmClusterContract } from './contract-hsm-cluster.js';
 
-/** What fabric-contract-api loads from the package main: one contract, named `keyfleet`, the default. */
-export const contracts: (typeof KeyfleetContract)[] = [KeyfleetContract];
+/**
+ * What fabric-contract-api loads from the package main: `keyfleet`, the default, and `hsm-cluster`
+ * (the gateway's HSM cluster records, called as `hsm-cluster:<transaction>`).
+ */
+export const contracts: (typeof KeyfleetContract | typeof HsmClusterContract)[] = [
+  KeyfleetContract,
+  HsmClusterContract,
+];
 
 export { RoleAttribute } from './identity.js';

@@ -17,7 +17,10 @@ import { newRotationService } from './rotation';
 import { newApplicationKeyRotation, newKeyOperations } from './key-service';
 import { newRotationScheduler, type SchedulerLog } from './scheduler';
 import { ensureTrustAnchors } from './domain/trust-anchors';
-import { ensureKeys, gatewayKeys, newHsm, type Hsm } from './hsm';
+import { ensureKeys, gatewayKeys, newHsm, parsePkcs11Uri, type Hsm } from './hsm';
+import { openHsmCluster } from './hsm/cluster/cluster-hsm';
+import { openPkcs11Hsm } from './hsm/pkcs11-hsm';
+import { newHsmClusterRecorder, type HsmClusterRecorder } from './ledger/hsm-cluster-records';
 import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
 import { httpsOptions } from './http/tls';
@@ -29,6 +32,8 @@ import { openContractEvents } from './events';
 export interface Gateway {
   readonly server: FastifyInstance;
   readonly hsm: Hsm;
+  /** With KEYFLEET_HSM_REPLICAS: the HSM cluster's ledger records (replications, failovers). */
+  readonly clusterRecords?: HsmClusterRecorder;
   /** Anchor ids on the ledger, by kind. */
   readonly anchors: Readonly<Record<string, string>>;
   /** Stops serving, then closes the ledger and the HSM, in reverse order of opening. */
@@ -45,14 +50,11 @@ export async function openGateway(config: Config): Promise<Gateway> {
     for (const closer of [...closers].reverse()) await closer().catch(() => undefined);
   };
   try {
-    const hsm = await newHsm({
-      uri: config.hsm.tokenUri,
-      modulePath: config.hsm.modulePath,
-      pin: config.hsm.pin,
-      sessions: config.hsm.sessions,
-    });
+    // The cluster's ledger records log through the HTTP server's logger, made further down.
+    const clusterLog: { target?: FastifyInstance['log'] } = {};
+    const { hsm, cluster } = await openGatewayHsm(config, (message, err) => clusterLog.target?.warn({ err }, message));
+    const clusterRecords = cluster?.records;
     closers.push(() => hsm.close());
-    await ensureKeys(hsm, gatewayKeys);
 
     const [identityKey, metadataKey, caKey] = await Promise.all(
       ['fabric-identity', 'metadata-signing', 'device-ca'].map((label) => hsmSigningKey(hsm, label)),
@@ -78,6 +80,15 @@ export async function openGateway(config: Config): Promise<Gateway> {
       { key: metadataKey, description: 'HSM metadata-signing key' },
       [{ kind: 'device-ca', key: caKey, description: 'HSM device CA key' }],
     );
+
+    // Replications and failovers of the HSM cluster go on the ledger from here on (docs/hsm-cluster.md).
+    if (cluster !== undefined) {
+      cluster.records.attach(ledger, cluster.kekCheckValue);
+      closers.push(() => {
+        cluster.records.close();
+        return Promise.resolve();
+      });
+    }
 
     const ca = await newDeviceCa({ key: caKey, ...(await readCaCertificate(config.dataDir)) });
     await saveCaCertificate(config.dataDir, ca.certificatePem);
@@ -152,6 +163,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
     });
     closers.push(() => server.close());
     schedulerLog.target = server.log;
+    clusterLog.target = server.log;
     if (config.schedulerIntervalMs > 0) {
       scheduler.start();
       closers.push(() => scheduler.stop());
@@ -165,7 +177,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       log: server.log,
     });
 
-    return { server, hsm, anchors: ids, close };
+    return { server, hsm, anchors: ids, close, ...(clusterRecords === undefined ? {} : { clusterRecords }) };
   } catch (err) {
     await close();
     throw err;
@@ -211,6 +223,47 @@ function forwardedAttestation(config: Config, client: LedgerClient): OperatorAtt
     getBatch: (batchId) => ledger.attestations.requireBatch(batchId),
     trustAnchors: () => ledger.anchors.list(),
   };
+}
+
+/**
+ * The gateway's HSM: one token, or with KEYFLEET_HSM_REPLICAS a cluster over it and the replicas
+ * (docs/hsm-cluster.md). In a cluster the gateway keys are made replicable on the first token and
+ * copied to every other under the cluster KEK before anything is served.
+ */
+async function openGatewayHsm(
+  config: Config,
+  log: (message: string, err: unknown) => void,
+): Promise<{ hsm: Hsm; cluster?: { records: HsmClusterRecorder; kekCheckValue: string } }> {
+  const open = (uri: string) =>
+    openPkcs11Hsm({ uri, modulePath: config.hsm.modulePath, pin: config.hsm.pin, sessions: config.hsm.sessions });
+  if (config.hsm.replicas.length === 0) {
+    const hsm = await newHsm({
+      uri: config.hsm.tokenUri,
+      modulePath: config.hsm.modulePath,
+      pin: config.hsm.pin,
+      sessions: config.hsm.sessions,
+    });
+    await ensureKeys(hsm, gatewayKeys);
+    return { hsm };
+  }
+  const members: { name: string; hsm: Awaited<ReturnType<typeof open>> }[] = [];
+  try {
+    for (const uri of [config.hsm.tokenUri, ...config.hsm.replicas]) {
+      const hsm = await open(uri);
+      members.push({ name: hsm.tokenLabel, hsm });
+    }
+    const [primary] = members;
+    if (primary === undefined) throw new Error('unreachable: the primary token is always a member');
+    await ensureKeys(primary.hsm, gatewayKeys, { replicable: true });
+    // The cluster's name is the first token's label: ledger URIs name it, whichever member answers.
+    const name = parsePkcs11Uri(config.hsm.tokenUri).token ?? primary.name;
+    const records = newHsmClusterRecorder({ clusterId: name, log });
+    const hsm = await openHsmCluster({ name, members, listener: records });
+    return { hsm, cluster: { records, kekCheckValue: hsm.status().kekCheckValue } };
+  } catch (err) {
+    for (const m of members) await m.hsm.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 const caFile = (dataDir: string) => join(dataDir, 'device-ca.pem');

@@ -17,6 +17,11 @@ export interface Config {
     readonly tokenUri: string;
     readonly pin: string;
     readonly sessions: number;
+    /**
+     * The other tokens of an HSM cluster (docs/hsm-cluster.md), by RFC 7512 URI, in failover order;
+     * empty for a single token. Every member takes the same user PIN.
+     */
+    readonly replicas: readonly string[];
   };
   /** The Fabric network: always a real one (network/network.sh writes the connection description). */
   readonly ledger: {
@@ -114,6 +119,7 @@ export function loadConfig(env: Env): Config {
       tokenUri: str('KEYFLEET_HSM_URI', 'pkcs11:token=keyfleet'),
       pin,
       sessions: int('KEYFLEET_HSM_SESSIONS', 4, 1, 64),
+      replicas: replicaUris(env, problems),
     },
     ledger,
     auth: {
@@ -144,6 +150,23 @@ export function loadConfig(env: Env): Config {
     throw new GatewayError(GatewayErrorCode.ConfigInvalid, `invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return config;
+}
+
+/** KEYFLEET_HSM_REPLICAS: comma-separated token URIs, each `pkcs11:token=<label>`, none repeated. */
+function replicaUris(env: Env, problems: string[]): string[] {
+  const raw = env.KEYFLEET_HSM_REPLICAS ?? '';
+  if (raw.trim() === '') return [];
+  const uris = raw.split(',').map((u) => u.trim());
+  const primary = (env.KEYFLEET_HSM_URI ?? 'pkcs11:token=keyfleet').trim();
+  for (const uri of uris) {
+    if (!/^pkcs11:token=[^;,?]{1,32}$/.test(uri)) {
+      problems.push(`KEYFLEET_HSM_REPLICAS: "${uri}" is not a token URI (pkcs11:token=<label>)`);
+    }
+  }
+  if (new Set([primary, ...uris]).size !== uris.length + 1) {
+    problems.push('KEYFLEET_HSM_REPLICAS names a token twice, or the token of KEYFLEET_HSM_URI');
+  }
+  return uris;
 }
 
 /** KEYFLEET_VERIFIER_URL: where the verifier service listens (by default its port on this host). */

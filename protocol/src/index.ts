@@ -44,3 +44,4 @@ export * from './merkle.js';
 export * from './rotation.js';
 export * from './attestation.js';
 export * from './shard-map.js';
+export * from './hsm-cluster.js';

@@ -3,10 +3,11 @@
  * scripts/softhsm-init.sh. Reads KEYFLEET_HSM_URI, KEYFLEET_HSM_MODULE and KEYFLEET_HSM_PIN or
  * KEYFLEET_HSM_PIN_FILE. Never prints a PIN.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureKeys, gatewayKeys, isHsmError, newHsm, verifierKeys, type HsmOptions, type PinSource } from './index.js';
 import { initToken } from './token-init.js';
+import { provisionClusterKek } from './cluster/ceremony.js';
 
 const usage = `usage: node gateway/dist/hsm/cli.js <command>
 
@@ -18,6 +19,12 @@ commands:
                                 with KEYFLEET_HSM_KEY_SET=verifier the verifier service's); with
                                 --pem-dir, write each public key to DIR/<label>.pem
   list                          list the key objects on the token
+  cluster-init                  the security officer's ceremony of an HSM cluster: make the
+                                cluster KEK in the first of KEYFLEET_HSM_CLUSTER_TOKENS (or take
+                                it from the first that has it) and bring it into every other;
+                                SO PIN from KEYFLEET_HSM_SO_PIN or KEYFLEET_HSM_SO_PIN_FILE;
+                                run it again with a new token listed to add that token
+                                (docs/hsm-cluster.md)
 
 environment:
   KEYFLEET_HSM_URI       token URI (default pkcs11:token=keyfleet)
@@ -25,6 +32,9 @@ environment:
   KEYFLEET_HSM_PIN       user PIN, or
   KEYFLEET_HSM_PIN_FILE  file holding the user PIN
   KEYFLEET_HSM_KEY_SET   gateway (default) or verifier: which keys ensure-keys makes
+  KEYFLEET_HSM_REPLICABLE  1: ensure-keys makes keys for an HSM cluster (extractable only
+                         under the SO's trusted cluster KEK)
+  KEYFLEET_HSM_CLUSTER_TOKENS  comma-separated token labels of the cluster (cluster-init)
 `;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -66,6 +76,29 @@ async function main(args: readonly string[], env: Env): Promise<number> {
     process.stdout.write(`${created ? 'initialised' : 'exists     '} token ${label}\n`);
     return 0;
   }
+  if (command === 'cluster-init' && rest.length === 0) {
+    const tokens = (env.KEYFLEET_HSM_CLUSTER_TOKENS ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+    const soPinFile = env.KEYFLEET_HSM_SO_PIN_FILE ?? '';
+    const soPin =
+      (env.KEYFLEET_HSM_SO_PIN ?? '') !== ''
+        ? (env.KEYFLEET_HSM_SO_PIN ?? '')
+        : soPinFile === ''
+          ? ''
+          : readFileSync(soPinFile, 'utf8').replace(/\r?\n$/, '');
+    if (soPin === '' || tokens.length < 2) {
+      process.stderr.write(
+        'cluster-init needs KEYFLEET_HSM_SO_PIN (or _FILE) and two or more KEYFLEET_HSM_CLUSTER_TOKENS\n',
+      );
+      return 2;
+    }
+    const result = provisionClusterKek(optionsFrom(env).modulePath ?? '', tokens, soPin);
+    for (const token of result.tokens) process.stdout.write(`${token.action.padEnd(8)} ${token.label}\n`);
+    process.stdout.write(`cluster KEK check value ${result.kekCheckValue}\n`);
+    return 0;
+  }
   if (command !== 'ensure-keys' && command !== 'list') {
     process.stderr.write(`unknown command "${command}"\n${usage}`);
     return 2;
@@ -100,7 +133,7 @@ async function main(args: readonly string[], env: Env): Promise<number> {
       }
       return 0;
     }
-    const result = await ensureKeys(hsm, keySets[keySet]);
+    const result = await ensureKeys(hsm, keySets[keySet], { replicable: env.KEYFLEET_HSM_REPLICABLE === '1' });
     for (const label of result.created) process.stdout.write(`created ${label}\n`);
     for (const label of result.existing) process.stdout.write(`exists  ${label}\n`);
     if (pemDir !== undefined) {

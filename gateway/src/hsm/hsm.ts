@@ -49,6 +49,12 @@ export interface EcKeyPairTemplate {
   readonly derive?: boolean;
   /** A token (persistent) object; default true. */
   readonly token?: boolean;
+  /**
+   * For an HSM cluster (docs/hsm-cluster.md): the private key is CKA_EXTRACTABLE with
+   * CKA_WRAP_WITH_TRUSTED, so it can leave only wrapped under a trusted key (the SO-provisioned
+   * cluster KEK), never under a key a user made. Default false: never extractable.
+   */
+  readonly replicable?: boolean;
 }
 
 /** A secret key to generate, derive or unwrap. Always CKA_SENSITIVE. */
@@ -65,6 +71,11 @@ export interface SecretKeyTemplate {
    * device key); still sensitive, so never readable in the clear.
    */
   readonly extractable?: boolean;
+  /**
+   * CKA_WRAP_WITH_TRUSTED (with `extractable`): the key can be wrapped only under a CKA_TRUSTED
+   * key, which only a security officer can make (docs/hsm-cluster.md). Default false.
+   */
+  readonly wrapWithTrusted?: boolean;
 }
 
 /** A P-256 public key and where it lives. */
@@ -106,6 +117,8 @@ export interface KeyAttributes {
   readonly extractable?: boolean;
   readonly alwaysSensitive?: boolean;
   readonly neverExtractable?: boolean;
+  /** Private and secret keys: CKA_WRAP_WITH_TRUSTED (a cluster's replicable key). */
+  readonly wrapWithTrusted?: boolean;
   readonly usage: readonly SecretKeyUsage[];
   /** Secret keys: CKA_VALUE_LEN in bytes. */
   readonly valueLength?: number;
@@ -193,4 +206,39 @@ export interface Hsm {
   stats(): { readonly sessions: number; readonly queued: number };
   /** Closes every session and, for the last Hsm of the library, C_Finalize. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A P-256 private key to unwrap, with the attributes of the original (same label and CKA_ID). */
+export interface EcPrivateKeyTemplate {
+  readonly label: string;
+  readonly id: Uint8Array;
+  readonly sign: boolean;
+  readonly derive: boolean;
+  /** Extractable with CKA_WRAP_WITH_TRUSTED, like the original in a cluster. */
+  readonly replicable: boolean;
+}
+
+/**
+ * The extra operations an HSM cluster needs of each member token (docs/hsm-cluster.md): moving
+ * EC private keys wrapped under the cluster KEK, and reading check values of keys whose
+ * CKA_CHECK_VALUE the token does not keep (SoftHSM has none for unwrapped keys).
+ */
+export interface ReplicaHsm extends Hsm {
+  /** Wraps an EC private key (CKA_EXTRACTABLE) with CKM_AES_KEY_WRAP_PAD (RFC 5649). */
+  wrapPrivateKey(wrappingKey: KeyRef, key: KeyRef): Promise<Uint8Array>;
+  /** Unwraps an RFC 5649 blob of a P-256 private key into a token object. */
+  unwrapPrivateKey(unwrappingKey: KeyRef, wrapped: Uint8Array, target: EcPrivateKeyTemplate): Promise<void>;
+  /** Creates the public half of a P-256 key pair (public data) next to an unwrapped private key. */
+  importEcPublicKey(target: {
+    readonly label: string;
+    readonly id: Uint8Array;
+    readonly point: Uint8Array;
+    readonly verify: boolean;
+    readonly derive: boolean;
+  }): Promise<EcPublicKey>;
+  /**
+   * The AES key check value computed in the token: the first 3 bytes of AES-ECB(key, 0¹²⁸)
+   * (PKCS#11 v2.40 §4.10), for a key with CKA_ENCRYPT.
+   */
+  aesCheckValue(key: KeyRef): Promise<Uint8Array>;
 }

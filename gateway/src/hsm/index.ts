@@ -20,6 +20,8 @@ export type {
   KeyKind,
   KeyRef,
   PinSource,
+  ReplicaHsm,
+  EcPrivateKeyTemplate,
   SecretKeyInfo,
   SecretKeyTemplate,
   SecretKeyType,

@@ -70,14 +70,26 @@ export interface EnsureKeysResult {
  *
  * @throws HsmError `HSM_KEY_NOT_PERMITTED` when an existing key has unsafe attributes
  */
-export async function ensureKeys(hsm: Hsm, keys: readonly GatewayKey[] = gatewayKeys): Promise<EnsureKeysResult> {
+export async function ensureKeys(
+  hsm: Hsm,
+  keys: readonly GatewayKey[] = gatewayKeys,
+  options: { readonly replicable?: boolean } = {},
+): Promise<EnsureKeysResult> {
+  // In an HSM cluster the keys must leave, but only wrapped under the SO's trusted cluster KEK
+  // (docs/hsm-cluster.md): extractable with CKA_WRAP_WITH_TRUSTED instead of never extractable.
+  const replicable = options.replicable === true;
   const created: string[] = [];
   const existing: string[] = [];
   const publicKeys: Record<string, EcPublicKey> = {};
   for (const key of keys) {
     const found = await hsm.findKeys({ label: key.label, kind: 'private' });
     if (found.length === 0) {
-      publicKeys[key.label] = await hsm.generateEcKeyPair({ label: key.label, sign: key.sign, derive: key.derive });
+      publicKeys[key.label] = await hsm.generateEcKeyPair({
+        label: key.label,
+        sign: key.sign,
+        derive: key.derive,
+        replicable,
+      });
       created.push(key.label);
       continue;
     }
@@ -86,7 +98,8 @@ export async function ensureKeys(hsm: Hsm, keys: readonly GatewayKey[] = gateway
       found.length > 1 ||
       attrs === undefined ||
       attrs.keyType !== 'ec' ||
-      attrs.extractable !== false ||
+      attrs.extractable !== replicable ||
+      (replicable && attrs.wrapWithTrusted !== true) ||
       attrs.sensitive !== true ||
       !attrs.token ||
       attrs.usage.includes('sign') !== key.sign ||
@@ -95,7 +108,8 @@ export async function ensureKeys(hsm: Hsm, keys: readonly GatewayKey[] = gateway
       throw new HsmError(
         HsmErrorCode.KeyNotPermitted,
         `existing key "${key.label}" does not have the required attributes (one token EC key, sensitive, ` +
-          `not extractable, sign=${key.sign}, derive=${key.derive})`,
+          `${replicable ? 'extractable only under a trusted key' : 'not extractable'}, sign=${key.sign}, ` +
+          `derive=${key.derive})`,
       );
     }
     publicKeys[key.label] = await hsm.getPublicKey({ label: key.label });

@@ -15,13 +15,14 @@ import type {
   AesCbcDerivation,
   AesGcmCiphertext,
   EcKeyPairTemplate,
+  EcPrivateKeyTemplate,
   EcPublicKey,
-  Hsm,
   HsmOptions,
   KeyAttributes,
   KeyKind,
   KeyRef,
   PinSource,
+  ReplicaHsm,
   SecretKeyInfo,
   SecretKeyTemplate,
   SecretKeyUsage,
@@ -130,7 +131,7 @@ function handleNumber(handle: Handle): bigint {
 }
 
 /** Opens the token the URI names and logs in; see {@link Hsm}. */
-export async function openPkcs11Hsm(options: HsmOptions): Promise<Hsm> {
+export async function openPkcs11Hsm(options: HsmOptions): Promise<ReplicaHsm> {
   const uri = parsePkcs11Uri(options.uri);
   const modulePath = options.modulePath ?? uri.modulePath;
   if (modulePath === undefined) {
@@ -158,7 +159,7 @@ export async function openPkcs11Hsm(options: HsmOptions): Promise<Hsm> {
   }
 }
 
-class Pkcs11Hsm implements Hsm {
+class Pkcs11Hsm implements ReplicaHsm {
   readonly #module: LoadedModule;
   readonly #js: Pkcs11Js;
   readonly #uri: Pkcs11Uri;
@@ -532,6 +533,8 @@ class Pkcs11Hsm implements Hsm {
       { type: js.CKA_VERIFY, value: has('verify') },
     ];
     if (withLength) template.push({ type: js.CKA_VALUE_LEN, value: 32 });
+    // Only said when asked: a cluster's replicable key (docs/hsm-cluster.md).
+    if (t.wrapWithTrusted === true) template.push({ type: js.CKA_WRAP_WITH_TRUSTED, value: true });
     return template;
   }
 
@@ -633,11 +636,13 @@ class Pkcs11Hsm implements Hsm {
             { type: js.CKA_CLASS, value: js.CKO_PRIVATE_KEY },
             { type: js.CKA_PRIVATE, value: true },
             { type: js.CKA_SENSITIVE, value: true },
-            { type: js.CKA_EXTRACTABLE, value: false },
+            // A cluster's replicable key leaves only under a trusted (SO-made) key: docs/hsm-cluster.md.
+            { type: js.CKA_EXTRACTABLE, value: t.replicable === true },
             { type: js.CKA_SIGN, value: t.sign ?? true },
             { type: js.CKA_DERIVE, value: t.derive ?? false },
             { type: js.CKA_DECRYPT, value: false },
             { type: js.CKA_UNWRAP, value: false },
+            ...(t.replicable === true ? [{ type: js.CKA_WRAP_WITH_TRUSTED, value: true }] : []),
           ],
         );
         try {
@@ -731,7 +736,13 @@ class Pkcs11Hsm implements Hsm {
     const secretish =
       kind === 'public'
         ? []
-        : [js.CKA_SENSITIVE, js.CKA_EXTRACTABLE, js.CKA_ALWAYS_SENSITIVE, js.CKA_NEVER_EXTRACTABLE];
+        : [
+            js.CKA_SENSITIVE,
+            js.CKA_EXTRACTABLE,
+            js.CKA_ALWAYS_SENSITIVE,
+            js.CKA_NEVER_EXTRACTABLE,
+            js.CKA_WRAP_WITH_TRUSTED,
+          ];
     const types = [
       ...base,
       ...usages.map(([, t]) => t),
@@ -771,6 +782,7 @@ class Pkcs11Hsm implements Hsm {
       attrs.extractable = this.#bool(values.get(js.CKA_EXTRACTABLE));
       attrs.alwaysSensitive = this.#bool(values.get(js.CKA_ALWAYS_SENSITIVE));
       attrs.neverExtractable = this.#bool(values.get(js.CKA_NEVER_EXTRACTABLE));
+      attrs.wrapWithTrusted = this.#bool(values.get(js.CKA_WRAP_WITH_TRUSTED));
     }
     const valueLen = values.get(js.CKA_VALUE_LEN);
     if (valueLen !== undefined) attrs.valueLength = valueLen.readUIntLE(0, Math.min(valueLen.length, 6));
@@ -971,6 +983,114 @@ class Pkcs11Hsm implements Hsm {
           template,
         ),
     );
+  }
+
+  // ---- cluster replication (docs/hsm-cluster.md) ---------------------------------------------
+
+  async wrapPrivateKey(wrappingKey: KeyRef, key: KeyRef): Promise<Uint8Array> {
+    assertKeyRef(wrappingKey);
+    assertKeyRef(key);
+    const js = this.#js;
+    return await this.#run(
+      { what: `C_WrapKey (CKM_AES_KEY_WRAP_PAD) of private key ${describe(key)}` },
+      async (session) => {
+        const wrapped = await this.#module.lib.C_WrapKeyAsync(
+          session,
+          { mechanism: js.CKM_AES_KEY_WRAP_PAD },
+          await this.#resolve(session, wrappingKey, 'secret'),
+          await this.#resolve(session, key, 'private'),
+          // A PKCS#8 P-256 key is about 140 bytes; RFC 5649 adds at most 15.
+          Buffer.alloc(1024),
+        );
+        return new Uint8Array(wrapped);
+      },
+    );
+  }
+
+  async unwrapPrivateKey(unwrappingKey: KeyRef, wrapped: Uint8Array, t: EcPrivateKeyTemplate): Promise<void> {
+    assertKeyRef(unwrappingKey);
+    assertBytes(wrapped, 'a wrapped private key', 24, 1024);
+    assertBytes(t.id, 'a key id', 1, 256);
+    const js = this.#js;
+    const template: Template = [
+      { type: js.CKA_CLASS, value: js.CKO_PRIVATE_KEY },
+      { type: js.CKA_KEY_TYPE, value: js.CKK_EC },
+      { type: js.CKA_TOKEN, value: true },
+      { type: js.CKA_PRIVATE, value: true },
+      { type: js.CKA_SENSITIVE, value: true },
+      { type: js.CKA_EXTRACTABLE, value: t.replicable },
+      { type: js.CKA_LABEL, value: t.label },
+      { type: js.CKA_ID, value: Buffer.from(t.id) },
+      { type: js.CKA_SIGN, value: t.sign },
+      { type: js.CKA_DERIVE, value: t.derive },
+      { type: js.CKA_DECRYPT, value: false },
+      { type: js.CKA_UNWRAP, value: false },
+      ...(t.replicable ? [{ type: js.CKA_WRAP_WITH_TRUSTED, value: true }] : []),
+    ];
+    const done = await this.#reserveLabel(t.label, ['private'], true);
+    try {
+      await this.#run(
+        { what: `C_UnwrapKey (CKM_AES_KEY_WRAP_PAD) of private key "${t.label}"`, integrity: true, exclusive: true },
+        async (session) => {
+          await this.#module.lib.C_UnwrapKeyAsync(
+            session,
+            { mechanism: js.CKM_AES_KEY_WRAP_PAD },
+            await this.#resolve(session, unwrappingKey, 'secret'),
+            Buffer.from(wrapped),
+            template,
+          );
+        },
+      );
+    } finally {
+      done();
+    }
+  }
+
+  async importEcPublicKey(t: {
+    readonly label: string;
+    readonly id: Uint8Array;
+    readonly point: Uint8Array;
+    readonly verify: boolean;
+    readonly derive: boolean;
+  }): Promise<EcPublicKey> {
+    assertBytes(t.id, 'a key id', 1, 256);
+    const forms = publicKeyForms(t.point);
+    const js = this.#js;
+    const done = await this.#reserveLabel(t.label, ['public'], true);
+    try {
+      await this.#run({ what: `C_CreateObject public key "${t.label}"`, exclusive: true }, (session) => {
+        this.#module.lib.C_CreateObject(session, [
+          { type: js.CKA_CLASS, value: js.CKO_PUBLIC_KEY },
+          { type: js.CKA_KEY_TYPE, value: js.CKK_EC },
+          { type: js.CKA_TOKEN, value: true },
+          { type: js.CKA_PRIVATE, value: false },
+          { type: js.CKA_LABEL, value: t.label },
+          { type: js.CKA_ID, value: Buffer.from(t.id) },
+          { type: js.CKA_EC_PARAMS, value: p256EcParams },
+          // CKA_EC_POINT is the DER OCTET STRING of the uncompressed point (PKCS#11 v2.40 §2.3.3).
+          { type: js.CKA_EC_POINT, value: Buffer.concat([Buffer.from([0x04, forms.point.length]), forms.point]) },
+          { type: js.CKA_VERIFY, value: t.verify },
+          { type: js.CKA_DERIVE, value: t.derive },
+          { type: js.CKA_ENCRYPT, value: false },
+          { type: js.CKA_WRAP, value: false },
+        ]);
+        return Promise.resolve();
+      });
+    } finally {
+      done();
+    }
+    return { label: t.label, id: t.id, ...forms, uri: this.#uriOf(t.label, t.id, 'public') };
+  }
+
+  async aesCheckValue(ref: KeyRef): Promise<Uint8Array> {
+    assertKeyRef(ref);
+    const js = this.#js;
+    const lib = this.#module.lib;
+    return await this.#run({ what: `C_Encrypt (CKM_AES_ECB) check value of ${describe(ref)}` }, async (session) => {
+      lib.C_EncryptInit(session, { mechanism: js.CKM_AES_ECB }, await this.#resolve(session, ref, 'secret'));
+      const block = await lib.C_EncryptAsync(session, Buffer.alloc(16), Buffer.alloc(16));
+      return new Uint8Array(block.subarray(0, 3));
+    });
   }
 
   // ---- MAC and encryption --------------------------------------------------------------------

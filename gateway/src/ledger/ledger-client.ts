@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { canonicalJson, type TransactionName } from '@keyfleet/protocol';
+import { canonicalJson, type HsmClusterAction, type TransactionName } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { currentPrincipal } from './principal-context';
@@ -11,14 +11,17 @@ import type { LedgerTransport } from './transport';
  * the registered trust anchor before it writes anything. Services use it through the typed
  * port (port.ts), which names the transactions.
  */
+/** What the client runs: a transaction of keyfleet's contract, or of the `hsm-cluster` contract. */
+export type LedgerAction = TransactionName | HsmClusterAction;
+
 export interface LedgerClient {
   /**
    * Signs and submits `{Action, RequestID, Principal, ...fields}`, `Principal` being the one the work
    * runs for ({@link asPrincipal}); resolves once committed. Throws if no principal is in context.
    */
-  write<T = unknown>(action: TransactionName, fields: Readonly<Record<string, unknown>>): Promise<Written<T>>;
+  write<T = unknown>(action: LedgerAction, fields: Readonly<Record<string, unknown>>): Promise<Written<T>>;
   /** Evaluates a read-only transaction and parses its JSON answer. */
-  read<T = unknown>(transaction: TransactionName, ...args: string[]): Promise<T>;
+  read<T = unknown>(transaction: LedgerAction, ...args: string[]): Promise<T>;
 }
 
 export interface Written<T> {
@@ -40,7 +43,7 @@ export function newLedgerClient(options: LedgerClientOptions): LedgerClient {
   const decoder = new TextDecoder();
 
   return {
-    async write<T>(action: TransactionName, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> {
+    async write<T>(action: LedgerAction, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> {
       const request = { ...fields, Action: action, RequestID: newRequestId(), Principal: currentPrincipal() };
       const payload = canonicalJson(request);
       const jws = await signCompactJws(signingKey, { kid: anchorId }, Buffer.from(payload));
@@ -48,7 +51,7 @@ export function newLedgerClient(options: LedgerClientOptions): LedgerClient {
       return { transactionId, record: parse(decoder.decode(answer)) as T };
     },
 
-    async read<T>(transaction: TransactionName, ...args: string[]): Promise<T> {
+    async read<T>(transaction: LedgerAction, ...args: string[]): Promise<T> {
       return parse(decoder.decode(await transport.evaluate(transaction, args))) as T;
     },
   };

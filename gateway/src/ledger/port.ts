@@ -18,6 +18,10 @@ import {
   type EnrolDeviceRequest,
   ErrorCode,
   type HistoryEntry,
+  HsmClusterAction,
+  type HsmClusterEventRecord,
+  type HsmFailoverRequest,
+  type HsmReplicationRequest,
   type KeyRecord,
   type MarkKeyCompromisedRequest,
   type NonceRecord,
@@ -38,7 +42,7 @@ import {
   type TrustAnchorRecord,
 } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import type { LedgerClient, Written } from './ledger-client';
+import type { LedgerAction, LedgerClient, Written } from './ledger-client';
 
 /** A write request without the envelope the ledger client adds (`Action`, `RequestID`, `Principal`). */
 export type Fields<R> = Omit<R, 'Action' | 'RequestID'>;
@@ -88,6 +92,12 @@ export interface Ledger {
     require(group: string): Promise<ReferenceValuesRecord>;
     set(fields: Fields<SetReferenceValuesRequest>): Promise<Written<ReferenceValuesRecord>>;
   };
+  /** The `hsm-cluster` contract: the gateway's HSM replications and failovers (docs/hsm-cluster.md). */
+  readonly hsmCluster: {
+    recordReplication(fields: Fields<HsmReplicationRequest>): Promise<Written<HsmClusterEventRecord>>;
+    recordFailover(fields: Fields<HsmFailoverRequest>): Promise<Written<HsmClusterEventRecord>>;
+    list(clusterId: string): Promise<HsmClusterEventRecord[]>;
+  };
 }
 
 /** The contract's code of a ledger refusal (LEDGER_REJECTED), or undefined for any other error. */
@@ -100,9 +110,9 @@ export function ledgerRefusalCode(err: unknown): ErrorCode | undefined {
 /** The typed port over a ledger client. Stateless: wrapping a client twice is harmless. */
 export function ledgerPort(client: LedgerClient): Ledger {
   const T = TransactionName;
-  const read = <R>(transaction: TransactionName, ...args: string[]): Promise<R> => client.read<R>(transaction, ...args);
+  const read = <R>(transaction: LedgerAction, ...args: string[]): Promise<R> => client.read<R>(transaction, ...args);
   const write =
-    <R>(transaction: TransactionName) =>
+    <R>(transaction: LedgerAction) =>
     (fields: object): Promise<Written<R>> =>
       client.write<R>(transaction, fields as Readonly<Record<string, unknown>>);
 
@@ -176,6 +186,11 @@ export function ledgerPort(client: LedgerClient): Ledger {
       get: (group) => orNull(ErrorCode.ReferenceValuesNotFound, referenceValues(group)),
       require: (group) => orNotFound(ErrorCode.ReferenceValuesNotFound, referenceValues(group)),
       set: write(T.SetReferenceValues),
+    },
+    hsmCluster: {
+      recordReplication: write(HsmClusterAction.RecordHsmReplication),
+      recordFailover: write(HsmClusterAction.RecordHsmFailover),
+      list: (clusterId) => read<HsmClusterEventRecord[]>(HsmClusterAction.ListHsmClusterEvents, clusterId),
     },
   };
 }
