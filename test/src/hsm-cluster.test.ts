@@ -1,6 +1,15 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +19,7 @@ import type { HsmClusterEventRecord, KeyRecord } from '@keyfleet/protocol';
 import { issueBearerToken } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import { fabricEnv, newNamespace, peerQuery } from './support/network';
+import { trustCa } from './support/trust';
 
 const main = resolve(__dirname, '../../gateway/dist/main.js');
 const hsmCli = resolve(__dirname, '../../gateway/dist/hsm/cli.js');
@@ -29,7 +39,7 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
   let operatorKey: KeyLike;
   let gateway: ChildProcess | undefined;
   let stderr = '';
-  const url = () => `http://127.0.0.1:${port}`;
+  const url = () => `https://127.0.0.1:${port}`;
   const primary = `hsmc-${process.pid}`.slice(0, 24);
   const second = `${primary}-2`;
 
@@ -101,6 +111,9 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     for (let attempt = 0; ; attempt++) {
       if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
+      // Its CA certificate, published at its first start: what a client trusts (KEYFLEET_CA_FILE).
+      const caFile = join(dir, 'gateway', 'device-ca.pem');
+      if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
       if (
         await fetch(`${url()}/healthz`).then(
           (r) => r.ok,
