@@ -1,19 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { once } from 'node:events';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { exportJWK, generateKeyPair, type KeyLike } from 'jose';
 import { newAgent, type Agent } from '@keyfleet/agent';
 import type { KeyRecord } from '@keyfleet/protocol';
-import { issueBearerToken, newHsm, type Hsm } from '@keyfleet/gateway';
+import { newHsm, type Hsm } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
-import { fabricEnv, newNamespace } from './support/network';
-import { trustCa } from './support/trust';
-
-const main = resolve(__dirname, '../../gateway/dist/main.js');
+import {
+  freeLoopbackPort,
+  newOperator,
+  startGatewayProcess,
+  type GatewayProcess,
+  type Operator,
+} from './support/gateway-process';
+import { newNamespace } from './support/network';
 
 /**
  * The gateway process killed (SIGKILL) in the middle of a rotation, at the two points that
@@ -29,68 +29,30 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
   let chaincode: string;
   let dir: string;
   let port: number;
-  let operatorKey: KeyLike;
-  let gateway: ChildProcess | undefined;
+  let alice: Operator;
+  let gateway: GatewayProcess | undefined;
   let agent: Agent;
-  const url = () => `https://127.0.0.1:${port}`;
+  const url = () => `https://127.0.0.1:${String(port)}`;
 
   const start = async (failpoint?: string) => {
-    const child = spawn(process.execPath, [main], {
-      env: {
-        ...process.env,
-        SOFTHSM2_CONF: store.conf,
-        KEYFLEET_HSM_MODULE: softHsmModule,
-        KEYFLEET_HSM_URI: store.uri,
-        KEYFLEET_HSM_PIN: store.pin,
-        KEYFLEET_DATA_DIR: join(dir, 'gateway'),
-        KEYFLEET_AUTH_JWKS: join(dir, 'jwks.json'),
-        KEYFLEET_HTTP_PORT: String(port),
-        KEYFLEET_LOG_LEVEL: 'warn',
-        KEYFLEET_FAILPOINT: failpoint ?? '',
-        KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
-        ...fabricEnv(chaincode),
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    gateway = await startGatewayProcess({
+      store,
+      hsmUri: store.uri,
+      dir,
+      port,
+      jwksFile: alice.jwksFile,
+      chaincode,
+      env: { KEYFLEET_FAILPOINT: failpoint ?? '' },
     });
-    gateway = child;
-    // Ready when /healthz answers; a gateway that exits first fails the test with its stderr.
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    for (let attempt = 0; attempt < 200; attempt++) {
-      if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
-      // Its CA certificate, published at its first start: what a client trusts (KEYFLEET_CA_FILE).
-      const caFile = join(dir, 'gateway', 'device-ca.pem');
-      if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
-      const healthy = await fetch(`${url()}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (healthy) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('the gateway did not become healthy');
   };
   const stop = async () => {
-    if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
-      gateway.kill('SIGTERM');
-      await once(gateway, 'exit');
-    }
+    await gateway?.stop();
     gateway = undefined;
   };
   const operator = async (method: string, path: string, body?: unknown) => {
-    const token = await issueBearerToken(operatorKey, {
-      subject: 'alice',
-      role: 'operator',
-      audience: 'keyfleet-gateway',
-      kid: 'alice',
-    });
-    const response = await fetch(`${url()}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    expect(response.status, path).to.be.below(300);
-    return (await response.json()) as Record<string, unknown>;
+    const answer = await alice.call(url(), method, path, body);
+    expect(answer.status, path).to.be.below(300);
+    return answer.body;
   };
   /** Version objects of `keyId` in the HSM, read with a session of our own. */
   const hsmVersions = async (keyId: string): Promise<number[]> => {
@@ -111,19 +73,8 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
     chaincode = newNamespace('crash');
     store = createSoftHsmStore('keyfleet-crash');
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-crash-'));
-    mkdirSync(join(dir, 'gateway'));
-    const pair = await generateKeyPair('ES256');
-    operatorKey = pair.privateKey;
-    writeFileSync(
-      join(dir, 'jwks.json'),
-      JSON.stringify({
-        keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'alice', alg: 'ES256', sub: 'alice', role: 'operator' }],
-      }),
-    );
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    port = (probe.address() as { port: number }).port;
-    probe.close();
+    alice = await newOperator(dir);
+    port = await freeLoopbackPort();
 
     await start();
     const { token } = await operator('POST', '/v1/enrolment-tokens', {
@@ -160,7 +111,7 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
         (err: unknown) => err,
       );
       expect(crashed, 'the device got no answer').to.have.property('code', 'AGENT_GATEWAY_UNAVAILABLE');
-      await once(gateway as ChildProcess, 'exit');
+      await (gateway as GatewayProcess).exited;
       expect((await agent.dataKey('edge-9-data'))?.version, 'the device keeps its key').to.equal(held);
 
       await start();

@@ -1,27 +1,19 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { exportJWK, generateKeyPair, type KeyLike } from 'jose';
 import type { HsmClusterEventRecord, KeyRecord } from '@keyfleet/protocol';
-import { issueBearerToken } from '@keyfleet/gateway';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
-import { fabricEnv, newNamespace, peerQuery } from './support/network';
-import { trustCa } from './support/trust';
+import {
+  freeLoopbackPort,
+  newOperator,
+  startGatewayProcess,
+  type GatewayProcess,
+  type Operator,
+} from './support/gateway-process';
+import { newNamespace, peerQuery } from './support/network';
 
-const main = resolve(__dirname, '../../gateway/dist/main.js');
 const hsmCli = resolve(__dirname, '../../gateway/dist/hsm/cli.js');
 
 /**
@@ -35,28 +27,13 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
   let store: SoftHsmStore;
   let chaincode: string;
   let dir: string;
-  let port: number;
-  let operatorKey: KeyLike;
-  let gateway: ChildProcess | undefined;
-  let stderr = '';
-  const url = () => `https://127.0.0.1:${port}`;
-  const primary = `hsmc-${process.pid}`.slice(0, 24);
+  let alice: Operator;
+  let gateway: GatewayProcess | undefined;
+  const primary = `hsmc-${String(process.pid)}`.slice(0, 24);
   const second = `${primary}-2`;
 
-  const operator = async (method: string, path: string, body?: unknown) => {
-    const token = await issueBearerToken(operatorKey, {
-      subject: 'alice',
-      role: 'operator',
-      audience: 'keyfleet-gateway',
-      kid: 'alice',
-    });
-    const response = await fetch(`${url()}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const operator = (method: string, path: string, body?: unknown) =>
+    alice.call((gateway as GatewayProcess).url, method, path, body);
 
   before(async () => {
     chaincode = newNamespace('hsmc');
@@ -74,63 +51,20 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
       stdio: 'ignore',
     });
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-hsmc-'));
-    mkdirSync(join(dir, 'gateway'));
-    const pair = await generateKeyPair('ES256');
-    operatorKey = pair.privateKey;
-    writeFileSync(
-      join(dir, 'jwks.json'),
-      JSON.stringify({
-        keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'alice', alg: 'ES256', sub: 'alice', role: 'operator' }],
-      }),
-    );
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    port = (probe.address() as { port: number }).port;
-    probe.close();
-
-    const child = spawn(process.execPath, [main], {
-      env: {
-        ...process.env,
-        SOFTHSM2_CONF: store.conf,
-        KEYFLEET_HSM_MODULE: softHsmModule,
-        KEYFLEET_HSM_URI: `pkcs11:token=${primary}`,
-        KEYFLEET_HSM_REPLICAS: `pkcs11:token=${second}`,
-        KEYFLEET_HSM_PIN: store.pin,
-        KEYFLEET_DATA_DIR: join(dir, 'gateway'),
-        KEYFLEET_AUTH_JWKS: join(dir, 'jwks.json'),
-        KEYFLEET_HTTP_PORT: String(port),
-        KEYFLEET_LOG_LEVEL: 'warn',
-        KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
-        ...fabricEnv(chaincode),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    alice = await newOperator(dir);
+    gateway = await startGatewayProcess({
+      store,
+      hsmUri: `pkcs11:token=${primary}`,
+      dir,
+      port: await freeLoopbackPort(),
+      jwksFile: alice.jwksFile,
+      chaincode,
+      env: { KEYFLEET_HSM_REPLICAS: `pkcs11:token=${second}` },
     });
-    gateway = child;
-    // The gateway's warnings and errors (pino JSON on stdout) go with a failure's message.
-    child.stdout.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    for (let attempt = 0; ; attempt++) {
-      if (child.exitCode !== null) throw new Error(`the gateway exited: ${stderr}`);
-      // Its CA certificate, published at its first start: what a client trusts (KEYFLEET_CA_FILE).
-      const caFile = join(dir, 'gateway', 'device-ca.pem');
-      if (existsSync(caFile)) trustCa(readFileSync(caFile, 'utf8'));
-      if (
-        await fetch(`${url()}/healthz`).then(
-          (r) => r.ok,
-          () => false,
-        )
-      )
-        break;
-      if (attempt > 2400) throw new Error('the gateway did not become healthy');
-      await new Promise((r) => setTimeout(r, 50));
-    }
   });
 
   after(async () => {
-    if (gateway && gateway.exitCode === null) {
-      gateway.kill('SIGTERM');
-      await once(gateway, 'exit');
-    }
+    await gateway?.stop();
     store.remove();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -192,7 +126,7 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
       if (!flags.pulled) flags.stop = true;
       await Promise.all([rotations, encryptions]);
     }
-    expect(failures, stderr.slice(-6000)).to.deep.equal([]);
+    expect(failures, gateway?.output().slice(-6000)).to.deep.equal([]);
     expect(rotatedTo.length, 'rotations acknowledged after the token was pulled').to.be.at.least(flags.atPull + 3);
 
     // Every acknowledged rotation is on the ledger, and every version's ciphertexts open.
