@@ -2,10 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import type { Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
-import { openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
+import { chromiumPath, openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
 
 /** The little of the DOM the page checks read (the test project has no DOM library). */
 interface DomNode {
@@ -78,13 +78,24 @@ describe('auditor console in Chromium', function () {
     const operator = await f.bearer(f.callers.operator);
     await post('/v1/devices/sensor-c1/suspend', { reason: 'seal broken on site visit' }, operator);
     await post('/v1/devices/sensor-c1/reinstate', { reason: 'seal replaced' }, operator);
-    browserConsole = await openConsoleInBrowser(f.chaincode);
+    browserConsole = await openConsoleInBrowser(f);
     ({ url, page } = browserConsole);
     mkdirSync(screenshots, { recursive: true });
   });
   after(async () => {
     await browserConsole.close();
     await f.close();
+  });
+
+  it('serves HTTPS that Chromium refuses unless the console’s key is the one pinned', async () => {
+    expect(url).to.match(/^https:\/\/127\.0\.0\.1:/);
+    const unpinned = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+    try {
+      const refused = await (await unpinned.newPage()).goto(`${url}/healthz`).catch((err: unknown) => err);
+      expect(String(refused)).to.match(/net::ERR_CERT_AUTHORITY_INVALID/);
+    } finally {
+      await unpinned.close();
+    }
   });
 
   it('offers the ledger’s metadata-signing anchor with its thumbprint, and verifies nothing before it is pinned', async () => {
