@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
+import { newTlsFetch } from '@keyfleet/agent';
 import { chromium, type Page } from 'playwright-core';
 import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
@@ -129,8 +130,11 @@ describe('auditor console in Chromium', function () {
   it('shows a record whose signature was altered on its way to the page as NOT verified', async () => {
     // Same context as `page`, so the same pinned anchor (localStorage).
     const tampered = await page.context().newPage();
+    // The real answer, fetched trusting Org2's TLS CA (Playwright's own route.fetch() knows
+    // nothing of the SPKI pinned in Chromium), then altered on its way to the page.
+    const fetchConsole = newTlsFetch({ ca: f.verifierCaCertificate });
     await tampered.route('**/api/devices/sensor-c1', async (route) => {
-      const response = await route.fetch();
+      const response = await fetchConsole(route.request().url());
       const body = (await response.json()) as { History: HistoryEntry<DeviceRecord>[] };
       const suspended = body.History[1]?.Value;
       if (suspended) {
@@ -138,7 +142,7 @@ describe('auditor console in Chromium', function () {
         const flipped = `${signature.slice(0, 20)}${signature[20] === 'A' ? 'B' : 'A'}${signature.slice(21)}`;
         suspended.Proof.JWS = `${header ?? ''}.${payload ?? ''}.${flipped}`;
       }
-      await route.fulfill({ response, json: body });
+      await route.fulfill({ status: response.status, json: body });
     });
     await tampered.goto(`${url}/#/device/sensor-c1`);
     await settled(tampered);
