@@ -12,6 +12,7 @@ import { newDeviceCa } from './ca/device-ca';
 import { hsmSigningKey } from './crypto/hsm-key';
 import { newHsm } from './hsm';
 import { writeServerCertificateFiles } from './http/certificate-files';
+import { isServerName } from './http/tls';
 import { TLS_CA_FILE } from './verifier-app';
 import { loadVerifierConfig } from './verifier-config';
 
@@ -24,6 +25,12 @@ async function main(args: readonly string[]): Promise<number> {
     process.stderr.write(usage);
     return 2;
   }
+  const list = (names ?? 'localhost,127.0.0.1,::1').split(',').map((n) => n.trim());
+  const bad = list.filter((n) => !isServerName(n));
+  if (bad.length > 0) {
+    process.stderr.write(`--names: neither a DNS name nor an IP address: ${JSON.stringify(bad)}\n${usage}`);
+    return 2;
+  }
   const config = loadVerifierConfig(process.env);
   const caFile = join(config.dataDir, TLS_CA_FILE);
   const certificatePem = await readFile(caFile, 'utf8').catch(() => {
@@ -32,7 +39,6 @@ async function main(args: readonly string[]): Promise<number> {
   const hsm = await newHsm({ uri: config.hsm.tokenUri, modulePath: config.hsm.modulePath, pin: config.hsm.pin });
   try {
     const ca = await newDeviceCa({ key: await hsmSigningKey(hsm, 'tls-ca'), certificatePem });
-    const list = (names ?? 'localhost,127.0.0.1,::1').split(',').map((n) => n.trim());
     const files = await writeServerCertificateFiles(ca, list, out);
     process.stdout.write(`${JSON.stringify({ ...files, names: list, issuer: caFile })}\n`);
     return 0;

@@ -28,6 +28,11 @@ export function isLoopback(host: string): boolean {
   return isIP(host) === 4 && host.startsWith('127.');
 }
 
+/** Whether a server certificate may name `name`: a DNS name or an IP address. */
+export function isServerName(name: string): boolean {
+  return isIP(name) !== 0 || /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$/.test(name);
+}
+
 /**
  * Reads `<prefix>TLS`: `on` (the default) is true; `off` (plain HTTP) is false, and refused unless
  * the service listens on loopback. Every keyfleet listener (gateway, verifier, console) obeys this.
@@ -59,7 +64,7 @@ export function readListenerSecurity(read: SettingsReader, prefix: string, host:
   const defaults = [...(wildcard ? [] : [host]), 'localhost', '127.0.0.1', '::1'];
   const names = (read.optional(`${prefix}TLS_NAMES`)?.split(',') ?? defaults).map((n) => n.trim()).filter(Boolean);
   for (const name of names) {
-    if (isIP(name) === 0 && !/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$/.test(name)) {
+    if (!isServerName(name)) {
       read.problem(`${prefix}TLS_NAMES: "${name}" is neither a DNS name nor an IP address`);
     }
   }
