@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm start`: everything keyfleet needs on this machine: the Fabric network (two organisations,
 # chaincode deployed), the operator's HSM token and gateway on https://127.0.0.1:8080, Org2's
-# verifier with its own token on https://127.0.0.1:8081, then the demo fleet.
+# verifier with its own token on https://127.0.0.1:8081, the auditor's console on
+# https://127.0.0.1:8082, then the demo fleet.
 # Idempotent: a second run finds the network, tokens, keys and credentials and restarts the services.
 set -euo pipefail
 
@@ -11,8 +12,9 @@ Usage: scripts/start.sh
 
 Bootstraps the machine, starts the Fabric network (network/network.sh up + deploy), creates the
 two SoftHSM tokens and their keys, an operator's credentials, and starts the gateway and the
-verifier in the background (logs: .keyfleet/gateway.log, .keyfleet/verifier.log; stop: npm stop).
-Both serve HTTPS (TLS 1.3); clients trust .keyfleet/device-ca.pem (KEYFLEET_CA_FILE).
+verifier and the auditor's console in the background (logs: .keyfleet/<name>.log; stop: npm stop).
+All serve HTTPS (TLS 1.3); clients trust .keyfleet/device-ca.pem (KEYFLEET_CA_FILE) for the
+gateway, .keyfleet/verifier/tls-ca.pem (Org2's TLS CA) for the verifier and the console.
 
 Environment:
   KEYFLEET_HTTP_PORT           gateway port (default 8080)
@@ -124,18 +126,29 @@ start_service verifier "$verifier_url" "$verifier_ca_file" env \
 # The auditor's console: reads the ledger as Org2's auditor (Org2's peer, the auditor identity of
 # the connection description), never through the gateway; the page verifies each record itself.
 : "${KEYFLEET_CONSOLE_HTTP_PORT:=8082}"
-console_url="http://127.0.0.1:$KEYFLEET_CONSOLE_HTTP_PORT"
-if curl -fsS "$console_url/healthz" >/dev/null 2>&1; then
+console_url="https://127.0.0.1:$KEYFLEET_CONSOLE_HTTP_PORT"
+if curl -fsS --insecure "$console_url/healthz" >/dev/null 2>&1 || curl -fsS "${console_url/https:/http:}/healthz" >/dev/null 2>&1; then
   log "something else already answers at $console_url; choose another KEYFLEET_CONSOLE_HTTP_PORT"
   exit 1
 fi
-start_service console "$console_url" "" env KEYFLEET_CONSOLE_HTTP_PORT="$KEYFLEET_CONSOLE_HTTP_PORT" \
+# The console holds no HSM: Org2's TLS CA (the tls-ca key in the verifier's token) issues its
+# certificate and key, a fresh one at each start, into the console's own data directory (0600).
+console_dir="$KEYFLEET_DATA_DIR/console"
+log "issuing the console's TLS certificate (Org2's TLS CA) into $console_dir"
+SOFTHSM2_CONF="$repo_root/.softhsm/verifier/softhsm2.conf" \
+  KEYFLEET_VERIFIER_HSM_URI=pkcs11:token=keyfleet-verifier \
+  KEYFLEET_VERIFIER_HSM_PIN_FILE="$repo_root/.softhsm/verifier/user-pin" \
+  KEYFLEET_VERIFIER_DATA_DIR="$KEYFLEET_DATA_DIR/verifier" \
+  node gateway/dist/verifier-tls-cli.js issue-console-cert --out "$console_dir" >/dev/null
+start_service console "$console_url" "$verifier_ca_file" env KEYFLEET_CONSOLE_HTTP_PORT="$KEYFLEET_CONSOLE_HTTP_PORT" \
+  KEYFLEET_CONSOLE_TLS_CERT="$console_dir/tls-cert.pem" KEYFLEET_CONSOLE_TLS_KEY="$console_dir/tls-key.pem" \
   KEYFLEET_CONSOLE_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" node console/dist/main.js
 
 cat <<EOF_READY
 
 keyfleet gateway ready at $url, Org2's verifier at $verifier_url, on the Fabric network in .fabric/network
 Auditor's console (read-only, verified in your browser): $console_url/#/fleet?group=demo-fleet
+  (its certificate is issued by Org2's TLS CA: trust $verifier_ca_file in your browser)
   curl --cacert $ca_file $url/healthz
   curl --cacert $ca_file $url/openapi.json
   network/network.sh status

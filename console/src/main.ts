@@ -8,5 +8,6 @@ runService('console', async () => {
   const config = loadConsoleConfig(process.env);
   const service = await openConsole(config);
   const { connectionProfile: fabric, org, identity } = config.ledger;
-  return { service, ...config.http, ready: { fabric, org, identity } };
+  const { host, port, tls } = config.http;
+  return { service, host, port, ready: { fabric, org, identity, https: tls !== undefined } };
 });

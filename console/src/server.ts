@@ -2,13 +2,15 @@ import { IdSchema } from '@keyfleet/protocol';
 import { dirname, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { GatewayErrorCode, isGatewayError } from '@keyfleet/gateway';
+import { GatewayErrorCode, isGatewayError, type HttpsOptions } from '@keyfleet/gateway';
 import type { AuditorLedger } from './auditor-ledger';
 import { newFleetIndex } from './fleet-index';
 
 export interface ConsoleServerOptions {
   readonly ledger: AuditorLedger;
   readonly logLevel?: string;
+  /** TLS options (TLS 1.3, the console's certificate and key); plain HTTP without them. */
+  readonly https?: HttpsOptions;
   /** The folder of the page (index.html, style.css); default: the package's `web/public`. */
   readonly publicDir?: string;
   /** The folder of the page's compiled scripts; default: the package's `dist/web/src`. */
@@ -31,7 +33,11 @@ const page = {
  */
 export function buildConsoleServer(options: ConsoleServerOptions): FastifyInstance {
   const { ledger } = options;
-  const server = Fastify({ logger: { level: options.logLevel ?? 'info' } });
+  const logger = { level: options.logLevel ?? 'info' };
+  // With `https`, Fastify makes an https.Server; the routes do not depend on which.
+  const server = (
+    options.https === undefined ? Fastify({ logger }) : Fastify({ logger, https: options.https })
+  ) as FastifyInstance;
 
   void server.register(fastifyStatic, { root: options.publicDir ?? resolve(packageRoot, 'web', 'public') });
   void server.register(fastifyStatic, {

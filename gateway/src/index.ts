@@ -46,6 +46,8 @@ export type { LedgerTransport, Submitted } from './ledger/transport';
 export { newHttpServer, type HttpServerOptions } from './http/server';
 // Also brings in base's augmentation of Fastify's request (`principal`) and route config (`roles`).
 export type { BaseServerOptions } from './http/base';
+export { readTlsSwitch, TLS13_ONLY, type HttpsOptions } from './http/tls';
+export { writeServerCertificateFiles, type CertificateFiles } from './http/certificate-files';
 export { newApiClient, ApiError, type ApiClient } from './cli/api-client';
 export * from './hsm';
 export { runService } from './service-process';

@@ -135,7 +135,7 @@ describe('batched attestation and `keyfleet audit verify-proof`', function () {
 
   it('in the auditor’s console: charts the batch, and checks a member’s proof in the browser against the root', async () => {
     const [{ result, recorded }] = outcomes as [(typeof outcomes)[number]];
-    const browserConsole = await openConsoleInBrowser(f.chaincode);
+    const browserConsole = await openConsoleInBrowser(f);
     const { page, url } = browserConsole;
     try {
       await page.goto(`${url}/#/fleet`);

@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import type { Page } from 'playwright-core';
+import { newTlsFetch } from '@keyfleet/agent';
+import { chromium, type Page } from 'playwright-core';
 import type { DeviceRecord, HistoryEntry, TrustAnchorRecord } from '@keyfleet/protocol';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
-import { openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
+import { chromiumPath, openConsoleInBrowser, type ConsoleInBrowser } from './support/console-browser';
 
 /** The little of the DOM the page checks read (the test project has no DOM library). */
 interface DomNode {
@@ -78,13 +79,24 @@ describe('auditor console in Chromium', function () {
     const operator = await f.bearer(f.callers.operator);
     await post('/v1/devices/sensor-c1/suspend', { reason: 'seal broken on site visit' }, operator);
     await post('/v1/devices/sensor-c1/reinstate', { reason: 'seal replaced' }, operator);
-    browserConsole = await openConsoleInBrowser(f.chaincode);
+    browserConsole = await openConsoleInBrowser(f);
     ({ url, page } = browserConsole);
     mkdirSync(screenshots, { recursive: true });
   });
   after(async () => {
     await browserConsole.close();
     await f.close();
+  });
+
+  it('serves HTTPS that Chromium refuses unless the console’s key is the one pinned', async () => {
+    expect(url).to.match(/^https:\/\/127\.0\.0\.1:/);
+    const unpinned = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+    try {
+      const refused = await (await unpinned.newPage()).goto(`${url}/healthz`).catch((err: unknown) => err);
+      expect(String(refused)).to.match(/net::ERR_CERT_AUTHORITY_INVALID/);
+    } finally {
+      await unpinned.close();
+    }
   });
 
   it('offers the ledger’s metadata-signing anchor with its thumbprint, and verifies nothing before it is pinned', async () => {
@@ -118,8 +130,11 @@ describe('auditor console in Chromium', function () {
   it('shows a record whose signature was altered on its way to the page as NOT verified', async () => {
     // Same context as `page`, so the same pinned anchor (localStorage).
     const tampered = await page.context().newPage();
+    // The real answer, fetched trusting Org2's TLS CA (Playwright's own route.fetch() knows
+    // nothing of the SPKI pinned in Chromium), then altered on its way to the page.
+    const fetchConsole = newTlsFetch({ ca: f.verifierCaCertificate });
     await tampered.route('**/api/devices/sensor-c1', async (route) => {
-      const response = await route.fetch();
+      const response = await fetchConsole(route.request().url());
       const body = (await response.json()) as { History: HistoryEntry<DeviceRecord>[] };
       const suspended = body.History[1]?.Value;
       if (suspended) {
@@ -127,7 +142,7 @@ describe('auditor console in Chromium', function () {
         const flipped = `${signature.slice(0, 20)}${signature[20] === 'A' ? 'B' : 'A'}${signature.slice(21)}`;
         suspended.Proof.JWS = `${header ?? ''}.${payload ?? ''}.${flipped}`;
       }
-      await route.fulfill({ response, json: body });
+      await route.fulfill({ status: response.status, json: body });
     });
     await tampered.goto(`${url}/#/device/sensor-c1`);
     await settled(tampered);

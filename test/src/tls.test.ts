@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { newAgent, newTlsFetch } from '@keyfleet/agent';
 import { callService } from './support/http';
+import { openConsoleOverHttps, type ConsoleOverHttps } from './support/console-browser';
 import { newDeviceCsr, startGatewayFixture, type GatewayFixture, type SecondGateway } from './support/gateway-fixture';
 
 /**
@@ -18,6 +19,7 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
   this.timeout(180_000);
   let f: GatewayFixture;
   let mtls: SecondGateway;
+  let auditorConsole: ConsoleOverHttps;
   let dir: string;
   const file = (name: string, content: string) => {
     const path = join(dir, name);
@@ -58,6 +60,7 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
   before(async () => {
     f = await startGatewayFixture();
     mtls = await f.openSecondGateway({ KEYFLEET_HTTP_TLS_CLIENT_AUTH: 'require' });
+    auditorConsole = await openConsoleOverHttps(f);
     dir = mkdtempSync(join(tmpdir(), 'keyfleet-tls-'));
     caFile = file('ca.pem', f.caCertificate);
     verifierCaFile = file('verifier-ca.pem', f.verifierCaCertificate);
@@ -103,6 +106,7 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
   });
 
   after(async () => {
+    await auditorConsole.close();
     await f.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -111,9 +115,11 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
     { name: 'operator gateway', url: f.url, ca: caFile },
     { name: 'verifier', url: f.verifierUrl, ca: verifierCaFile },
     { name: 'operator gateway with mutual TLS', url: mtls.url, ca: caFile, clientCert: true },
+    // Org2's console: its certificate is issued by Org2's TLS CA, the verifier's (docs/console.md).
+    { name: "auditor's console", url: auditorConsole.url, ca: verifierCaFile },
   ];
 
-  for (const index of [0, 1, 2]) {
+  for (const index of [0, 1, 2, 3]) {
     describe(`listener ${String(index + 1)}`, () => {
       const listener = () => listeners()[index] as ReturnType<typeof listeners>[number];
       const device = () => (listener().clientCert === true ? ['-cert', deviceCert, '-key', deviceKey] : []);
@@ -137,6 +143,14 @@ describe('HTTPS on every listener, checked with openssl s_client (issue 14)', fu
 
       it('does not verify against another CA', async () => {
         const run = await sClient(listener().url, ['-CAfile', foreignCaFile, '-verify_return_error', ...device()]);
+        expect(run.status, listener().name).to.not.equal(0);
+        expect(run.out).to.match(/verify error|unable to get local issuer certificate/i);
+        expect(run.out).to.not.match(/HTTP\/1\.1/);
+      });
+
+      it("does not verify against the other organisation's CA", async () => {
+        const other = listener().ca === caFile ? verifierCaFile : caFile;
+        const run = await sClient(listener().url, ['-CAfile', other, '-verify_return_error', ...device()]);
         expect(run.status, listener().name).to.not.equal(0);
         expect(run.out).to.match(/verify error|unable to get local issuer certificate/i);
         expect(run.out).to.not.match(/HTTP\/1\.1/);

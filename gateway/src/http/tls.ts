@@ -28,22 +28,35 @@ export function isLoopback(host: string): boolean {
   return isIP(host) === 4 && host.startsWith('127.');
 }
 
+/** Whether a server certificate may name `name`: a DNS name or an IP address. */
+export function isServerName(name: string): boolean {
+  return isIP(name) !== 0 || /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$/.test(name);
+}
+
+/**
+ * Reads `<prefix>TLS`: `on` (the default) is true; `off` (plain HTTP) is false, and refused unless
+ * the service listens on loopback. Every keyfleet listener (gateway, verifier, console) obeys this.
+ */
+export function readTlsSwitch(read: SettingsReader, prefix: string, host: string): boolean {
+  const mode = read.optional(`${prefix}TLS`) ?? 'on';
+  if (mode === 'off' && !isLoopback(host)) {
+    read.problem(`${prefix}TLS=off (plain HTTP) is a development option allowed only on loopback, not on ${host}`);
+  }
+  if (mode !== 'on' && mode !== 'off') read.problem(`${prefix}TLS must be on or off, got "${mode}"`);
+  return mode !== 'off';
+}
+
 /**
  * Reads `<prefix>TLS` (`on`, the default, or `off`), `<prefix>TLS_NAMES` (comma-separated; default
  * the listening host, `localhost`, `127.0.0.1` and `::1`) and `<prefix>TLS_CLIENT_AUTH` (`none`,
  * the default, or `require`). `off` is refused unless the service listens on loopback.
  */
 export function readListenerSecurity(read: SettingsReader, prefix: string, host: string): ListenerSecurity {
-  const mode = read.optional(`${prefix}TLS`) ?? 'on';
   const clientAuth = read.optional(`${prefix}TLS_CLIENT_AUTH`) ?? 'none';
-  if (mode === 'off') {
-    if (!isLoopback(host)) {
-      read.problem(`${prefix}TLS=off (plain HTTP) is a development option allowed only on loopback, not on ${host}`);
-    }
+  if (!readTlsSwitch(read, prefix, host)) {
     if (clientAuth !== 'none') read.problem(`${prefix}TLS_CLIENT_AUTH=${clientAuth} needs ${prefix}TLS=on`);
     return { kind: 'plain-http' };
   }
-  if (mode !== 'on') read.problem(`${prefix}TLS must be on or off, got "${mode}"`);
   if (clientAuth !== 'none' && clientAuth !== 'require') {
     read.problem(`${prefix}TLS_CLIENT_AUTH must be none or require, got "${clientAuth}"`);
   }
@@ -51,7 +64,7 @@ export function readListenerSecurity(read: SettingsReader, prefix: string, host:
   const defaults = [...(wildcard ? [] : [host]), 'localhost', '127.0.0.1', '::1'];
   const names = (read.optional(`${prefix}TLS_NAMES`)?.split(',') ?? defaults).map((n) => n.trim()).filter(Boolean);
   for (const name of names) {
-    if (isIP(name) === 0 && !/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$/.test(name)) {
+    if (!isServerName(name)) {
       read.problem(`${prefix}TLS_NAMES: "${name}" is neither a DNS name nor an IP address`);
     }
   }
@@ -79,16 +92,31 @@ export async function httpsOptions(
   clientCaPem: string = issuer.certificatePem,
 ): Promise<HttpsOptions | undefined> {
   if (security.kind === 'plain-http') return undefined;
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const certificate = await issuer.issueServer(publicKey, security.names);
   return {
-    key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    // The chain up to, not including, the root: clients hold the root (KEYFLEET_CA_FILE).
-    cert: certificate,
-    minVersion: 'TLSv1.3',
-    maxVersion: 'TLSv1.3',
+    ...(await issueServerKeyPair(issuer, security.names)),
+    ...TLS13_ONLY,
     ...(security.requireClientCertificate
       ? { requestCert: true, rejectUnauthorized: true, ca: clientCaPem }
       : { requestCert: false }),
   };
+}
+
+/** TLS 1.3 and nothing older: the protocol range of every keyfleet listener. */
+export const TLS13_ONLY = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
+
+/** A server's key (PKCS#8 PEM) and its certificate (PEM) for `names`, signed by `issuer`. */
+export interface ServerKeyPair {
+  readonly key: string;
+  /** The chain up to, not including, the root: clients hold the root (the CA file they trust). */
+  readonly cert: string;
+}
+
+/** Makes a fresh P-256 key and has `issuer` certify it as a TLS server for `names`. */
+export async function issueServerKeyPair(
+  issuer: ServerCertificateIssuer,
+  names: readonly string[],
+): Promise<ServerKeyPair> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const cert = await issuer.issueServer(publicKey, names);
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert };
 }
