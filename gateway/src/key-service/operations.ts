@@ -20,7 +20,7 @@ import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { isHsmError, parsePkcs11Uri, type Hsm, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { withDeviceMasterKey } from '../rotation/hsm-steps';
+import { withDeviceMasterKey } from '../rotation/device-wrap';
 import { authorizeUse, KeyUse } from './access';
 import { encodeHeader, envelopeAad, formatEnvelope, parseEnvelope } from './envelope';
 import { fail, KeyServiceErrorDetail } from './errors';
