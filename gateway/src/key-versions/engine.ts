@@ -139,7 +139,8 @@ function fail(code: GatewayErrorCode, detail: KeyVersionErrorDetail, message: st
   throw new GatewayError(code, message, detail, cause === undefined ? undefined : { cause });
 }
 
-function hsmFailure(err: unknown): unknown {
+/** An HSM error as the gateway reports it (HSM_FAILURE, the HSM's code in `detail`); others unchanged. */
+export function hsmFailure(err: unknown): unknown {
   return isHsmError(err)
     ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
     : err;

@@ -21,11 +21,17 @@ import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import { isHsmError, type Hsm } from '../hsm';
+import type { Hsm } from '../hsm';
 import { newAckRecorder, type AckRecorder } from './ack-recorder';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { ledgerPort } from '../ledger/port';
-import { newKeyVersionEngine, type KeyVersionEngine, type ReconcileResult } from '../key-versions/engine';
+import {
+  hsmFailure,
+  KeyVersionErrorDetail,
+  newKeyVersionEngine,
+  type KeyVersionEngine,
+  type ReconcileResult,
+} from '../key-versions/engine';
 import { findVersionKey, type VersionObject } from '../key-versions/objects';
 import { withDeviceMasterKey, wrapForDevice } from './device-wrap';
 
@@ -50,9 +56,9 @@ export const RotationErrorDetail = {
   KeyNotUsable: 'KEY_NOT_USABLE',
   NonceReplayed: 'NONCE_REPLAYED',
   StaleVersion: 'STALE_VERSION',
-  RotationInProgress: 'ROTATION_IN_PROGRESS',
+  RotationInProgress: KeyVersionErrorDetail.RotationInProgress,
   AckMismatch: 'ROTATION_ACK_MISMATCH',
-  KeyMaterialMissing: 'KEY_MATERIAL_MISSING',
+  KeyMaterialMissing: KeyVersionErrorDetail.KeyMaterialMissing,
 } as const;
 export type RotationErrorDetail = (typeof RotationErrorDetail)[keyof typeof RotationErrorDetail];
 
@@ -327,12 +333,6 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
         `nonce ${digest} was consumed in transaction ${used.TxID}`,
       );
     }
-  }
-
-  function hsmFailure(err: unknown): unknown {
-    return isHsmError(err)
-      ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
-      : err;
   }
 
   async function wrapVersion(certificate: X509Certificate, deviceId: string, key: VersionObject): Promise<Uint8Array> {
