@@ -13,6 +13,7 @@ import { newReinstatement } from './domain/reinstatement';
 import type { OperatorAttestationApi, Services } from './domain/services';
 import type { LedgerClient } from './ledger/ledger-client';
 import { ledgerPort } from './ledger/port';
+import { newKeyVersionEngine } from './key-versions/engine';
 import { newRotationService } from './rotation';
 import { newApplicationKeyRotation, newKeyOperations } from './key-service';
 import { newRotationScheduler, type SchedulerLog } from './scheduler';
@@ -93,15 +94,18 @@ export async function openGateway(config: Config): Promise<Gateway> {
     const ca = await newDeviceCa({ key: caKey, ...(await readCaCertificate(config.dataDir)) });
     await saveCaCertificate(config.dataDir, ca.certificatePem);
 
+    // One engine, so one lock per key, under device keys, application keys and registration.
+    const engine = newKeyVersionEngine({ hsm, ledger });
     const rotation = newRotationService({
       hsm,
       ledger,
+      engine,
       responseKey: metadataKey,
       deviceCaCertificatePem: ca.certificatePem,
       deviceRefusal: events.denials.refusal,
     });
     // Before serving: what a crash left half done in the HSM is settled against the ledger.
-    await rotation.reconcile();
+    const reconciled = await engine.reconcile();
 
     const attestation = forwardedAttestation(config, ledger);
 
@@ -114,7 +118,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
         this.target?.warn(fields, message);
       },
     };
-    const keyRotation = newApplicationKeyRotation({ hsm, ledger });
+    const keyRotation = newApplicationKeyRotation({ hsm, ledger, engine });
     // Due server-side keys are rotated here; due device keys are told to devices at check-in.
     // With several gateways, the ledger's CurrentVersion check lets exactly one rotation win.
     const scheduler = newRotationScheduler({
@@ -135,7 +139,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
         keyExchangePublicKeyPem: (await hsm.getPublicKey({ label: 'device-kex' })).pem,
         metadataSigningPublicKeyPem: metadataKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       }),
-      keys: newKeyService({ hsm, ledger }),
+      keys: newKeyService({ hsm, ledger, engine }),
       rotation: {
         provisionDeviceKey: (request) => rotation.provisionDeviceKey(request),
         rotateDeviceKey: (request, route) => rotation.rotateDeviceKey(request, route),
@@ -163,6 +167,10 @@ export async function openGateway(config: Config): Promise<Gateway> {
     });
     closers.push(() => server.close());
     schedulerLog.target = server.log;
+    if (reconciled.missing.length > 0) {
+      // Not repaired here: a committed version the HSM lacks is a fault for an operator.
+      server.log.error({ missing: reconciled.missing }, 'the HSM lacks key versions the ledger records');
+    }
     clusterLog.target = server.log;
     if (config.schedulerIntervalMs > 0) {
       scheduler.start();

@@ -65,13 +65,9 @@ export {
   type ApplicationKeyRotation,
   type KeyOperations,
 } from './key-service';
-export {
-  findVersionKey,
-  generateVersionKey,
-  withDeviceMasterKey,
-  wrapForDevice,
-  type VersionKey,
-} from './rotation/hsm-steps';
+export { findVersionKey, generateVersionKey, type VersionKey, type VersionObject } from './key-versions/objects';
+export { newKeyVersionEngine, type KeyVersionEngine, type ReconcileResult } from './key-versions/engine';
+export { withDeviceMasterKey, wrapForDevice } from './rotation/device-wrap';
 export { nextKeyCommitment } from './rotation';
 export { newRotationScheduler, type RotationScheduler } from './scheduler';
 export { handleError } from './http/errors';

@@ -132,4 +132,36 @@ describe('crash recovery: the gateway killed mid-rotation', function () {
       expect(await hsmVersions('edge-9-data')).to.deep.equal(versions);
     });
   }
+
+  it('a version the ledger committed and the HSM lost is reported at start-up, and not repaired', async () => {
+    await start();
+    const key = await ledgerKey();
+    await stop();
+    const lost = key.LatestVersion + 1; // the pre-generated next version, committed as NextKeyCommitment
+    const hsm = await newHsm({ uri: store.uri, modulePath: softHsmModule, pin: store.pin, sessions: 1 });
+    try {
+      await hsm.destroyKey({ label: `key:edge-9-data:v${String(lost)}` }, ['secret']);
+    } finally {
+      await hsm.close();
+    }
+
+    await start();
+    const g = gateway as GatewayProcess;
+    // pino writes asynchronously: the line may trail the health check by a moment.
+    for (let i = 0; i < 50 && !g.output().includes('key versions the ledger records'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const report = g
+      .output()
+      .split('\n')
+      .find((line) => line.includes('the HSM lacks key versions the ledger records'));
+    expect(report, g.output()).to.not.equal(undefined);
+    expect((JSON.parse(report ?? '{}') as { missing?: unknown }).missing).to.deep.equal([
+      { keyId: 'edge-9-data', version: lost },
+    ]);
+    expect(await ledgerKey(), 'the ledger is not touched').to.deep.equal(key);
+    await stop();
+    const kept = Array.from({ length: key.LatestVersion }, (_, i) => i + 1);
+    expect(await hsmVersions('edge-9-data'), 'nothing is made up for the lost version').to.deep.equal(kept);
+  });
 });

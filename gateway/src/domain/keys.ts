@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { type AccessPolicy, ErrorCode, type KeyRecord, KeyState, Permission, versionLabel } from '@keyfleet/protocol';
+import { type AccessPolicy, ErrorCode, type KeyRecord, KeyState, Permission } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import { HsmErrorCode, isHsmError, type Hsm, type KeyKind } from '../hsm';
+import type { Hsm } from '../hsm';
+import { newKeyVersionEngine, type KeyVersionEngine } from '../key-versions/engine';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { ledgerPort, ledgerRefusalCode } from '../ledger/port';
 import { assertPermitted } from '../key-service/access';
@@ -11,21 +11,19 @@ import type { CompromiseResult, KeyRegistration, KeyService } from './services';
 export interface KeyServiceOptions {
   readonly hsm: Hsm;
   readonly ledger: LedgerClient;
+  /** Generates version 1 and registers the key; default one of its own over `hsm` and `ledger`. */
+  readonly engine?: KeyVersionEngine;
 }
 
 export function newKeyService(options: KeyServiceOptions): KeyService {
-  const { hsm } = options;
   const ledger = ledgerPort(options.ledger);
+  const engine = options.engine ?? newKeyVersionEngine(options);
   const readKey = (keyId: string) => ledger.keys.require(keyId);
 
   return {
-    async register(_by, request) {
-      const label = versionLabel(request.keyId, 1);
-      // A version-1 object left by a crash before the ledger write makes the HSM refuse the label
-      // (HSM_KEY_EXISTS): rotation's reconcile() at start-up removes such orphans.
-      const version = await generate(hsm, label, request);
-      try {
-        return await ledger.keys.register({
+    register(_by, request) {
+      return engine.register(
+        {
           KeyID: request.keyId,
           Owner: { Type: request.owner.type, ID: request.owner.id },
           Algorithm: request.algorithm,
@@ -37,18 +35,12 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
             Triggers: ['compromise'],
           },
           AccessPolicy: toLedgerPolicy(request.accessPolicy),
-          InitialVersion: { ...version.ledger, WrappedKeyDigest: null },
           InitialState: 'active',
-          NextKeyCommitment: null,
-        });
-      } catch (err) {
-        // A definite refusal leaves nothing behind; an unknown outcome (the write may have
-        // committed) leaves the key for reconcile(), which asks the ledger.
-        if (!(err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable)) {
-          await hsm.destroyKey({ id: version.id }, version.kinds).catch(() => undefined);
-        }
-        throw err;
-      }
+        },
+        // The first rotation generates version 2; a version-1 object a crash left before the
+        // ledger write is refused (HSM_KEY_EXISTS) until reconcile() at start-up removes it.
+        { preRotate: false, delivered: false },
+      );
     },
 
     async get(by, keyId) {
@@ -106,51 +98,6 @@ export function newKeyService(options: KeyServiceOptions): KeyService {
       return toHistory(await ledger.keys.history(keyId));
     },
   };
-}
-
-async function generate(hsm: Hsm, label: string, request: KeyRegistration): Promise<GeneratedVersion> {
-  try {
-    if (request.algorithm === 'EC-P256') {
-      const key = await hsm.generateEcKeyPair({ label, sign: true });
-      return {
-        ledger: {
-          Fingerprint: createHash('sha256').update(key.spki).digest('hex'),
-          FingerprintType: 'spki-sha256',
-          Pkcs11URI: key.uri,
-        },
-        id: key.id,
-        kinds: ['private', 'public'],
-      };
-    }
-    const usage = request.purpose === 'wrap' ? (['wrap', 'unwrap'] as const) : (['encrypt', 'decrypt'] as const);
-    const key = await hsm.generateSecretKey({ label, type: 'aes-256', usage });
-    if (key.checkValue === undefined) {
-      await hsm.destroyKey({ id: key.id }, ['secret']);
-      throw new GatewayError(GatewayErrorCode.HsmFailure, 'the token gave no key check value');
-    }
-    return {
-      ledger: { Fingerprint: Buffer.from(key.checkValue).toString('hex'), FingerprintType: 'kcv', Pkcs11URI: key.uri },
-      id: key.id,
-      kinds: ['secret'],
-    };
-  } catch (err) {
-    if (isHsmError(err) && err.code === HsmErrorCode.KeyExists) {
-      throw new GatewayError(
-        GatewayErrorCode.LedgerRejected,
-        `the HSM holds ${label} from an interrupted registration; a gateway restart reconciles it`,
-        err.code,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-}
-
-/** A new key version: what the ledger records, and how to find the HSM objects again. */
-interface GeneratedVersion {
-  readonly ledger: { Fingerprint: string; FingerprintType: 'kcv' | 'spki-sha256'; Pkcs11URI: string };
-  readonly id: Uint8Array;
-  readonly kinds: readonly KeyKind[];
 }
 
 function toLedgerPolicy(policy: KeyRegistration['accessPolicy']): AccessPolicy {

@@ -1,4 +1,5 @@
 import { GatewayError, GatewayErrorCode } from '../errors';
+import { KeyVersionErrorDetail } from '../key-versions/engine';
 
 /**
  * Why the key service refused, carried in `GatewayError.detail`; `code` stays the HTTP-facing class
@@ -26,9 +27,9 @@ export const KeyServiceErrorDetail = {
   /** The key's algorithm cannot be rotated or served here. */
   AlgorithmUnsupported: 'ALGORITHM_UNSUPPORTED',
   /** Another rotation of this key holds the next version's HSM label. */
-  RotationInProgress: 'ROTATION_IN_PROGRESS',
+  RotationInProgress: KeyVersionErrorDetail.RotationInProgress,
   /** The ledger's version is not in the HSM (or does not match its fingerprint). */
-  KeyMaterialMissing: 'KEY_MATERIAL_MISSING',
+  KeyMaterialMissing: KeyVersionErrorDetail.KeyMaterialMissing,
   DeviceNotFound: 'DEVICE_NOT_FOUND',
   DeviceNotActive: 'DEVICE_NOT_ACTIVE',
   /** The certificate given for the receiving device is not the one on the ledger. */

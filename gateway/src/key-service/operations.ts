@@ -20,7 +20,8 @@ import type { Principal } from '../auth/bearer';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { isHsmError, parsePkcs11Uri, type Hsm, type KeyRef } from '../hsm';
 import type { LedgerClient } from '../ledger/ledger-client';
-import { withDeviceMasterKey } from '../rotation/hsm-steps';
+import { hsmFailure as asHsmFailure } from '../key-versions/engine';
+import { withDeviceMasterKey } from '../rotation/device-wrap';
 import { authorizeUse, KeyUse } from './access';
 import { encodeHeader, envelopeAad, formatEnvelope, parseEnvelope } from './envelope';
 import { fail, KeyServiceErrorDetail } from './errors';
@@ -179,9 +180,7 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
         err,
       );
     }
-    if (isHsmError(err))
-      throw new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err });
-    throw err;
+    throw asHsmFailure(err);
   }
 
   /** The version's public key from the HSM, checked against the ledger's SPKI fingerprint. */

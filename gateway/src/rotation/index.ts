@@ -13,12 +13,12 @@ export type {
   AckResult,
   ProvisionRequest,
   ProvisionResult,
-  ReconcileResult,
   RotationResult,
   RotationService,
   RotationServiceOptions,
   RouteBinding,
 } from './service';
+export type { ReconcileResult } from '../key-versions/engine';
 export {
   KekIv,
   RotationLabel,

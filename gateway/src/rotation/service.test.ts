@@ -19,7 +19,7 @@ import { GatewayError } from '../errors';
 import { parsePkcs11Uri } from '../hsm';
 import { softHsmModule } from '../testing/softhsm';
 import { newSoftwareKey } from '../testing/software-key';
-import { findVersionKey, generateVersionKey } from './hsm-steps';
+import { findVersionKey, generateVersionKey } from '../key-versions/objects';
 import { newRotationService, type RotationService } from './service';
 import {
   deviceJws,

@@ -2,11 +2,8 @@ import {
   ackClaimsProblem,
   type DeviceRecord,
   duplicateMemberInCompact,
-  isAccountedFor,
   type KeyRecord,
   Msp,
-  nextKeyCommitment,
-  parseVersionLabel,
   requestClaimsProblem,
   Role,
   type RotationAckClaims,
@@ -23,21 +20,20 @@ import { devicePrincipal, enterPrincipal } from '../ledger/principal-context';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
-import { newKeyedLock } from '../keyed-lock';
 import { GatewayError, GatewayErrorCode } from '../errors';
-import { failpoint } from '../failpoint';
-import { isHsmError, type Hsm } from '../hsm';
+import type { Hsm } from '../hsm';
 import { newAckRecorder, type AckRecorder } from './ack-recorder';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { ledgerPort } from '../ledger/port';
 import {
-  findVersionKey,
-  findVersionKeys,
-  generateVersionKey,
-  withDeviceMasterKey,
-  wrapForDevice,
-  type VersionKey,
-} from './hsm-steps';
+  hsmFailure,
+  KeyVersionErrorDetail,
+  newKeyVersionEngine,
+  type KeyVersionEngine,
+  type ReconcileResult,
+} from '../key-versions/engine';
+import { findVersionKey, type VersionObject } from '../key-versions/objects';
+import { withDeviceMasterKey, wrapForDevice } from './device-wrap';
 
 /**
  * The machine-readable reasons a rotation is refused, carried in `GatewayError.detail` (the
@@ -60,9 +56,9 @@ export const RotationErrorDetail = {
   KeyNotUsable: 'KEY_NOT_USABLE',
   NonceReplayed: 'NONCE_REPLAYED',
   StaleVersion: 'STALE_VERSION',
-  RotationInProgress: 'ROTATION_IN_PROGRESS',
+  RotationInProgress: KeyVersionErrorDetail.RotationInProgress,
   AckMismatch: 'ROTATION_ACK_MISMATCH',
-  KeyMaterialMissing: 'KEY_MATERIAL_MISSING',
+  KeyMaterialMissing: KeyVersionErrorDetail.KeyMaterialMissing,
 } as const;
 export type RotationErrorDetail = (typeof RotationErrorDetail)[keyof typeof RotationErrorDetail];
 
@@ -87,6 +83,8 @@ export interface RotationServiceOptions {
   readonly deviceRefusal?: (deviceId: string) => 'suspended' | 'revoked' | undefined;
   /** Records acknowledgements; default a group commit ({@link newAckRecorder}) over `ledger`. */
   readonly acks?: AckRecorder;
+  /** Generates, commits and reconciles the key's versions; default one of its own over `hsm` and `ledger`. */
+  readonly engine?: KeyVersionEngine;
 }
 
 /** What the route should answer: `{ response }`, plus facts for logs and metrics. */
@@ -121,13 +119,6 @@ export interface ProvisionResult {
   readonly transactionId: string;
 }
 
-export interface ReconcileResult {
-  /** Labels of the version objects destroyed (by CKA_ID) because the ledger does not account for them. */
-  readonly destroyed: readonly string[];
-  /** Version keys the ledger accounts for. */
-  readonly kept: number;
-}
-
 /** When the route names a device and key, the signed claims must name the same. */
 export interface RouteBinding {
   readonly deviceId?: string;
@@ -156,8 +147,8 @@ export interface RotationService {
   /**
    * Crash recovery, run before serving: destroys, by CKA_ID, each version object the ledger does not
    * account for (generated, never committed, so never delivered), except version LatestVersion+2,
-   * which may be in flight on another gateway and is adopted by the next rotation. See
-   * docs/protocol-rotation.md §7.
+   * which may be in flight on another gateway and is adopted by the next rotation; reports ledger
+   * versions the HSM lacks. See docs/protocol-rotation.md §7 and key-versions/engine.ts.
    */
   reconcile(): Promise<ReconcileResult>;
 }
@@ -197,9 +188,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
   const caCertificate = new X509Certificate(options.deviceCaCertificatePem);
 
   const acks = options.acks ?? newAckRecorder({ ledger: options.ledger });
-
-  /** One rotation per key at a time in this process; across gateways the ledger's version check decides. */
-  const exclusively = newKeyedLock();
+  const engine = options.engine ?? newKeyVersionEngine({ hsm, ledger: options.ledger });
 
   async function verifyDeviceMessage(jws: string, typ: string): Promise<VerifiedDeviceMessage> {
     let header: ReturnType<typeof decodeProtectedHeader>;
@@ -346,63 +335,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     }
   }
 
-  async function destroyAll(keys: readonly VersionKey[]): Promise<void> {
-    for (const key of keys) {
-      try {
-        // By CKA_ID: another object may share the label (a duplicate), and it is not ours.
-        await hsm.destroyKey({ id: key.id }, ['secret']);
-      } catch {
-        // reconcile() removes what is left; the original error matters more.
-      }
-    }
-  }
-
-  async function generateOrConflict(keyId: string, version: number): Promise<VersionKey> {
-    try {
-      return await generateVersionKey(hsm, keyId, version);
-    } catch (err) {
-      if (isHsmError(err) && err.code === 'HSM_KEY_EXISTS') {
-        fail(
-          GatewayErrorCode.LedgerRejected,
-          RotationErrorDetail.RotationInProgress,
-          `version ${version} of key ${keyId} is already in the HSM: another rotation is running, or reconcile() is due`,
-          err,
-        );
-      }
-      throw hsmFailure(err);
-    }
-  }
-
-  /**
-   * The pre-generated key after next (n+2): generated, or, when an object of that version is already
-   * on the token, adopted. The ledger never accounts for an n+2 (only up to n+1), so such an object
-   * was left by an ambiguous failure or is in flight on another gateway; it never left the HSM and
-   * is as good as a fresh one (docs/protocol-rotation.md §7). Adopted objects are not ours to destroy.
-   */
-  async function generateOrAdopt(keyId: string, version: number): Promise<{ key: VersionKey; generated: boolean }> {
-    try {
-      return { key: await generateVersionKey(hsm, keyId, version), generated: true };
-    } catch (err) {
-      if (!(isHsmError(err) && err.code === 'HSM_KEY_EXISTS')) throw hsmFailure(err);
-      const [existing] = await findVersionKeys(hsm, keyId, version, hsm.tokenLabel);
-      if (existing !== undefined) return { key: existing, generated: false };
-      // The label is being created right now in this process, or holds no version key.
-      fail(
-        GatewayErrorCode.LedgerRejected,
-        RotationErrorDetail.RotationInProgress,
-        `version ${version} of key ${keyId} is being created in the HSM by another rotation`,
-        err,
-      );
-    }
-  }
-
-  function hsmFailure(err: unknown): unknown {
-    return isHsmError(err)
-      ? new GatewayError(GatewayErrorCode.HsmFailure, 'the HSM failed', err.code, { cause: err })
-      : err;
-  }
-
-  async function wrapVersion(certificate: X509Certificate, deviceId: string, key: VersionKey): Promise<Uint8Array> {
+  async function wrapVersion(certificate: X509Certificate, deviceId: string, key: VersionObject): Promise<Uint8Array> {
     try {
       return await withDeviceMasterKey(hsm, kexLabel, certificate.publicKey, (dmk) =>
         wrapForDevice(hsm, dmk, { deviceId, keyId: key.keyId, version: key.version }, { id: key.id }),
@@ -414,7 +347,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
 
   async function respond(
     claims: RotationRequestClaims,
-    delivered: VersionKey,
+    delivered: VersionObject,
     wrapped: Uint8Array,
     transactionId: string,
     nonceDigest: string,
@@ -427,7 +360,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       previous_version: claims.current_version,
       nonce_digest: nonceDigest,
       wrapped_key: Buffer.from(wrapped).toString('base64url'),
-      kcv: delivered.kcv,
+      kcv: delivered.fingerprint,
       transaction_id: transactionId,
       iat: Math.floor(now().getTime() / 1000),
     };
@@ -453,74 +386,11 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
     certificate: X509Certificate,
     nonceDigest: string,
   ): Promise<RotationResult> {
-    const next = key.LatestVersion + 1;
-    const created: VersionKey[] = [];
-    let committed = false;
-    try {
-      // Of several objects labelled v(n+1), the one whose check value the ledger committed to.
-      const commitment = key.NextKeyCommitment;
-      let delivered = await findVersionKey(
-        hsm,
-        key.KeyID,
-        next,
-        hsm.tokenLabel,
-        commitment === null ? undefined : { commitment },
-      );
-      if (delivered === null) {
-        // The ledger committed to a pre-generated next key: any other would be refused
-        // (NEXT_KEY_MISMATCH), so its absence is a fault to report, not a gap to fill.
-        if (key.NextKeyCommitment !== null) {
-          fail(
-            GatewayErrorCode.HsmFailure,
-            RotationErrorDetail.KeyMaterialMissing,
-            `the committed next version ${next} of key ${key.KeyID} is not in the HSM`,
-          );
-        }
-        delivered = await generateOrConflict(key.KeyID, next);
-        created.push(delivered);
-      }
-      const { key: following, generated } = await generateOrAdopt(key.KeyID, next + 1);
-      if (generated) created.push(following);
-      const wrapped = await wrapVersion(certificate, claims.device_id, delivered);
-      failpoint('rotation-before-commit');
-      // Commit before delivery: a wrapped key that left the gateway is always on the ledger.
-      const { transactionId } = await ledger.keys.rotate({
-        KeyID: key.KeyID,
-        CurrentVersion: key.LatestVersion,
-        NewVersion: {
-          Fingerprint: delivered.kcv,
-          FingerprintType: 'kcv',
-          Pkcs11URI: delivered.uri,
-          WrappedKeyDigest: sha256Hex(wrapped),
-        },
-        NextKeyCommitment: nextKeyCommitment(following.kcv),
-        NonceDigest: nonceDigest,
-      });
-      committed = true;
-      failpoint('rotation-after-commit');
-      return await respond(claims, delivered, wrapped, transactionId, nonceDigest, false);
-    } catch (err) {
-      if (!committed) await destroyUnlessAmbiguous(key.KeyID, created, err);
-      throw err;
-    }
-  }
-
-  /**
-   * After a failure before the commit, destroys the keys this call generated: a definite refusal
-   * leaves nothing behind. An unknown ledger outcome (LEDGER_UNAVAILABLE: the write may yet have
-   * committed) leaves them to reconcile(), which asks the ledger what happened. A generated key the
-   * ledger now accounts for is kept: another gateway adopted our n+2 and won the race with it.
-   */
-  async function destroyUnlessAmbiguous(keyId: string, created: readonly VersionKey[], err: unknown): Promise<void> {
-    if (err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable) return;
-    if (created.length === 0) return;
-    let key: KeyRecord | null;
-    try {
-      key = await ledger.keys.get(keyId);
-    } catch {
-      return; // unknown: reconcile() decides later
-    }
-    await destroyAll(created.filter((made) => !isAccountedFor(key, made.version, made.kcv)));
+    // The delivery hook wraps before the commit: a wrapped key that left the gateway is always on the ledger.
+    const deliver = (next: VersionObject) => wrapVersion(certificate, claims.device_id, next);
+    const { committed, wrapped, transactionId } = await engine.advance(key, { deliver, nonceDigest });
+    if (wrapped === null) throw new Error('the key-version engine skipped the delivery hook');
+    return respond(claims, committed, wrapped, transactionId, nonceDigest, false);
   }
 
   /** current_version < latest: the device missed a delivery; the active version is wrapped again. */
@@ -562,38 +432,22 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       if (device.Status !== 'active') {
         fail(GatewayErrorCode.Forbidden, RotationErrorDetail.DeviceRevoked, `device ${device.DeviceID} is not active`);
       }
-      return exclusively(request.keyId, async () => {
-        const created: VersionKey[] = [];
-        try {
-          const first = await generateOrConflict(request.keyId, 1);
-          created.push(first);
-          const second = await generateOrConflict(request.keyId, 2);
-          created.push(second);
-          const device = { MSPID: Msp.Operator, Role: Role.Device, ID: request.deviceId };
-          const operator = { MSPID: Msp.Operator, Role: Role.Operator, ID: null };
-          const { transactionId } = await ledger.keys.register({
-            KeyID: request.keyId,
-            Owner: { Type: 'device', ID: request.deviceId },
-            Algorithm: 'AES-256',
-            Purpose: 'encrypt',
-            RotationPolicy: request.rotationPolicy ?? defaultRotationPolicy,
-            AccessPolicy: { Read: [device], Use: [device], Rotate: [operator], Administer: [operator] },
-            // The device's wrap is bound to its certificate, not known here: no WrappedKeyDigest yet.
-            InitialVersion: {
-              Fingerprint: first.kcv,
-              FingerprintType: 'kcv',
-              Pkcs11URI: first.uri,
-              WrappedKeyDigest: null,
-            },
-            InitialState: 'active',
-            NextKeyCommitment: nextKeyCommitment(second.kcv),
-          });
-          return { keyId: request.keyId, version: 1, transactionId };
-        } catch (err) {
-          await destroyUnlessAmbiguous(request.keyId, created, err);
-          throw err;
-        }
-      });
+      const owner = { MSPID: Msp.Operator, Role: Role.Device, ID: request.deviceId };
+      const operator = { MSPID: Msp.Operator, Role: Role.Operator, ID: null };
+      const { transactionId } = await engine.register(
+        {
+          KeyID: request.keyId,
+          Owner: { Type: 'device', ID: request.deviceId },
+          Algorithm: 'AES-256',
+          Purpose: 'encrypt',
+          RotationPolicy: request.rotationPolicy ?? defaultRotationPolicy,
+          AccessPolicy: { Read: [owner], Use: [owner], Rotate: [operator], Administer: [operator] },
+          InitialState: 'active',
+        },
+        // Pre-rotation from the start (version 2 committed as next); every version leaves wrapped.
+        { preRotate: true, delivered: true },
+      );
+      return { keyId: request.keyId, version: 1, transactionId };
     },
 
     async verifyCheckIn(checkInJws, route) {
@@ -622,7 +476,7 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       if (problem !== null) fail(GatewayErrorCode.BadRequest, RotationErrorDetail.RequestMalformed, problem);
       const claims = message.claims as RotationRequestClaims;
       const nonceDigest = rotationNonceDigest(claims.nonce);
-      return exclusively(claims.key_id, async () => {
+      return engine.exclusively(claims.key_id, async () => {
         // Inside the lock: a device suspended or revoked while this request waited is refused.
         await assertDevice(message, claims, route);
         await assertNonceUnused(nonceDigest);
@@ -666,32 +520,6 @@ export function newRotationService(options: RotationServiceOptions): RotationSer
       return { keyId: key.KeyID, version: claims.version, ...recorded };
     },
 
-    async reconcile() {
-      // Per object (CKA_ID), never per label: a duplicated label must not take the committed key with it.
-      const byKey = new Map<string, { label: string; version: number; id: Uint8Array; kcv: string | null }[]>();
-      for (const found of await hsm.findKeys({ kind: 'secret' })) {
-        const parsed = parseVersionLabel(found.label);
-        if (parsed === null || !found.token) continue;
-        const kcv = found.checkValue?.length === 3 ? Buffer.from(found.checkValue).toString('hex') : null;
-        const list = byKey.get(parsed.keyId) ?? [];
-        list.push({ label: found.label, version: parsed.version, id: found.id, kcv });
-        byKey.set(parsed.keyId, list);
-      }
-      const destroyed: string[] = [];
-      let kept = 0;
-      for (const [keyId, objects] of byKey) {
-        const key = await ledger.keys.get(keyId);
-        for (const { label, version, id, kcv } of objects) {
-          // LatestVersion+2 may be another gateway's rotation in flight; the next rotation adopts it.
-          if (isAccountedFor(key, version, kcv) || (key !== null && version === key.LatestVersion + 2)) {
-            kept++;
-            continue;
-          }
-          await hsm.destroyKey({ id }, ['secret']);
-          destroyed.push(label);
-        }
-      }
-      return { destroyed, kept };
-    },
+    reconcile: () => engine.reconcile(),
   };
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newHsm, type Hsm } from '../hsm';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '../testing/softhsm';
-import { withDeviceMasterKey, wrapForDevice } from './hsm-steps';
+import { withDeviceMasterKey, wrapForDevice } from './device-wrap';
 import { kekDerivationData, nextKeyCommitment, rotationAckDigest, rotationNonceDigest } from '@keyfleet/protocol';
 
 /** docs/protocol-rotation.md §10, read from the spec itself so code and document cannot drift. */

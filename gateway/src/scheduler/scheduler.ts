@@ -9,6 +9,7 @@
 import { asPrincipal, gatewayService } from '../ledger/principal-context';
 import { type DueKey, ErrorCode } from '@keyfleet/protocol';
 import { GatewayError, GatewayErrorCode } from '../errors';
+import { KeyVersionErrorDetail } from '../key-versions/engine';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { ledgerPort } from '../ledger/port';
 
@@ -69,7 +70,7 @@ export interface RotationScheduler {
   dueForDevice(deviceId: string): readonly DeviceKeyDue[];
 }
 
-const lostDetails = new Set<string>([ErrorCode.StaleVersion, 'ROTATION_IN_PROGRESS']);
+const lostDetails = new Set<string>([ErrorCode.StaleVersion, KeyVersionErrorDetail.RotationInProgress]);
 
 export function newRotationScheduler(options: RotationSchedulerOptions): RotationScheduler {
   const { rotateApplicationKey, intervalMs, batchSize } = options;
