@@ -15,29 +15,28 @@ import {
 import { KeyType, type Store } from './store.js';
 import { notFound } from './transaction/read.js';
 
-export async function loadAnchor(store: Store, anchorId: string): Promise<TrustAnchorRecord> {
-  const anchor = await store.get<TrustAnchorRecord>(store.key(KeyType.Anchor, anchorId));
-  if (anchor === null) notFound(ErrorCode.AnchorNotFound, `trust anchor ${anchorId}`);
-  return anchor;
+async function load<T>(store: Store, key: string, code: ErrorCode, what: string): Promise<T> {
+  const record = await store.get<T>(key);
+  if (record === null) notFound(code, what);
+  return record;
 }
 
-export async function loadDevice(store: Store, deviceId: string): Promise<DeviceRecord> {
-  const device = await store.get<DeviceRecord>(store.key(KeyType.Device, deviceId));
-  if (device === null) notFound(ErrorCode.DeviceNotFound, `device ${deviceId}`);
-  return device;
-}
+export const loadAnchor = (store: Store, anchorId: string) =>
+  load<TrustAnchorRecord>(
+    store,
+    store.key(KeyType.Anchor, anchorId),
+    ErrorCode.AnchorNotFound,
+    `trust anchor ${anchorId}`,
+  );
 
-export async function loadKey(store: Store, keyId: string): Promise<KeyRecord> {
-  const key = await store.get<KeyRecord>(store.key(KeyType.Key, keyId));
-  if (key === null) notFound(ErrorCode.KeyNotFound, `key ${keyId}`);
-  return key;
-}
+export const loadDevice = (store: Store, deviceId: string) =>
+  load<DeviceRecord>(store, store.key(KeyType.Device, deviceId), ErrorCode.DeviceNotFound, `device ${deviceId}`);
 
-export async function loadBatch(store: Store, batchId: string): Promise<AttestationBatchRecord> {
-  const batch = await store.get<AttestationBatchRecord>(store.key(KeyType.Batch, batchId));
-  if (batch === null) notFound(ErrorCode.BatchNotFound, `batch ${batchId}`);
-  return batch;
-}
+export const loadKey = (store: Store, keyId: string) =>
+  load<KeyRecord>(store, store.key(KeyType.Key, keyId), ErrorCode.KeyNotFound, `key ${keyId}`);
+
+export const loadBatch = (store: Store, batchId: string) =>
+  load<AttestationBatchRecord>(store, store.key(KeyType.Batch, batchId), ErrorCode.BatchNotFound, `batch ${batchId}`);
 
 /** A nonce (or enrolment token) digest is consumed once; the second use names the first transaction. */
 export async function assertNonceUnused(store: Store, digest: string): Promise<void> {

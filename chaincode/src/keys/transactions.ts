@@ -28,6 +28,7 @@ import {
   Permission,
   type Proof,
   requests,
+  type TxTime,
   Role,
   rotateKeyRecord,
   setKeyRotationPolicy,
@@ -102,6 +103,30 @@ function changeKey<T extends Envelope & { KeyID: string }>(
   );
 }
 
+/** A change of one version's state (activate, deactivate, destroy): the Administer permission, the Version named. */
+function changeVersion<T extends Envelope & { KeyID: string; Version: number }>(
+  ctx: Context,
+  action: TransactionName,
+  check: Check<T>,
+  to: (key: KeyRecord, version: number, now: TxTime, proof: Proof) => KeyRecord,
+  event: EventName,
+  requestJson: string,
+  jws: string,
+): Promise<string> {
+  return changeKey(
+    ctx,
+    {
+      action,
+      check,
+      permission: Permission.Administer,
+      change: (key, write, proof) => ({ key: to(key, write.request.Version, write.now, proof) }),
+      event: (_before, after, request) => ({ name: event, payload: { KeyID: after.KeyID, Version: request.Version } }),
+    },
+    requestJson,
+    jws,
+  );
+}
+
 export class KeyTransactions extends TransactionGroup {
   @Transaction()
   @Returns('string')
@@ -141,18 +166,12 @@ export class KeyTransactions extends TransactionGroup {
   @Transaction()
   @Returns('string')
   async ActivateKey(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    return changeKey(
+    return changeVersion(
       ctx,
-      {
-        action: TransactionName.ActivateKey,
-        check: requests.activateKey,
-        permission: Permission.Administer,
-        change: (key, write, proof) => ({ key: activateKeyVersion(key, write.request.Version, write.now, proof) }),
-        event: (_before, after, request) => ({
-          name: EventName.KeyActivated,
-          payload: { KeyID: after.KeyID, Version: request.Version },
-        }),
-      },
+      TransactionName.ActivateKey,
+      requests.activateKey,
+      activateKeyVersion,
+      EventName.KeyActivated,
       requestJson,
       jws,
     );
@@ -198,18 +217,12 @@ export class KeyTransactions extends TransactionGroup {
   @Transaction()
   @Returns('string')
   async DeactivateKey(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    return changeKey(
+    return changeVersion(
       ctx,
-      {
-        action: TransactionName.DeactivateKey,
-        check: requests.deactivateKey,
-        permission: Permission.Administer,
-        change: (key, write, proof) => ({ key: deactivateKeyVersion(key, write.request.Version, write.now, proof) }),
-        event: (_before, after, request) => ({
-          name: EventName.KeyDeactivated,
-          payload: { KeyID: after.KeyID, Version: request.Version },
-        }),
-      },
+      TransactionName.DeactivateKey,
+      requests.deactivateKey,
+      deactivateKeyVersion,
+      EventName.KeyDeactivated,
       requestJson,
       jws,
     );
@@ -243,20 +256,12 @@ export class KeyTransactions extends TransactionGroup {
   @Transaction()
   @Returns('string')
   async DestroyKeyVersion(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    return changeKey(
+    return changeVersion(
       ctx,
-      {
-        action: TransactionName.DestroyKeyVersion,
-        check: requests.destroyKeyVersion,
-        permission: Permission.Administer,
-        change: (key, write, proof) => ({
-          key: destroyKeyVersionRecord(key, write.request.Version, write.now, proof),
-        }),
-        event: (_before, after, request) => ({
-          name: EventName.KeyVersionDestroyed,
-          payload: { KeyID: after.KeyID, Version: request.Version },
-        }),
-      },
+      TransactionName.DestroyKeyVersion,
+      requests.destroyKeyVersion,
+      destroyKeyVersionRecord,
+      EventName.KeyVersionDestroyed,
       requestJson,
       jws,
     );
