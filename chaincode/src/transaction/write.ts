@@ -6,8 +6,34 @@
  *   rules (`apply`: the JWS, reads, pure checks; it returns the writes) → store → event.
  *
  * Nothing is written before `apply` returns, so a refused request writes nothing and sets no event.
- * A transaction module states only what differs (see {@link WriteRule}); chaincode/README.md shows
- * a whole one.
+ * A transaction states only what differs (a {@link WriteRule}), e.g. in a group of its own:
+ *
+ * ```ts
+ * export class ShardMoveTransactions extends TransactionGroup {
+ *   @Transaction()
+ *   @Returns('string')
+ *   async MoveDevice(ctx: Context, requestJson: string, jws: string): Promise<string> {
+ *     return submit(ctx, {
+ *       action: TransactionName.MoveDevice,
+ *       roles: [Role.Operator],
+ *       check: requests.moveDevice,
+ *       apply: async (write) => {
+ *         const signer = await write.signedBy(AnchorKind.MetadataSigning);
+ *         const device = await loadDevice(write.store, write.request.DeviceID);
+ *         const moved = { ...device, Shard: write.request.To, UpdatedAt: write.now.iso, Proof: write.proof(signer.AnchorID) };
+ *         return {
+ *           puts: [[write.store.key(KeyType.Device, device.DeviceID), moved]],
+ *           event: { name: EventName.DeviceMoved, payload: { DeviceID: device.DeviceID, To: moved.Shard } },
+ *           result: moved,
+ *         };
+ *       },
+ *     }, requestJson, jws);
+ *   }
+ * }
+ * ```
+ *
+ * and the group joins the default contract in contract.ts's list (plain transaction names), or
+ * makes a contract of its own with `contractOf('name', [Group])` in index.ts (`name:` prefixed).
  */
 import type { Context } from 'fabric-contract-api';
 
