@@ -1097,6 +1097,7 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
       });
       expect(marked.status, marked.text).to.equal(200);
       expect(marked.body).to.include({ outcome: 'compromised', keyId: 'hx-app', version: 1 });
+      await f.ledger.committed(String(marked.body.transactionId));
       const key = await f.ledger.evaluate<KeyRecord>('GetKey', 'hx-app');
       expect(key.Versions[0]).to.include({ State: 'compromised', CompromisedAt: marked.body.compromisedAt });
       expect(key.Proof.TxID).to.equal(marked.body.transactionId);
