@@ -1,9 +1,12 @@
 import type { EvidenceErrorCode } from './attestation/evidence';
+import type { HttpCode } from './http/client';
+import type { KeyClientErrorCode } from './key-client';
 
 /**
  * The agent's coded errors: callers switch on `code`, never on the message. {@link AgentError} is
- * the agent's one error base; evidence errors (attestation/evidence.ts) are AgentErrors with codes
- * of their own, all in {@link AgentCode}.
+ * the agent's one error base; evidence errors (attestation/evidence.ts), the key client's
+ * (key-client.ts) and the HTTP client's (http/client.ts) are AgentErrors with codes of their own,
+ * all in {@link AgentCode}.
  */
 export const AgentErrorCode = {
   /** Options or arguments are missing or malformed. */
@@ -35,7 +38,7 @@ export const AgentErrorCode = {
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
 /** The closed set of codes an agent error carries. */
-export type AgentCode = AgentErrorCode | EvidenceErrorCode;
+export type AgentCode = AgentErrorCode | EvidenceErrorCode | KeyClientErrorCode | HttpCode;
 
 export class AgentError extends Error {
   override readonly name: string = 'AgentError';

@@ -9,6 +9,7 @@ import { isId } from '@keyfleet/protocol';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 
+import { AgentError } from './errors.js';
 import { HttpError, newHttpClient } from './http/client.js';
 import type { TlsTrust } from './http/tls.js';
 
@@ -26,15 +27,10 @@ export const KeyClientErrorCode = {
 } as const;
 export type KeyClientErrorCode = (typeof KeyClientErrorCode)[keyof typeof KeyClientErrorCode];
 
-export class KeyClientError extends Error {
-  override readonly name = 'KeyClientError';
-  constructor(
-    readonly code: KeyClientErrorCode,
-    message: string,
-    readonly detail?: string,
-  ) {
-    super(message);
-  }
+/** A refusal of the key client: an {@link AgentError} with one of the {@link KeyClientErrorCode}s. */
+export class KeyClientError extends AgentError {
+  override readonly name: string = 'KeyClientError';
+  declare readonly code: KeyClientErrorCode;
 }
 
 export interface KeyClientOptions {
@@ -91,6 +87,7 @@ const keyActions = new Set([
 
 type Json = Record<string, unknown>;
 
+/** The one place a KeyClientError is made, so its code is always a {@link KeyClientErrorCode}. */
 function fail(code: KeyClientErrorCode, message: string, detail?: string): never {
   throw new KeyClientError(code, message, detail);
 }

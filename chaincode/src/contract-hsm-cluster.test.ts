@@ -2,8 +2,7 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode, HsmClusterService, type HsmClusterEventRecord } from '@keyfleet/protocol';
-import { HsmClusterContract } from './contract-hsm-cluster.js';
+import { ErrorCode, HsmClusterAction, HsmClusterService, type HsmClusterEventRecord } from '@keyfleet/protocol';
 import { Harness, expectRejected } from './testing/harness.js';
 
 const service = { Kind: 'service', ID: HsmClusterService };
@@ -40,55 +39,62 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
   beforeEach(async () => {
     h = await Harness.create();
     await h.bootstrap();
-    // The harness drives one contract object; from here on it is the HSM cluster's.
-    Object.defineProperty(h, 'contract', { value: new HsmClusterContract() });
   });
 
   it('records replications and failovers written by the operator gateway; auditors and the verifier read them', async () => {
-    await h.write(h.ids.operator, 'RecordHsmReplication' as never, replication());
-    await h.write(h.ids.operator, 'RecordHsmFailover' as never, failover());
+    await h.write(h.ids.operator, HsmClusterAction.RecordHsmReplication, replication());
+    await h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover());
     for (const reader of [h.ids.auditor, h.ids.verifier, h.ids.operator]) {
-      const events = await h.read<HsmClusterEventRecord[]>(reader, 'ListHsmClusterEvents' as never, 'keyfleet');
+      const events = await h.read<HsmClusterEventRecord[]>(reader, HsmClusterAction.ListHsmClusterEvents, 'keyfleet');
       expect(events.map((e) => e.DocType)).to.have.members(['hsm-replication', 'hsm-failover']);
       const fo = events.find((e) => e.DocType === 'hsm-failover');
       expect(fo).to.include({ From: 'keyfleet', To: 'keyfleet-2', RecordedBy: 'Org1MSP/operator/gateway-1' });
       expect(fo?.TxID).to.match(/^tx\d+$/);
     }
-    expect(await h.read(h.ids.auditor, 'ListHsmClusterEvents' as never, 'other')).to.deep.equal([]);
+    expect(await h.read(h.ids.auditor, HsmClusterAction.ListHsmClusterEvents, 'other')).to.deep.equal([]);
   });
 
   it('refuses bad writes and writes nothing', async () => {
     const rows: [string, () => Promise<unknown>, ErrorCode][] = [
-      ['an auditor', () => h.write(h.ids.auditor, 'RecordHsmFailover' as never, failover()), ErrorCode.AccessDenied],
       [
-        'the verifier',
-        () => h.write(h.ids.verifier, 'RecordHsmFailover' as never, failover(), h.signers.verifier),
+        'an auditor',
+        () => h.write(h.ids.auditor, HsmClusterAction.RecordHsmFailover, failover()),
         ErrorCode.AccessDenied,
       ],
-      ['an application', () => h.write(h.ids.app, 'RecordHsmFailover' as never, failover()), ErrorCode.AccessDenied],
+      [
+        'the verifier',
+        () => h.write(h.ids.verifier, HsmClusterAction.RecordHsmFailover, failover(), h.signers.verifier),
+        ErrorCode.AccessDenied,
+      ],
+      [
+        'an application',
+        () => h.write(h.ids.app, HsmClusterAction.RecordHsmFailover, failover()),
+        ErrorCode.AccessDenied,
+      ],
       [
         'an operator principal',
         () =>
           h.write(
             h.ids.operator,
-            'RecordHsmFailover' as never,
+            HsmClusterAction.RecordHsmFailover,
             failover({ Principal: { Kind: 'operator', ID: 'alice' } }),
           ),
         ErrorCode.PrincipalInvalid,
       ],
       [
         'From = To',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover({ To: 'keyfleet' })),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover({ To: 'keyfleet' })),
         ErrorCode.InvalidArgument,
       ],
       [
         'Source = Target',
-        () => h.write(h.ids.operator, 'RecordHsmReplication' as never, replication({ Target: 'keyfleet' })),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmReplication, replication({ Target: 'keyfleet' })),
         ErrorCode.InvalidArgument,
       ],
       [
         'a 4-byte KEK check value',
-        () => h.write(h.ids.operator, 'RecordHsmReplication' as never, replication({ KekCheckValue: 'a1b2c3d4' })),
+        () =>
+          h.write(h.ids.operator, HsmClusterAction.RecordHsmReplication, replication({ KekCheckValue: 'a1b2c3d4' })),
         ErrorCode.InvalidArgument,
       ],
       [
@@ -96,7 +102,7 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
         () =>
           h.write(
             h.ids.operator,
-            'RecordHsmReplication' as never,
+            HsmClusterAction.RecordHsmReplication,
             replication({ Keys: [{ Label: 'k', ID: '01', Type: 'aes-256', CheckValue: 'ABCDEF' }] }),
           ),
         ErrorCode.InvalidArgument,
@@ -106,34 +112,35 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
         () =>
           h.write(
             h.ids.operator,
-            'RecordHsmReplication' as never,
+            HsmClusterAction.RecordHsmReplication,
             replication({ Keys: [{ Label: 'k', ID: '01', Type: 'rsa', CheckValue: 'abcdef' }] }),
           ),
         ErrorCode.InvalidArgument,
       ],
       [
         'an Action without the contract namespace',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, { ...failover(), Action: 'RecordHsmFailover' }),
+        () =>
+          h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, { ...failover(), Action: 'RecordHsmFailover' }),
         ErrorCode.InvalidArgument,
       ],
       [
         'an unknown field',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover({ Extra: 1 })),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover({ Extra: 1 })),
         ErrorCode.InvalidArgument,
       ],
       [
         'a control character in the reason',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover({ Reason: 'a\u0007b' })),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover({ Reason: 'a\u0007b' })),
         ErrorCode.InvalidArgument,
       ],
       [
         'a signature by no anchor',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover(), h.signers.spare),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover(), h.signers.spare),
         ErrorCode.AnchorNotFound,
       ],
       [
         'a signature by the verifier anchor',
-        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover(), h.signers.verifier),
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover(), h.signers.verifier),
         ErrorCode.AnchorKindMismatch,
       ],
     ];
@@ -143,15 +150,23 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
       });
       expect(h.lastRejectedWrites, what).to.equal(0);
     }
-    expect(await h.read(h.ids.auditor, 'ListHsmClusterEvents' as never, 'keyfleet')).to.deep.equal([]);
+    expect(await h.read(h.ids.auditor, HsmClusterAction.ListHsmClusterEvents, 'keyfleet')).to.deep.equal([]);
   });
 
   it('refuses a replayed request and reads by applications and devices', async () => {
     const request = failover();
-    await h.write(h.ids.operator, 'RecordHsmFailover' as never, request);
-    await expectRejected(h, h.write(h.ids.operator, 'RecordHsmFailover' as never, request), ErrorCode.RequestReplayed);
+    await h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, request);
+    await expectRejected(
+      h,
+      h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, request),
+      ErrorCode.RequestReplayed,
+    );
     for (const reader of [h.ids.app, h.ids.device]) {
-      await expectRejected(h, h.read(reader, 'ListHsmClusterEvents' as never, 'keyfleet'), ErrorCode.AccessDenied);
+      await expectRejected(
+        h,
+        h.read(reader, HsmClusterAction.ListHsmClusterEvents, 'keyfleet'),
+        ErrorCode.AccessDenied,
+      );
     }
   });
 });

@@ -5,18 +5,15 @@
  * out of the shared record types: transactions are called as `hsm-cluster:<name>`.
  *
  * Writes: the operator gateway only, as its `gateway.hsm-cluster` service, with a JWS by the active
- * metadata-signing anchor like every other write. Reads: operators, the verifier and auditors.
+ * metadata-signing anchor, through the same write path as every other write. Reads: operators, the
+ * verifier and auditors.
  */
-import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import { Context, Info, Returns, Transaction } from 'fabric-contract-api';
 
 import {
   AnchorKind,
-  AnchorStatus,
-  assertPrincipalFor,
-  assertRole,
-  callerName,
-  canonicalBytes,
   canonicalJson,
+  type Check,
   ErrorCode,
   HsmClusterContractName,
   HsmClusterService,
@@ -25,125 +22,105 @@ import {
   hsmReplication,
   id,
   LedgerError,
-  Limits,
-  parseJson,
   PrincipalKind,
-  requests,
+  type RequestPrincipal,
   Role,
   validate,
-  type Check,
   type HsmClusterEventRecord,
-  type RequestPrincipal,
-  type TrustAnchorRecord,
 } from '@keyfleet/protocol';
-import { callerOf } from './identity.js';
-import { jwsKeyId, verifyJws } from './signature.js';
-import { KeyType, Store } from './store.js';
+import { Store } from './store.js';
+import { contractOf, TransactionGroup } from './transaction/compose.js';
+import { reader } from './transaction/read.js';
+import { type Envelope, submit } from './transaction/write.js';
 
 const EventKey = 'hsm-cluster-event';
 
-@Info({ title: 'hsm-cluster', description: "Replications and failovers of the gateway's HSM cluster" })
-export class HsmClusterContract extends Contract {
-  constructor() {
-    super(HsmClusterContractName);
+/** HSM cluster records are written by the gateway's cluster service, and no other principal. */
+function clusterService(principal: RequestPrincipal): void {
+  if (principal.Kind !== PrincipalKind.Service || principal.ID !== HsmClusterService) {
+    throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${HsmClusterService}`);
   }
+}
 
+/** One replication or failover: checked by `rule`, stored under its cluster as the record it is. */
+function record<T extends Envelope & { ClusterID: string }>(
+  ctx: Context,
+  action: string,
+  check: Check<T>,
+  rule: (request: T) => HsmClusterEventRecord['DocType'],
+  requestJson: string,
+  jws: string,
+): Promise<string> {
+  return submit(
+    ctx,
+    {
+      action,
+      roles: [Role.Operator],
+      principal: clusterService,
+      check,
+      apply: async (write) => {
+        const docType = rule(write.request);
+        await write.signedBy(AnchorKind.MetadataSigning);
+        // The record is the request less its Action (the DocType says what it is).
+        const fields: Partial<Envelope> = { ...write.request };
+        delete fields.Action;
+        const stored = {
+          DocType: docType,
+          ...fields,
+          TxID: write.txId,
+          RecordedBy: write.by,
+          Principal: write.principal,
+        };
+        return { puts: [[write.store.key(EventKey, write.request.ClusterID, write.txId), stored]], result: stored };
+      },
+    },
+    requestJson,
+    jws,
+  );
+}
+
+export class HsmClusterTransactions extends TransactionGroup {
   @Transaction()
   @Returns('string')
   async RecordHsmReplication(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    return await this.record(ctx, requestJson, jws, hsmReplication, (r) => {
-      if (r.Source === r.Target)
-        throw new LedgerError(ErrorCode.InvalidArgument, 'Source and Target are the same token');
-      return 'hsm-replication';
-    });
+    return record(
+      ctx,
+      HsmClusterTransaction.RecordHsmReplication,
+      hsmReplication,
+      (r) => {
+        if (r.Source === r.Target)
+          throw new LedgerError(ErrorCode.InvalidArgument, 'Source and Target are the same token');
+        return 'hsm-replication';
+      },
+      requestJson,
+      jws,
+    );
   }
 
   @Transaction()
   @Returns('string')
   async RecordHsmFailover(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    return await this.record(ctx, requestJson, jws, hsmFailover, (r) => {
-      if (r.From === r.To) throw new LedgerError(ErrorCode.InvalidArgument, 'From and To are the same token');
-      return 'hsm-failover';
-    });
+    return record(
+      ctx,
+      HsmClusterTransaction.RecordHsmFailover,
+      hsmFailover,
+      (r) => {
+        if (r.From === r.To) throw new LedgerError(ErrorCode.InvalidArgument, 'From and To are the same token');
+        return 'hsm-failover';
+      },
+      requestJson,
+      jws,
+    );
   }
 
   @Transaction(false)
   @Returns('string')
   async ListHsmClusterEvents(ctx: Context, clusterId: string): Promise<string> {
-    assertRole(callerOf(ctx), [Role.Operator, Role.Verifier, Role.Auditor], HsmClusterTransaction.ListHsmClusterEvents);
+    reader(ctx, [Role.Operator, Role.Verifier, Role.Auditor], HsmClusterTransaction.ListHsmClusterEvents);
     const store = new Store(ctx.stub);
-    const records = await store.all<HsmClusterEventRecord>(EventKey, [validate(id, clusterId, 'clusterId')]);
-    return canonicalJson(records);
-  }
-
-  /** The write path of every keyfleet write: role, principal, schema, replay, signature, then the put. */
-  private async record<T extends { Action: string; RequestID: string; ClusterID: string }>(
-    ctx: Context,
-    requestJson: string,
-    jws: string,
-    check: Check<T>,
-    docType: (request: T) => HsmClusterEventRecord['DocType'],
-  ): Promise<string> {
-    const caller = callerOf(ctx);
-    const { fcn } = ctx.stub.getFunctionAndParameters();
-    assertRole(caller, [Role.Operator], fcn);
-    const raw = parseJson(requestJson, 'request', Limits.RequestBytes);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new LedgerError(ErrorCode.InvalidArgument, 'request must be an object');
-    }
-    const { Principal, ...rest } = raw as Record<string, unknown>;
-    let principal: RequestPrincipal;
-    try {
-      principal = validate(requests.requestPrincipal, Principal, 'request.Principal');
-    } catch (err) {
-      if (err instanceof LedgerError && err.code === ErrorCode.InvalidArgument) {
-        throw new LedgerError(ErrorCode.PrincipalInvalid, err.detail);
-      }
-      throw err;
-    }
-    assertPrincipalFor(caller, principal);
-    if (principal.Kind !== PrincipalKind.Service || principal.ID !== HsmClusterService) {
-      throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${HsmClusterService}`);
-    }
-    const request = validate(check, rest);
-    const kind = docType(request);
-    const store = new Store(ctx.stub);
-    const requestKey = store.key(KeyType.Request, request.RequestID);
-    if ((await store.get(requestKey)) !== null) {
-      throw new LedgerError(ErrorCode.RequestReplayed, `request ${request.RequestID} was already executed`);
-    }
-    await this.verifyMetadataSignature(store, jws, raw);
-    const txId = ctx.stub.getTxID();
-    const fields: Record<string, unknown> = { ...request };
-    delete fields.Action;
-    const record = { DocType: kind, ...fields, TxID: txId, RecordedBy: callerName(caller), Principal: principal };
-    await store.put(store.key(EventKey, request.ClusterID, txId), record);
-    await store.put(requestKey, {
-      RequestID: request.RequestID,
-      Action: request.Action,
-      TxID: txId,
-      By: callerName(caller),
-      Principal: principal,
-    });
-    return canonicalJson(record);
-  }
-
-  private async verifyMetadataSignature(store: Store, jws: string, raw: unknown): Promise<void> {
-    if (typeof jws !== 'string' || jws.length > Limits.JwsBytes) {
-      throw new LedgerError(ErrorCode.InvalidArgument, `jws must be a string of at most ${Limits.JwsBytes} bytes`);
-    }
-    const kid = jwsKeyId(jws);
-    const anchor = await store.get<TrustAnchorRecord>(store.key(KeyType.Anchor, kid));
-    if (anchor === null) throw new LedgerError(ErrorCode.AnchorNotFound, `trust anchor ${kid} does not exist`);
-    if (anchor.Status !== AnchorStatus.Active) {
-      throw new LedgerError(ErrorCode.AnchorInactive, `trust anchor ${kid} is ${anchor.Status}`);
-    }
-    if (anchor.Kind !== AnchorKind.MetadataSigning) {
-      throw new LedgerError(
-        ErrorCode.AnchorKindMismatch,
-        `trust anchor ${kid} is ${anchor.Kind}, not metadata-signing`,
-      );
-    }
-    await verifyJws(jws, anchor.PublicKey, canonicalBytes(raw));
+    return canonicalJson(await store.all<HsmClusterEventRecord>(EventKey, [validate(id, clusterId, 'clusterId')]));
   }
 }
+
+@Info({ title: 'hsm-cluster', description: "Replications and failovers of the gateway's HSM cluster" })
+export class HsmClusterContract extends contractOf(HsmClusterContractName, [HsmClusterTransactions]) {}

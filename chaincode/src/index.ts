@@ -7,8 +7,8 @@ import { KeyfleetContract } from './contract.js';
 import { HsmClusterContract } from './contract-hsm-cluster.js';
 
 /**
- * What fabric-contract-api loads from the package main: `keyfleet`, the default, and `hsm-cluster`
- * (the gateway's HSM cluster records, called as `hsm-cluster:<transaction>`).
+ * What fabric-contract-api loads from the package main: `keyfleet`, the default (the first), and
+ * `hsm-cluster` (the gateway's HSM cluster records, called as `hsm-cluster:<transaction>`).
  */
 export const contracts: (typeof KeyfleetContract | typeof HsmClusterContract)[] = [
   KeyfleetContract,

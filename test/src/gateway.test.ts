@@ -17,6 +17,7 @@ import {
   type GatewayFixture,
 } from './support/gateway-fixture';
 import { callService, type Answer, type CallOptions } from './support/http';
+import { application, keyRegistration, Org1Operators } from './support/keys';
 
 /**
  * The gateway end to end on real SoftHSM: it starts from an empty token, makes its keys there,
@@ -182,10 +183,10 @@ describe('gateway on SoftHSM', function () {
   it('registers keys generated in the HSM and reads them back with their signature', async () => {
     const operator = await as(f.callers.operator);
     const policy = {
-      read: [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }],
-      use: [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }],
-      rotate: [{ mspId: 'Org1MSP', role: 'operator' }],
-      administer: [{ mspId: 'Org1MSP', role: 'operator' }],
+      read: [application('billing')],
+      use: [application('billing')],
+      rotate: [Org1Operators],
+      administer: [Org1Operators],
     };
     for (const [keyId, algorithm, purpose] of [
       ['billing-data', 'AES-256', 'encrypt'],
@@ -193,14 +194,7 @@ describe('gateway on SoftHSM', function () {
     ] as const) {
       const answer = await call('POST', '/v1/keys', {
         auth: operator,
-        body: {
-          keyId,
-          algorithm,
-          purpose,
-          owner: { type: 'application', id: 'billing' },
-          rotationIntervalSeconds: 86400,
-          accessPolicy: policy,
-        },
+        body: keyRegistration(keyId, { algorithm, purpose, accessPolicy: policy }),
       });
       expect(answer.status, JSON.stringify(answer.body)).to.equal(201);
       const objects = await f.gateway.hsm.findKeys({ label: `key:${keyId}:v1` });
@@ -303,15 +297,7 @@ describe('gateway on SoftHSM', function () {
     const postWith = (auth: () => Promise<string>) => async () =>
       call('POST', '/v1/enrolment-tokens', { body: validToken, auth: await auth() });
     const op = () => f.callers.operator;
-    const key = (overrides: Record<string, unknown>) => ({
-      keyId: 'hostile-key',
-      algorithm: 'AES-256',
-      purpose: 'encrypt',
-      owner: { type: 'application', id: 'billing' },
-      rotationIntervalSeconds: 86400,
-      accessPolicy: { read: [], use: [], rotate: [], administer: [{ mspId: 'Org1MSP', role: 'operator' }] },
-      ...overrides,
-    });
+    const key = (overrides: Record<string, unknown>) => keyRegistration('hostile-key', overrides);
     const enrolWith =
       (token: () => Promise<string>, csrFor = 'sensor-300') =>
       async () =>

@@ -14,6 +14,7 @@ import {
   type GatewayFixture,
 } from './support/gateway-fixture';
 import { callService, type Answer, type CallOptions } from './support/http';
+import { application, keyRegistration, Org1Operators } from './support/keys';
 
 interface Case {
   readonly name: string;
@@ -141,20 +142,22 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
       }
     }
     await ok(call('POST', '/v1/devices/hx-dev-1/keys', { auth: operator, body: { keyId: 'hx-dev-key' } }));
-    const administer = [{ mspId: 'Org1MSP', role: 'operator' }];
-    const billing = [{ mspId: 'Org1MSP', role: 'application', id: 'billing' }];
-    const register = (keyId: string, algorithm: string, purpose: string, use: unknown[], admins = administer) =>
+    const billing = [application('billing')];
+    const register = (
+      keyId: string,
+      algorithm: string,
+      purpose: string,
+      use: unknown[],
+      admins: unknown[] = [Org1Operators],
+    ) =>
       ok(
         call('POST', '/v1/keys', {
           auth: operator,
-          body: {
-            keyId,
+          body: keyRegistration(keyId, {
             algorithm,
             purpose,
-            owner: { type: 'application', id: 'billing' },
-            rotationIntervalSeconds: 86400,
             accessPolicy: { read: use, use, rotate: [], administer: admins },
-          },
+          }),
         }),
       );
     await register('hx-app', 'AES-256', 'encrypt', billing);
@@ -1094,6 +1097,7 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
       });
       expect(marked.status, marked.text).to.equal(200);
       expect(marked.body).to.include({ outcome: 'compromised', keyId: 'hx-app', version: 1 });
+      await f.ledger.committed(String(marked.body.transactionId));
       const key = await f.ledger.evaluate<KeyRecord>('GetKey', 'hx-app');
       expect(key.Versions[0]).to.include({ State: 'compromised', CompromisedAt: marked.body.compromisedAt });
       expect(key.Proof.TxID).to.equal(marked.body.transactionId);

@@ -12,6 +12,7 @@ import {
   type GatewayProcess,
   type Operator,
 } from './support/gateway-process';
+import { Org1Operators, keyRegistration } from './support/keys';
 import { newNamespace, peerQuery } from './support/network';
 
 const hsmCli = resolve(__dirname, '../../gateway/dist/hsm/cli.js');
@@ -70,19 +71,14 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
   });
 
   it('goes on with the second token: 0 acknowledged rotations lost, every version usable, the failover on the ledger', async () => {
-    const registered = await operator('POST', '/v1/keys', {
-      keyId: 'hsmc-data',
-      algorithm: 'AES-256',
-      purpose: 'encrypt',
-      owner: { type: 'application', id: 'billing' },
-      rotationIntervalSeconds: 86400,
-      accessPolicy: {
-        read: [{ mspId: 'Org1MSP', role: 'operator' }],
-        use: [{ mspId: 'Org1MSP', role: 'operator' }],
-        rotate: [{ mspId: 'Org1MSP', role: 'operator' }],
-        administer: [{ mspId: 'Org1MSP', role: 'operator' }],
-      },
-    });
+    const operators = [Org1Operators];
+    const registered = await operator(
+      'POST',
+      '/v1/keys',
+      keyRegistration('hsmc-data', {
+        accessPolicy: { read: operators, use: operators, rotate: operators, administer: operators },
+      }),
+    );
     expect(registered.status, JSON.stringify(registered.body)).to.equal(201);
 
     const sealed: { version: number; ciphertext: string; plaintext: string }[] = [];

@@ -8,6 +8,7 @@ import * as x509 from '@peculiar/x509';
 import { expect } from 'chai';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 
+import { AgentError } from '../errors.js';
 import { newBearerMinter } from './bearer.js';
 import { HttpError, HttpErrorCode, newHttpClient } from './client.js';
 
@@ -45,8 +46,8 @@ describe('the shared HTTP client', () => {
       {
         what: 'a detail code under the code',
         status: 409,
-        body: '{"error":{"code":"CONFLICT","message":"m","detail":"KEY_EXISTS"}}',
-        code: 'CONFLICT',
+        body: '{"error":{"code":"LEDGER_REJECTED","message":"m","detail":"KEY_EXISTS"}}',
+        code: 'LEDGER_REJECTED',
         message: /^m$/,
         detail: 'KEY_EXISTS',
         answered: true,
@@ -65,6 +66,15 @@ describe('the shared HTTP client', () => {
         body: '{"error":{"code":7,"message":["x"]}}',
         code: 'HTTP_400',
         message: /answered 400/,
+        answered: true,
+      },
+      {
+        what: 'a code that is not one of the API’s',
+        status: 409,
+        body: '{"error":{"code":"CONFLICT","message":"m","detail":"KEY_EXISTS"}}',
+        code: 'HTTP_409',
+        message: /^m$/,
+        detail: 'KEY_EXISTS',
         answered: true,
       },
       { what: 'an empty error body', status: 401, body: '', code: 'HTTP_401', message: /answered 401/, answered: true },
@@ -93,6 +103,7 @@ describe('the shared HTTP client', () => {
           (e: unknown) => e,
         );
         expect(err).to.be.instanceOf(HttpError);
+        expect(err, 'under the agent’s error base').to.be.instanceOf(AgentError);
         const e = err as HttpError;
         expect([e.status, e.code, e.detail, e.answered]).to.deep.equal([
           row.status,

@@ -1,3 +1,6 @@
+import { type ApiErrorCode, isApiErrorCode } from '@keyfleet/protocol';
+
+import { AgentError } from '../errors.js';
 import { newTlsFetch, TlsEnv, type TlsTrust } from './tls.js';
 
 /**
@@ -43,23 +46,31 @@ export const HttpErrorCode = {
   /** An answer that is not JSON. */
   NotJson: 'SERVER_NOT_JSON',
 } as const;
+export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
 /**
- * A failed request. `code` is the server's error code (`NONCE_REPLAYED`, `UNAUTHENTICATED`, …),
- * `HTTP_<status>` when it sent none, or an {@link HttpErrorCode}; `status` is 0 without an answer.
+ * The closed set of codes of a failed request: the server's own (keyfleet's API codes,
+ * protocol/src/api-errors.ts), `HTTP_<status>` when it sent none this client knows, or an
+ * {@link HttpErrorCode}.
  */
-export class HttpError extends Error {
-  override readonly name = 'HttpError';
+export type HttpCode = ApiErrorCode | `HTTP_${number}` | HttpErrorCode;
+
+/**
+ * A failed request: an {@link AgentError} with an {@link HttpCode}. `status` is 0 without an
+ * answer; `detail` is the server's further code, e.g. a ledger code under `LEDGER_REJECTED`.
+ */
+export class HttpError extends AgentError {
+  override readonly name: string = 'HttpError';
+  declare readonly code: HttpCode;
 
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: HttpCode,
     message: string,
-    /** The server's further code, e.g. a ledger code under `CONFLICT`. */
-    readonly detail?: string,
+    detail?: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(code, message, detail, options);
   }
 
   /** Whether the server answered (its refusal), rather than could not be reached or understood. */
@@ -125,7 +136,7 @@ export function newHttpClient(options: HttpClientOptions): HttpClient {
         const error = (answer as ErrorAnswer | null)?.error;
         throw new HttpError(
           status,
-          typeof error?.code === 'string' ? error.code : `HTTP_${String(status)}`,
+          isApiErrorCode(error?.code) ? error.code : (`HTTP_${status}` as const),
           typeof error?.message === 'string' ? error.message : `${method} ${path} answered ${status}`,
           typeof error?.detail === 'string' ? error.detail : undefined,
         );

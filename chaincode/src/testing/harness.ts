@@ -1,7 +1,5 @@
 import { expect } from 'chai';
-import { Context } from 'fabric-contract-api';
-import { ClientIdentity } from 'fabric-shim';
-import type { ChaincodeStub } from 'fabric-shim-api';
+import type { Context } from 'fabric-contract-api';
 
 import {
   canonicalJson,
@@ -13,16 +11,20 @@ import {
   sha256Hex,
   TransactionName,
 } from '@keyfleet/protocol';
-import { KeyfleetContract } from '../contract.js';
+import type { KeyfleetContract } from '../contract.js';
 import { newCa, newIdentity, type TestIdentity } from './identities.js';
 import { MapStub, type StubEvent } from './map-stub.js';
+import { route } from './router.js';
 import { TestSigner } from './signer.js';
 
-type TxMethod = {
-  [K in keyof KeyfleetContract]: KeyfleetContract[K] extends (ctx: Context, ...args: string[]) => Promise<string>
-    ? K
-    : never;
-}[keyof KeyfleetContract];
+/** A transaction of the default contract, or one of another contract by its `contract:name`. */
+type TxMethod =
+  | {
+      [K in keyof KeyfleetContract]: KeyfleetContract[K] extends (ctx: Context, ...args: string[]) => Promise<string>
+        ? K
+        : never;
+    }[keyof KeyfleetContract]
+  | `${string}:${string}`;
 
 /** The principal of a request built by {@link Harness.req}: operator alice, the usual case. */
 export const DefaultPrincipal: RequestPrincipal = Object.freeze({ Kind: PrincipalKind.Operator, ID: 'alice' });
@@ -98,10 +100,12 @@ export function fixtures(): Promise<{ ids: Identities; signers: Signers }> {
 
 export const hex = (label: string): string => sha256Hex(label);
 
-/** Runs transactions against a MapStub through a real Context and a real ClientIdentity. */
+/**
+ * Runs transactions against a MapStub through Fabric's own routing (router.ts): the contract, the
+ * Context and the ClientIdentity are those a peer's invocation gets.
+ */
 export class Harness {
   readonly stub = new MapStub();
-  readonly contract = new KeyfleetContract();
   readonly ids: Identities;
   readonly signers: Signers;
   now = StartTime;
@@ -127,7 +131,7 @@ export class Harness {
     return `req-${this.requestCount}`;
   }
 
-  /** Opens a transaction, builds the Context, runs one method; commits on success, rolls back on error. */
+  /** Opens a transaction, routes `method` as Fabric does; commits on success, rolls back on error. */
   async invoke(identity: TestIdentity, method: string, ...args: string[]): Promise<string> {
     this.txCount += 1;
     this.stub.begin({
@@ -138,23 +142,7 @@ export class Harness {
       params: args,
     });
     try {
-      const ctx = new Context();
-      // The MapStub implements the subset of ChaincodeStub the contract and ClientIdentity call.
-      const stub = this.stub as unknown as ChaincodeStub;
-      ctx.stub = stub;
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the Map stub stands in for the shim's stub class on purpose
-      ctx.clientIdentity = new ClientIdentity(stub);
-      const fn = (this.contract as unknown as Record<string, unknown>)[method];
-      let result: string;
-      if (typeof fn === 'function') {
-        result = await (fn as (ctx: Context, ...rest: string[]) => Promise<string>).apply(this.contract, [
-          ctx,
-          ...args,
-        ]);
-      } else {
-        await this.contract.unknownTransaction(ctx);
-        throw new Error('unknownTransaction returned');
-      }
+      const result = await route(this.stub);
       this.stub.commit();
       return result;
     } catch (err) {

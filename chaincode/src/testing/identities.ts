@@ -1,5 +1,7 @@
 import { webcrypto } from 'node:crypto';
 
+// @peculiar/x509 needs the Reflect metadata polyfill loaded before it.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;

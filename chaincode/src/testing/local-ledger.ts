@@ -13,20 +13,8 @@ import {
 import { dirname } from 'node:path';
 
 import '../logging.js';
-import 'reflect-metadata';
-import { Context } from 'fabric-contract-api';
-import { ClientIdentity } from 'fabric-shim';
-import type { ChaincodeStub } from 'fabric-shim-api';
-
-import { KeyfleetContract } from '../contract.js';
 import { MapStub } from './map-stub.js';
-
-/** The methods fabric-contract-api's `@Transaction` decorator declared: only these are callable. */
-const transactionNames: ReadonlySet<string> = new Set(
-  ((Reflect.getMetadata('fabric:transactions', KeyfleetContract.prototype) ?? []) as { name: string }[]).map(
-    (t) => t.name,
-  ),
-);
+import { route } from './router.js';
 
 /** Who submits a transaction: an MSP id and the X.509 certificate (PEM) the contract reads roles from. */
 export interface LocalCreator {
@@ -56,7 +44,7 @@ export interface LocalLedgerOptions {
 }
 
 /**
- * keyfleet's contract run in this process over a Map world state with Fabric's transaction
+ * keyfleet's contracts run in this process, routed as Fabric routes them (router.ts), over a Map world state with Fabric's transaction
  * semantics: each transaction sees the committed state, its writes are applied only if it
  * succeeds, transactions run one at a time, and history and events are kept.
  *
@@ -65,7 +53,6 @@ export interface LocalLedgerOptions {
  */
 export class LocalLedger {
   private readonly stub = new MapStub();
-  private readonly contract = new KeyfleetContract();
   private readonly file: string | undefined;
   private readonly now: () => number;
   private queue: Promise<unknown> = Promise.resolve();
@@ -129,21 +116,7 @@ export class LocalLedger {
       params: [...args],
     });
     try {
-      const ctx = new Context();
-      // The MapStub implements the subset of ChaincodeStub the contract and ClientIdentity call.
-      const stub = this.stub as unknown as ChaincodeStub;
-      ctx.stub = stub;
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the Map stub stands in for the shim's stub class on purpose
-      ctx.clientIdentity = new ClientIdentity(stub);
-      const fn = (this.contract as unknown as Record<string, unknown>)[method];
-      if (typeof fn !== 'function' || !transactionNames.has(method)) {
-        await this.contract.unknownTransaction(ctx);
-        throw new Error(`unknown transaction ${method}`);
-      }
-      const payload = await (fn as (ctx: Context, ...rest: string[]) => Promise<string>).apply(this.contract, [
-        ctx,
-        ...args,
-      ]);
+      const payload = await route(this.stub);
       const event = this.stub.pendingEvent;
       if (commit) {
         if (this.file !== undefined) this.append(this.file, transactionId, timeMs);

@@ -173,6 +173,12 @@ export class MapStub {
     return { fcn, params };
   }
 
+  /** The invocation's arguments as the peer sends them (the function name first), read by Fabric's routing. */
+  getBufferArgs(): Buffer[] {
+    const { fcn, params } = this.current();
+    return [fcn, ...params].map((arg) => Buffer.from(arg, 'utf8'));
+  }
+
   // ---- state -----------------------------------------------------------------------------------
 
   getState(key: string): Promise<Uint8Array> {

@@ -1,3 +1,5 @@
+import { GatewayError } from '../errors.js';
+
 /**
  * The HSM layer's coded errors. Callers switch on `code`; `ckr` names the PKCS#11 return value
  * when there was one. Messages never carry a PIN, key material or mechanism parameters.
@@ -37,22 +39,25 @@ export const HsmErrorCode = {
 
 export type HsmErrorCode = (typeof HsmErrorCode)[keyof typeof HsmErrorCode];
 
-/** The only error type the HSM layer throws. */
-export class HsmError extends Error {
-  override readonly name = 'HsmError';
+/**
+ * The only error type the HSM layer throws: a {@link GatewayError} with one of the
+ * {@link HsmErrorCode}s. An HTTP answer names none of them: the HSM is the gateway's own fault,
+ * answered as HSM_FAILURE (http/errors.ts).
+ */
+export class HsmError extends GatewayError {
+  override readonly name: string = 'HsmError';
+  declare readonly code: HsmErrorCode;
+  /** The PKCS#11 return value name (e.g. `CKR_PIN_INCORRECT`), when one caused this. */
+  readonly ckr: string | undefined;
 
   /**
    * @param code what went wrong, for machines
    * @param message what went wrong, for people; never contains a PIN or key material
-   * @param ckr the PKCS#11 return value name (e.g. `CKR_PIN_INCORRECT`), when one caused this
+   * @param ckr the PKCS#11 return value name, when one caused this
    */
-  constructor(
-    readonly code: HsmErrorCode,
-    message: string,
-    readonly ckr?: string,
-    options?: ErrorOptions,
-  ) {
-    super(ckr === undefined ? message : `${message} (${ckr})`, options);
+  constructor(code: HsmErrorCode, message: string, ckr?: string, options?: ErrorOptions) {
+    super(code, ckr === undefined ? message : `${message} (${ckr})`, undefined, options);
+    this.ckr = ckr;
   }
 }
 

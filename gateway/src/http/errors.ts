@@ -1,15 +1,15 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isAttestationError } from '../attestation';
-import { ErrorCode } from '@keyfleet/protocol';
-import { GatewayErrorCode, isGatewayError, type GatewayCode } from '../errors';
+import { type ApiErrorCode, ErrorCode, isApiErrorCode } from '@keyfleet/protocol';
+import { GatewayErrorCode, isGatewayError, type GatewayError } from '../errors';
 
 /** The body of every error answer. */
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly detail?: string };
 }
 
-/** The HTTP status of every code a gateway error carries: the one table. */
-const statusOf: Readonly<Record<GatewayCode, number>> = {
+/** The HTTP status of every code an answer carries (the API's codes, protocol/src/api-errors.ts): the one table. */
+const statusOf: Readonly<Record<ApiErrorCode, number>> = {
   BAD_REQUEST: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
@@ -55,7 +55,7 @@ const ledgerDetailStatus: Readonly<Partial<Record<ErrorCode, number>>> = {
 };
 
 /** Fastify's own error codes that are the caller's fault, and the code we answer with. */
-const fastifyClientErrors: Readonly<Record<string, { status: number; code: GatewayCode; message: string }>> = {
+const fastifyClientErrors: Readonly<Record<string, { status: number; code: ApiErrorCode; message: string }>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: GatewayErrorCode.BodyTooLarge, message: 'the body is too large' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     status: 415,
@@ -84,14 +84,15 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     return send(reply, statusOf[err.code], err.code, err.message);
   }
   if (isGatewayError(err)) {
+    const code = answerCode(err);
     const status =
-      (err.code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail as ErrorCode] : undefined) ??
-      statusOf[err.code];
+      (code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail as ErrorCode] : undefined) ??
+      statusOf[code];
     if (status >= 500) {
       request.log.error({ err, code: err.code }, 'request failed');
-      return send(reply, status, err.code, 'the gateway could not complete the request');
+      return send(reply, status, code, 'the gateway could not complete the request');
     }
-    return send(reply, status, err.code, err.message, err.detail);
+    return send(reply, status, code, err.message, err.detail);
   }
   if (err.validation) {
     return send(reply, 400, GatewayErrorCode.BadRequest, `${err.validationContext ?? 'request'}${message(err)}`);
@@ -107,6 +108,16 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
   return send(reply, 500, GatewayErrorCode.Internal, 'the gateway could not complete the request');
 }
 
+/**
+ * The code a gateway error is answered with: its own if it is one of the API's; the only others are
+ * the HSM layer's (hsm/hsm-error.ts), answered as HSM_FAILURE: never the caller's fault, and the
+ * token's inner workings stay out of answers.
+ */
+function answerCode(err: GatewayError): ApiErrorCode {
+  const { code } = err;
+  return isApiErrorCode(code) ? code : GatewayErrorCode.HsmFailure;
+}
+
 function message(err: FastifyError): string {
   const first = err.validation?.[0];
   if (!first) return ' is invalid';
@@ -120,7 +131,7 @@ function message(err: FastifyError): string {
   return `${where} ${text ?? 'is invalid'}${extra}`;
 }
 
-function send(reply: FastifyReply, status: number, code: GatewayCode, text: string, detail?: string): FastifyReply {
+function send(reply: FastifyReply, status: number, code: ApiErrorCode, text: string, detail?: string): FastifyReply {
   const body: ErrorBody = { error: detail === undefined ? { code, message: text } : { code, message: text, detail } };
   return reply.status(status).send(body);
 }

@@ -171,7 +171,8 @@ export function newKeyOperations(options: KeyOperationsOptions): KeyOperations {
   }
 
   function hsmFailure(key: KeyRecord, version: KeyVersion, err: unknown): never {
-    if (err instanceof GatewayError) throw err;
+    // HsmErrors are GatewayErrors too: they are told apart first, the others pass as they are.
+    if (!isHsmError(err) && err instanceof GatewayError) throw err;
     if (isHsmError(err) && err.code === 'HSM_KEY_NOT_FOUND') {
       fail(
         GatewayErrorCode.HsmFailure,

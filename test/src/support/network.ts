@@ -100,6 +100,11 @@ export interface LedgerView {
   height(): Promise<number>;
   /** Every transaction of this namespace, oldest first, from the blocks (qscc). */
   transactions(): Promise<BlockTransaction[]>;
+  /**
+   * Waits (five seconds at most) until Org2's peer has the block holding `transactionId`: a gateway
+   * answers once its own (Org1) peer committed, and Org2's may take a moment longer.
+   */
+  committed(transactionId: string): Promise<void>;
   close(): void;
 }
 
@@ -124,6 +129,13 @@ export function openLedgerView(chaincode: string, identity = 'auditor'): LedgerV
         out.push(...txs.filter((t) => t.chaincode === chaincode));
       }
       return out;
+    },
+    async committed(transactionId: string) {
+      for (let attempt = 0; ; attempt++) {
+        if ((await this.transactions()).some((t) => t.transactionId === transactionId)) return;
+        if (attempt >= 50) throw new Error(`Org2's peer has no block with transaction ${transactionId}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     },
     close: () => {
       reader.close();
