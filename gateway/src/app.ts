@@ -19,6 +19,7 @@ import { newRotationScheduler, type SchedulerLog } from './scheduler';
 import { ensureTrustAnchors } from './domain/trust-anchors';
 import { ensureKeys, gatewayKeys, newHsm, parsePkcs11Uri, type Hsm } from './hsm';
 import { openHsmCluster } from './hsm/cluster/cluster-hsm';
+import { newHsmClusterAdmin, type HsmClusterAdmin } from './hsm/cluster/cluster-admin';
 import { openPkcs11Hsm } from './hsm/pkcs11-hsm';
 import { newHsmClusterRecorder, type HsmClusterRecorder } from './ledger/hsm-cluster-records';
 import { healthCheck } from './health';
@@ -148,6 +149,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       attestation,
       keyOperations: newKeyOperations({ hsm, ledger, deviceRefusal: events.denials.refusal }),
       keyRotation,
+      ...(cluster === undefined ? {} : { hsmCluster: cluster.admin }),
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
 
@@ -233,7 +235,7 @@ function forwardedAttestation(config: Config, client: LedgerClient): OperatorAtt
 async function openGatewayHsm(
   config: Config,
   log: (message: string, err: unknown) => void,
-): Promise<{ hsm: Hsm; cluster?: { records: HsmClusterRecorder; kekCheckValue: string } }> {
+): Promise<{ hsm: Hsm; cluster?: { records: HsmClusterRecorder; kekCheckValue: string; admin: HsmClusterAdmin } }> {
   const open = (uri: string) =>
     openPkcs11Hsm({ uri, modulePath: config.hsm.modulePath, pin: config.hsm.pin, sessions: config.hsm.sessions });
   if (config.hsm.replicas.length === 0) {
@@ -259,7 +261,9 @@ async function openGatewayHsm(
     const name = parsePkcs11Uri(config.hsm.tokenUri).token ?? primary.name;
     const records = newHsmClusterRecorder({ clusterId: name, log });
     const hsm = await openHsmCluster({ name, members, listener: records });
-    return { hsm, cluster: { records, kekCheckValue: hsm.status().kekCheckValue } };
+    // Tokens joined later (POST /v1/hsm/cluster/members) open with the same module and PIN.
+    const admin = newHsmClusterAdmin(hsm, open);
+    return { hsm, cluster: { records, kekCheckValue: hsm.status().kekCheckValue, admin } };
   } catch (err) {
     for (const m of members) await m.hsm.close().catch(() => undefined);
     throw err;

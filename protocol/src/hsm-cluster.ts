@@ -39,7 +39,9 @@ export const HsmClusterService = 'gateway.hsm-cluster';
 
 const hexOf = (min: number, max: number, what: string): Check<string> =>
   str({ min, max, pattern: /^(?:[0-9a-f]{2})+$/, what });
-const tokenName = str({ max: 32, pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, what: 'a token label' });
+/** A cluster member's token label as the ledger takes it (PKCS#11 labels are at most 32 bytes). */
+export const HsmTokenLabelPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,31}$/;
+const tokenName = str({ max: 32, pattern: HsmTokenLabelPattern, what: 'a token label' });
 const requestId = str({ max: Limits.IdLength, pattern: /^[A-Za-z0-9._:-]+$/, what: 'a request id' });
 
 /** One key copied to a target token, and its copy's check value there (computed by that token). */
