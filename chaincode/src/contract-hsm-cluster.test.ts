@@ -2,11 +2,17 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode, HsmClusterService, type HsmClusterEventRecord } from '@keyfleet/protocol';
+import {
+  ErrorCode,
+  HsmClusterService,
+  VerifierHsmClusterService,
+  type HsmClusterEventRecord,
+} from '@keyfleet/protocol';
 import { HsmClusterContract } from './contract-hsm-cluster.js';
 import { Harness, expectRejected } from './testing/harness.js';
 
 const service = { Kind: 'service', ID: HsmClusterService };
+const verifierService = { Kind: 'service', ID: VerifierHsmClusterService };
 
 describe('hsm-cluster contract: replications and failovers of the HSM cluster', () => {
   let h: Harness;
@@ -61,9 +67,24 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
     const rows: [string, () => Promise<unknown>, ErrorCode][] = [
       ['an auditor', () => h.write(h.ids.auditor, 'RecordHsmFailover' as never, failover()), ErrorCode.AccessDenied],
       [
-        'the verifier',
+        'the verifier for the gateway’s service',
         () => h.write(h.ids.verifier, 'RecordHsmFailover' as never, failover(), h.signers.verifier),
-        ErrorCode.AccessDenied,
+        ErrorCode.PrincipalNotAllowed,
+      ],
+      [
+        'the verifier, signed by the metadata-signing anchor',
+        () =>
+          h.write(
+            h.ids.verifier,
+            'RecordHsmFailover' as never,
+            failover({ Principal: verifierService, ClusterID: 'keyfleet-verifier' }),
+          ),
+        ErrorCode.AnchorKindMismatch,
+      ],
+      [
+        'the operator for the verifier’s service',
+        () => h.write(h.ids.operator, 'RecordHsmFailover' as never, failover({ Principal: verifierService })),
+        ErrorCode.PrincipalNotAllowed,
       ],
       ['an application', () => h.write(h.ids.app, 'RecordHsmFailover' as never, failover()), ErrorCode.AccessDenied],
       [
@@ -144,6 +165,45 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
       expect(h.lastRejectedWrites, what).to.equal(0);
     }
     expect(await h.read(h.ids.auditor, 'ListHsmClusterEvents' as never, 'keyfleet')).to.deep.equal([]);
+  });
+
+  it('records the verifier’s own cluster, signed by its verifier anchor; neither writer writes into the other’s', async () => {
+    const ours = { Principal: verifierService, ClusterID: 'keyfleet-verifier' };
+    const fields = { ...ours, Source: 'keyfleet-verifier', Target: 'keyfleet-verifier-2' };
+    await h.write(h.ids.verifier, 'RecordHsmReplication' as never, replication(fields), h.signers.verifier);
+    await h.write(
+      h.ids.verifier,
+      'RecordHsmFailover' as never,
+      failover({ ...ours, From: 'keyfleet-verifier', To: 'keyfleet-verifier-2' }),
+      h.signers.verifier,
+    );
+    const events = await h.read<HsmClusterEventRecord[]>(
+      h.ids.auditor,
+      'ListHsmClusterEvents' as never,
+      'keyfleet-verifier',
+    );
+    expect(events.map((e) => [e.DocType, e.RecordedBy, e.Principal.ID])).to.have.deep.members([
+      ['hsm-replication', 'Org2MSP/verifier/verifier-1', VerifierHsmClusterService],
+      ['hsm-failover', 'Org2MSP/verifier/verifier-1', VerifierHsmClusterService],
+    ]);
+    // The operator's cluster is the operator's: the verifier cannot add to its history, nor back.
+    await h.write(h.ids.operator, 'RecordHsmFailover' as never, failover());
+    await expectRejected(
+      h,
+      h.write(
+        h.ids.verifier,
+        'RecordHsmFailover' as never,
+        failover({ Principal: verifierService }),
+        h.signers.verifier,
+      ),
+      ErrorCode.AccessDenied,
+    );
+    await expectRejected(
+      h,
+      h.write(h.ids.operator, 'RecordHsmFailover' as never, failover({ ClusterID: 'keyfleet-verifier' })),
+      ErrorCode.AccessDenied,
+    );
+    expect(h.lastRejectedWrites).to.equal(0);
   });
 
   it('refuses a replayed request and reads by applications and devices', async () => {

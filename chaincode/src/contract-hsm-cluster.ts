@@ -4,8 +4,11 @@
  * from one token to another. A second contract in the chaincode, `hsm-cluster`, so its types stay
  * out of the shared record types: transactions are called as `hsm-cluster:<name>`.
  *
- * Writes: the operator gateway only, as its `gateway.hsm-cluster` service, with a JWS by the active
- * metadata-signing anchor like every other write. Reads: operators, the verifier and auditors.
+ * Writes: the operator gateway for its cluster, as its `gateway.hsm-cluster` service with a JWS by
+ * the active metadata-signing anchor like every other write; Org2's verifier for its own cluster, as
+ * `verifier.hsm-cluster` with a JWS by its verifier anchor (HsmClusterWriters). A cluster's records
+ * are written by one writer only: the first one's organisation and role. Reads: operators, the
+ * verifier and auditors.
  */
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 
@@ -19,8 +22,8 @@ import {
   canonicalJson,
   ErrorCode,
   HsmClusterContractName,
-  HsmClusterService,
   HsmClusterTransaction,
+  HsmClusterWriters,
   hsmFailover,
   hsmReplication,
   id,
@@ -41,6 +44,8 @@ import { jwsKeyId, verifyJws } from './signature.js';
 import { KeyType, Store } from './store.js';
 
 const EventKey = 'hsm-cluster-event';
+/** The writer (`MSPID/role`) a cluster's records belong to, set by its first record. */
+const WriterKey = 'hsm-cluster-writer';
 
 @Info({ title: 'hsm-cluster', description: "Replications and failovers of the gateway's HSM cluster" })
 export class HsmClusterContract extends Contract {
@@ -86,7 +91,10 @@ export class HsmClusterContract extends Contract {
   ): Promise<string> {
     const caller = callerOf(ctx);
     const { fcn } = ctx.stub.getFunctionAndParameters();
-    assertRole(caller, [Role.Operator], fcn);
+    assertRole(caller, [Role.Operator, Role.Verifier], fcn);
+    const writer = HsmClusterWriters[caller.Role];
+    if (writer === undefined)
+      throw new LedgerError(ErrorCode.AccessDenied, `role ${caller.Role} writes no HSM cluster record`);
     const raw = parseJson(requestJson, 'request', Limits.RequestBytes);
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new LedgerError(ErrorCode.InvalidArgument, 'request must be an object');
@@ -102,8 +110,8 @@ export class HsmClusterContract extends Contract {
       throw err;
     }
     assertPrincipalFor(caller, principal);
-    if (principal.Kind !== PrincipalKind.Service || principal.ID !== HsmClusterService) {
-      throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${HsmClusterService}`);
+    if (principal.Kind !== PrincipalKind.Service || principal.ID !== writer.service) {
+      throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${writer.service}`);
     }
     const request = validate(check, rest);
     const kind = docType(request);
@@ -112,7 +120,18 @@ export class HsmClusterContract extends Contract {
     if ((await store.get(requestKey)) !== null) {
       throw new LedgerError(ErrorCode.RequestReplayed, `request ${request.RequestID} was already executed`);
     }
-    await this.verifyMetadataSignature(store, jws, raw);
+    await this.verifySignature(store, jws, raw, writer.anchorKind);
+    // One writer per cluster: the verifier cannot write into the operator's cluster history, nor back.
+    const writerKey = store.key(WriterKey, request.ClusterID);
+    const by = `${caller.MSPID}/${caller.Role}`;
+    const owner = await store.get<{ Writer: string }>(writerKey);
+    if (owner !== null && owner.Writer !== by) {
+      throw new LedgerError(
+        ErrorCode.AccessDenied,
+        `the records of HSM cluster ${request.ClusterID} are written by ${owner.Writer}`,
+      );
+    }
+    if (owner === null) await store.put(writerKey, { Writer: by });
     const txId = ctx.stub.getTxID();
     const fields: Record<string, unknown> = { ...request };
     delete fields.Action;
@@ -128,7 +147,7 @@ export class HsmClusterContract extends Contract {
     return canonicalJson(record);
   }
 
-  private async verifyMetadataSignature(store: Store, jws: string, raw: unknown): Promise<void> {
+  private async verifySignature(store: Store, jws: string, raw: unknown, kind: AnchorKind): Promise<void> {
     if (typeof jws !== 'string' || jws.length > Limits.JwsBytes) {
       throw new LedgerError(ErrorCode.InvalidArgument, `jws must be a string of at most ${Limits.JwsBytes} bytes`);
     }
@@ -138,11 +157,8 @@ export class HsmClusterContract extends Contract {
     if (anchor.Status !== AnchorStatus.Active) {
       throw new LedgerError(ErrorCode.AnchorInactive, `trust anchor ${kid} is ${anchor.Status}`);
     }
-    if (anchor.Kind !== AnchorKind.MetadataSigning) {
-      throw new LedgerError(
-        ErrorCode.AnchorKindMismatch,
-        `trust anchor ${kid} is ${anchor.Kind}, not metadata-signing`,
-      );
+    if (anchor.Kind !== kind) {
+      throw new LedgerError(ErrorCode.AnchorKindMismatch, `trust anchor ${kid} is ${anchor.Kind}, not ${kind}`);
     }
     await verifyJws(jws, anchor.PublicKey, canonicalBytes(raw));
   }

@@ -3,7 +3,17 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { versionLabel, type HsmClusterEventRecord, type HsmReplicatedKey, type KeyRecord } from '@keyfleet/protocol';
+import {
+  VerifierHsmClusterService,
+  versionLabel,
+  type AttestationRecord,
+  type HsmClusterEventRecord,
+  type HsmReplicatedKey,
+  type KeyRecord,
+  type Page,
+} from '@keyfleet/protocol';
+import { newFleet, type PhaseStats } from '@keyfleet/agent/fleet';
+import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { createSoftHsmStore, softHsmModule, type SoftHsmStore } from '@keyfleet/gateway/testing';
 import {
   freeLoopbackPort,
@@ -15,6 +25,15 @@ import {
 import { newNamespace, peerQuery } from './support/network';
 
 const hsmCli = resolve(__dirname, '../../gateway/dist/hsm/cli.js');
+
+/** A token goes as a pulled device would: its directory leaves the store at once. */
+function pullToken(store: SoftHsmStore, label: string): void {
+  const tokens = join(store.dir, 'tokens');
+  const padded = Buffer.from(label.padEnd(32));
+  const [tokenDir] = readdirSync(tokens).filter((d) => readFileSync(join(tokens, d, 'token.object')).includes(padded));
+  renameSync(join(tokens, tokenDir ?? 'missing'), join(store.dir, 'pulled'));
+  rmSync(join(store.dir, 'pulled'), { recursive: true, force: true });
+}
 
 /**
  * Issue 15's redundant HSM cluster on the real network: a gateway over two tokens loses its primary
@@ -85,15 +104,8 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
     return events;
   };
 
-  /** A token goes as a pulled device would: its directory leaves the store at once. */
   const pull = (label: string) => {
-    const tokens = join(store.dir, 'tokens');
-    const padded = Buffer.from(label.padEnd(32));
-    const [tokenDir] = readdirSync(tokens).filter((d) =>
-      readFileSync(join(tokens, d, 'token.object')).includes(padded),
-    );
-    renameSync(join(tokens, tokenDir ?? 'missing'), join(store.dir, 'pulled'));
-    rmSync(join(store.dir, 'pulled'), { recursive: true, force: true });
+    pullToken(store, label);
   };
 
   after(async () => {
@@ -194,10 +206,10 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
     ];
     for (const [why, body, status, code] of refusals) {
       const answer = await operator('POST', '/v1/hsm/cluster/members', body);
-      expect([answer.status, (answer.body.error as { code?: string } | undefined)?.code], why).to.deep.equal([
-        status,
-        code,
-      ]);
+      expect(
+        [answer.status, (answer.body.error as { code?: string } | undefined)?.code],
+        `${why}: ${JSON.stringify(answer.body)}`,
+      ).to.deep.equal([status, code]);
     }
     expect((await operator('GET', '/v1/hsm/cluster')).body).to.deep.include({ inSync: [second] });
 
@@ -247,5 +259,83 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
       [primary, second],
       [second, third],
     ]);
+  });
+});
+
+/**
+ * The verifier's own cluster (Org2's tokens): its verifier, Fabric identity and TLS CA keys and
+ * its challenge key replicated under the cluster KEK, recorded on the ledger by the verifier
+ * itself. Its primary token is pulled while devices attest: every attestation is answered, and the
+ * results and the failover are on the ledger as Org2's auditor reads them.
+ */
+describe('HSM cluster: the verifier’s token pulled while devices attest', function () {
+  this.timeout(300_000);
+  let f: GatewayFixture;
+  let workDir: string;
+  const token = 'keyfleet-verifier-it';
+
+  before(async () => {
+    f = await startGatewayFixture({}, {}, { verifierTokens: 2 });
+    workDir = mkdtempSync(join(tmpdir(), 'keyfleet-verifier-cluster-'));
+  });
+  after(async () => {
+    await f.close();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  const auditor = (...args: string[]) => peerQuery(f.chaincode, { org: 'Org2', name: 'auditor' }, ...args);
+
+  it('goes on with the second token: every attestation answered and on the ledger, the failover recorded by the verifier', async () => {
+    const fleet = newFleet({
+      gatewayUrl: f.url,
+      size: 4,
+      concurrency: 4,
+      workDir,
+      idPrefix: 'vclu',
+      group: 'verifier-cluster',
+      operatorAuthorization: () => f.bearer(f.callers.operator),
+    });
+    await fleet.setReferenceValues();
+    expect((await fleet.enrol({ progress: false })).failed).to.equal(0);
+
+    const rounds: PhaseStats[] = [];
+    const attest = async () => {
+      rounds.push(await fleet.attest({ progress: false }));
+    };
+    await attest();
+    // Attestations in flight while the token goes; then more, all on the second token.
+    const inFlight = attest();
+    pullToken(f.store, token);
+    await inFlight;
+    for (let i = 0; i < 3; i++) await attest();
+    expect(
+      rounds.map((r) => [r.ok, r.failed, r.failures]),
+      'attestation rounds: ok, failed, failures',
+    ).to.deep.equal(rounds.map(() => [4, 0, {}]));
+
+    // Every acknowledged attestation is on the ledger, once per nonce.
+    for (const device of fleet.devices()) {
+      const page = auditor('ListAttestations', device.id, '200', '') as Page<AttestationRecord>;
+      expect(page.Records, device.id).to.have.length(rounds.length);
+      expect(new Set(page.Records.map((r) => r.NonceDigest)).size, device.id).to.equal(rounds.length);
+    }
+
+    // The verifier wrote its cluster's join and failover itself, as its own service.
+    let events: HsmClusterEventRecord[] = [];
+    for (let attempt = 0; attempt < 60; attempt++) {
+      events = auditor('hsm-cluster:ListHsmClusterEvents', token) as HsmClusterEventRecord[];
+      if (events.some((e) => e.DocType === 'hsm-failover')) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const join = events.find((e) => e.DocType === 'hsm-replication' && e.Reason === 'join');
+    expect(join?.Principal, JSON.stringify(events)).to.deep.equal({ Kind: 'service', ID: VerifierHsmClusterService });
+    expect(join?.RecordedBy).to.match(/^Org2MSP\/verifier\//);
+    // Its inventory at the join, the challenge key written through when the verifier made it.
+    const copied = events.flatMap((e) =>
+      e.DocType === 'hsm-replication' && e.Target === `${token}-2` ? e.Keys.map((k) => k.Label) : [],
+    );
+    expect(copied).to.include.members(['verifier', 'fabric-identity', 'tls-ca', 'attestation-challenge']);
+    const failovers = events.filter((e) => e.DocType === 'hsm-failover');
+    expect(failovers.map((e) => [e.From, e.To])).to.deep.equal([[token, `${token}-2`]]);
   });
 });

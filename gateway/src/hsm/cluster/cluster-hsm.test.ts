@@ -45,7 +45,7 @@ describe('HSM cluster on SoftHSM2 (a cluster KEK, replication under it, failover
 
   before(() => {
     store = createSoftHsmStore('kc-a');
-    for (const label of ['kc-b', 'kc-c', 'kc-x', 'kc-y', 'kc-d', 'kc-e']) store.addToken(label);
+    for (const label of ['kc-b', 'kc-c', 'kc-x', 'kc-y', 'kc-d', 'kc-e', 'kc-f']) store.addToken(label);
   });
 
   after(() => {
@@ -309,6 +309,11 @@ describe('HSM cluster on SoftHSM2 (a cluster KEK, replication under it, failover
       ]);
 
       // A new token: every key; then both take the next creation; a member in sync joins as a no-op.
+      // Another token of the store was pulled meanwhile: it must not hide the new one.
+      const f = await open('kc-f');
+      await f.findKeys();
+      deleteToken(store, 'kc-f');
+      await f.close();
       const e = await open('kc-e');
       const added = await cluster.join({ name: 'kc-e', hsm: e });
       const onC = (await cluster.findKeys()).filter(
