@@ -228,6 +228,7 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
     expect(rotated.status, JSON.stringify(rotated.body)).to.equal(200);
     const after = await operator('POST', '/v1/keys/hsmc-data/encrypt', { plaintext: 'YWZ0ZXI' });
     expect(after.status, JSON.stringify(after.body)).to.equal(200);
+    const rotatedRecord = (await operator('GET', '/v1/keys/hsmc-data')).body.record as KeyRecord;
     pull(second);
     for (const [sealed, plaintext] of [
       [before, 'YmVmb3Jl'],
@@ -252,8 +253,12 @@ describe('HSM cluster: the gateway token pulled mid-load', function () {
     expect((joinKeys ?? []).map((k: HsmReplicatedKey) => [k.ID, k.CheckValue])).to.have.deep.members(
       copied.map((k) => [k.id, k.checkValue]),
     );
-    expect(replications('write-through').flatMap((keys) => keys.map((k) => k.Label))).to.include(
-      versionLabel('hsmc-data', (rotated.body as { version: number }).version),
+    // The rotation made a version key (the next one, pre-rotated) after the join: written through.
+    const writtenThrough = replications('write-through').flatMap((keys) => keys.map((k) => k.Label));
+    expect(writtenThrough.filter((label) => label.startsWith('key:hsmc-data:'))).to.not.deep.equal([]);
+    // Every version the ledger knew before the pull was on the third token: copied or written through.
+    expect([...copied.map((k) => k.label), ...writtenThrough]).to.include.members(
+      rotatedRecord.Versions.map((v) => versionLabel('hsmc-data', v.Version)),
     );
     expect(events.filter((e) => e.DocType === 'hsm-failover').map((e) => [e.From, e.To])).to.deep.equal([
       [primary, second],
