@@ -21,6 +21,9 @@ Environment:
   KEYFLEET_VERIFIER_HTTP_PORT  verifier port (default 8081)
   KEYFLEET_CONSOLE_HTTP_PORT   auditor's console port (default 8082)
   KEYFLEET_NETWORK_PORT_BASE   first port of the Fabric network (default 7000)
+  KEYFLEET_NETWORK_HSM=1       the network keeps every peer's, orderer's, admin's and Fabric CA's
+                               signing key in a SoftHSM token (network.sh up --hsm); a network
+                               made without it must be taken down first (npm stop)
   KEYFLEET_DEMO=0              skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
 EOF_USAGE
 }
@@ -41,8 +44,13 @@ log() { printf 'start: %s\n' "$*" >&2; }
 
 bash scripts/bootstrap.sh
 
-log "Fabric network (network/network.sh up && network/network.sh deploy)"
-bash network/network.sh up
+case "${KEYFLEET_NETWORK_HSM:-0}" in
+  0) network_options=() ;;
+  1) network_options=(--hsm) ;;
+  *) log "KEYFLEET_NETWORK_HSM must be 0 or 1, got ${KEYFLEET_NETWORK_HSM}"; exit 2 ;;
+esac
+log "Fabric network (network/network.sh up ${network_options[*]} && network/network.sh deploy)"
+bash network/network.sh up "${network_options[@]}"
 bash network/network.sh deploy
 export KEYFLEET_FABRIC_CONNECTION="$repo_root/.fabric/network/connection.json"
 

@@ -2,10 +2,17 @@ import './logging.js';
 
 import { expect } from 'chai';
 
-import { ErrorCode, HsmClusterAction, HsmClusterService, type HsmClusterEventRecord } from '@keyfleet/protocol';
+import {
+  ErrorCode,
+  HsmClusterAction,
+  HsmClusterService,
+  VerifierHsmClusterService,
+  type HsmClusterEventRecord,
+} from '@keyfleet/protocol';
 import { Harness, expectRejected } from './testing/harness.js';
 
 const service = { Kind: 'service', ID: HsmClusterService };
+const verifierService = { Kind: 'service', ID: VerifierHsmClusterService };
 
 describe('hsm-cluster contract: replications and failovers of the HSM cluster', () => {
   let h: Harness;
@@ -62,9 +69,24 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
         ErrorCode.AccessDenied,
       ],
       [
-        'the verifier',
+        'the verifier for the gateway’s service',
         () => h.write(h.ids.verifier, HsmClusterAction.RecordHsmFailover, failover(), h.signers.verifier),
-        ErrorCode.AccessDenied,
+        ErrorCode.PrincipalNotAllowed,
+      ],
+      [
+        'the verifier, signed by the metadata-signing anchor',
+        () =>
+          h.write(
+            h.ids.verifier,
+            HsmClusterAction.RecordHsmFailover,
+            failover({ Principal: verifierService, ClusterID: 'keyfleet-verifier' }),
+          ),
+        ErrorCode.AnchorKindMismatch,
+      ],
+      [
+        'the operator for the verifier’s service',
+        () => h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover({ Principal: verifierService })),
+        ErrorCode.PrincipalNotAllowed,
       ],
       [
         'an application',
@@ -151,6 +173,45 @@ describe('hsm-cluster contract: replications and failovers of the HSM cluster', 
       expect(h.lastRejectedWrites, what).to.equal(0);
     }
     expect(await h.read(h.ids.auditor, HsmClusterAction.ListHsmClusterEvents, 'keyfleet')).to.deep.equal([]);
+  });
+
+  it('records the verifier’s own cluster, signed by its verifier anchor; neither writer writes into the other’s', async () => {
+    const ours = { Principal: verifierService, ClusterID: 'keyfleet-verifier' };
+    const fields = { ...ours, Source: 'keyfleet-verifier', Target: 'keyfleet-verifier-2' };
+    await h.write(h.ids.verifier, HsmClusterAction.RecordHsmReplication, replication(fields), h.signers.verifier);
+    await h.write(
+      h.ids.verifier,
+      HsmClusterAction.RecordHsmFailover,
+      failover({ ...ours, From: 'keyfleet-verifier', To: 'keyfleet-verifier-2' }),
+      h.signers.verifier,
+    );
+    const events = await h.read<HsmClusterEventRecord[]>(
+      h.ids.auditor,
+      HsmClusterAction.ListHsmClusterEvents,
+      'keyfleet-verifier',
+    );
+    expect(events.map((e) => [e.DocType, e.RecordedBy, e.Principal.ID])).to.have.deep.members([
+      ['hsm-replication', 'Org2MSP/verifier/verifier-1', VerifierHsmClusterService],
+      ['hsm-failover', 'Org2MSP/verifier/verifier-1', VerifierHsmClusterService],
+    ]);
+    // The operator's cluster is the operator's: the verifier cannot add to its history, nor back.
+    await h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover());
+    await expectRejected(
+      h,
+      h.write(
+        h.ids.verifier,
+        HsmClusterAction.RecordHsmFailover,
+        failover({ Principal: verifierService }),
+        h.signers.verifier,
+      ),
+      ErrorCode.AccessDenied,
+    );
+    await expectRejected(
+      h,
+      h.write(h.ids.operator, HsmClusterAction.RecordHsmFailover, failover({ ClusterID: 'keyfleet-verifier' })),
+      ErrorCode.AccessDenied,
+    );
+    expect(h.lastRejectedWrites).to.equal(0);
   });
 
   it('refuses a replayed request and reads by applications and devices', async () => {

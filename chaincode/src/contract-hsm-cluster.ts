@@ -4,26 +4,26 @@
  * from one token to another. A second contract in the chaincode, `hsm-cluster`, so its types stay
  * out of the shared record types: transactions are called as `hsm-cluster:<name>`.
  *
- * Writes: the operator gateway only, as its `gateway.hsm-cluster` service, with a JWS by the active
- * metadata-signing anchor, through the same write path as every other write. Reads: operators, the
- * verifier and auditors.
+ * Writes: the operator gateway for its cluster, as its `gateway.hsm-cluster` service with a JWS by
+ * the active metadata-signing anchor like every other write; Org2's verifier for its own cluster, as
+ * `verifier.hsm-cluster` with a JWS by its verifier anchor (HsmClusterWriters). A cluster's records
+ * are written by one writer only: the first one's organisation and role. All through the same write
+ * path as every other write. Reads: operators, the verifier and auditors.
  */
 import { Context, Info, Returns, Transaction } from 'fabric-contract-api';
 
 import {
-  AnchorKind,
   canonicalJson,
   type Check,
   ErrorCode,
   HsmClusterContractName,
-  HsmClusterService,
   HsmClusterTransaction,
+  HsmClusterWriters,
   hsmFailover,
   hsmReplication,
   id,
   LedgerError,
   PrincipalKind,
-  type RequestPrincipal,
   Role,
   validate,
   type HsmClusterEventRecord,
@@ -34,13 +34,8 @@ import { reader } from './transaction/read.js';
 import { type Envelope, submit } from './transaction/write.js';
 
 const EventKey = 'hsm-cluster-event';
-
-/** HSM cluster records are written by the gateway's cluster service, and no other principal. */
-function clusterService(principal: RequestPrincipal): void {
-  if (principal.Kind !== PrincipalKind.Service || principal.ID !== HsmClusterService) {
-    throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${HsmClusterService}`);
-  }
-}
+/** The writer (`MSPID/role`) a cluster's records belong to, set by its first record. */
+const WriterKey = 'hsm-cluster-writer';
 
 /** One replication or failover: checked by `rule`, stored under its cluster as the record it is. */
 function record<T extends Envelope & { ClusterID: string }>(
@@ -55,12 +50,30 @@ function record<T extends Envelope & { ClusterID: string }>(
     ctx,
     {
       action,
-      roles: [Role.Operator],
-      principal: clusterService,
+      roles: [Role.Operator, Role.Verifier],
       check,
       apply: async (write) => {
+        // Each role writes as its own cluster service (HsmClusterWriters), and no other principal.
+        const writer = HsmClusterWriters[write.caller.Role];
+        if (writer === undefined) {
+          throw new LedgerError(ErrorCode.AccessDenied, `role ${write.caller.Role} writes no HSM cluster record`);
+        }
+        const { principal } = write;
+        if (principal.Kind !== PrincipalKind.Service || principal.ID !== writer.service) {
+          throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${writer.service}`);
+        }
         const docType = rule(write.request);
-        await write.signedBy(AnchorKind.MetadataSigning);
+        await write.signedBy(writer.anchorKind);
+        // One writer per cluster: the verifier cannot write into the operator's cluster history, nor back.
+        const writerKey = write.store.key(WriterKey, write.request.ClusterID);
+        const by = `${write.caller.MSPID}/${write.caller.Role}`;
+        const owner = await write.store.get<{ Writer: string }>(writerKey);
+        if (owner !== null && owner.Writer !== by) {
+          throw new LedgerError(
+            ErrorCode.AccessDenied,
+            `the records of HSM cluster ${write.request.ClusterID} are written by ${owner.Writer}`,
+          );
+        }
         // The record is the request less its Action (the DocType says what it is).
         const fields: Partial<Envelope> = { ...write.request };
         delete fields.Action;
@@ -71,7 +84,9 @@ function record<T extends Envelope & { ClusterID: string }>(
           RecordedBy: write.by,
           Principal: write.principal,
         };
-        return { puts: [[write.store.key(EventKey, write.request.ClusterID, write.txId), stored]], result: stored };
+        const puts: [string, unknown][] = [[write.store.key(EventKey, write.request.ClusterID, write.txId), stored]];
+        if (owner === null) puts.push([writerKey, { Writer: by }]);
+        return { puts, result: stored };
       },
     },
     requestJson,

@@ -1,4 +1,4 @@
-import type { DigestAlgorithm } from '@keyfleet/protocol';
+import { Role, type DigestAlgorithm } from '@keyfleet/protocol';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -18,10 +18,9 @@ import { newRotationService } from './rotation';
 import { newApplicationKeyRotation, newKeyOperations } from './key-service';
 import { newRotationScheduler, type SchedulerLog } from './scheduler';
 import { ensureTrustAnchors } from './domain/trust-anchors';
-import { ensureKeys, gatewayKeys, newHsm, parsePkcs11Uri, type Hsm } from './hsm';
-import { openHsmCluster } from './hsm/cluster/cluster-hsm';
-import { openPkcs11Hsm } from './hsm/pkcs11-hsm';
-import { newHsmClusterRecorder, type HsmClusterRecorder } from './ledger/hsm-cluster-records';
+import { gatewayKeys, type Hsm } from './hsm';
+import { openServiceHsm } from './hsm-setup';
+import type { HsmClusterRecorder } from './ledger/hsm-cluster-records';
 import { healthCheck } from './health';
 import { newHttpServer } from './http/server';
 import { httpsOptions } from './http/tls';
@@ -53,7 +52,12 @@ export async function openGateway(config: Config): Promise<Gateway> {
   try {
     // The cluster's ledger records log through the HTTP server's logger, made further down.
     const clusterLog: { target?: FastifyInstance['log'] } = {};
-    const { hsm, cluster } = await openGatewayHsm(config, (message, err) => clusterLog.target?.warn({ err }, message));
+    const { hsm, cluster } = await openServiceHsm({
+      ...config.hsm,
+      keys: gatewayKeys,
+      writer: Role.Operator,
+      log: (message, err) => clusterLog.target?.warn({ err }, message),
+    });
     const clusterRecords = cluster?.records;
     closers.push(() => hsm.close());
 
@@ -152,6 +156,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
       attestation,
       keyOperations: newKeyOperations({ hsm, ledger, deviceRefusal: events.denials.refusal }),
       keyRotation,
+      ...(cluster === undefined ? {} : { hsmCluster: cluster.admin }),
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
 
@@ -231,47 +236,6 @@ function forwardedAttestation(config: Config, client: LedgerClient): OperatorAtt
     getBatch: (batchId) => ledger.attestations.requireBatch(batchId),
     trustAnchors: () => ledger.anchors.list(),
   };
-}
-
-/**
- * The gateway's HSM: one token, or with KEYFLEET_HSM_REPLICAS a cluster over it and the replicas
- * (docs/hsm-cluster.md). In a cluster the gateway keys are made replicable on the first token and
- * copied to every other under the cluster KEK before anything is served.
- */
-async function openGatewayHsm(
-  config: Config,
-  log: (message: string, err: unknown) => void,
-): Promise<{ hsm: Hsm; cluster?: { records: HsmClusterRecorder; kekCheckValue: string } }> {
-  const open = (uri: string) =>
-    openPkcs11Hsm({ uri, modulePath: config.hsm.modulePath, pin: config.hsm.pin, sessions: config.hsm.sessions });
-  if (config.hsm.replicas.length === 0) {
-    const hsm = await newHsm({
-      uri: config.hsm.tokenUri,
-      modulePath: config.hsm.modulePath,
-      pin: config.hsm.pin,
-      sessions: config.hsm.sessions,
-    });
-    await ensureKeys(hsm, gatewayKeys);
-    return { hsm };
-  }
-  const members: { name: string; hsm: Awaited<ReturnType<typeof open>> }[] = [];
-  try {
-    for (const uri of [config.hsm.tokenUri, ...config.hsm.replicas]) {
-      const hsm = await open(uri);
-      members.push({ name: hsm.tokenLabel, hsm });
-    }
-    const [primary] = members;
-    if (primary === undefined) throw new Error('unreachable: the primary token is always a member');
-    await ensureKeys(primary.hsm, gatewayKeys, { replicable: true });
-    // The cluster's name is the first token's label: ledger URIs name it, whichever member answers.
-    const name = parsePkcs11Uri(config.hsm.tokenUri).token ?? primary.name;
-    const records = newHsmClusterRecorder({ clusterId: name, log });
-    const hsm = await openHsmCluster({ name, members, listener: records });
-    return { hsm, cluster: { records, kekCheckValue: hsm.status().kekCheckValue } };
-  } catch (err) {
-    for (const m of members) await m.hsm.close().catch(() => undefined);
-    throw err;
-  }
 }
 
 const caFile = (dataDir: string) => join(dataDir, 'device-ca.pem');

@@ -119,7 +119,7 @@ export function loadConfig(env: Env): Config {
       tokenUri: str('KEYFLEET_HSM_URI', 'pkcs11:token=keyfleet'),
       pin,
       sessions: int('KEYFLEET_HSM_SESSIONS', 4, 1, 64),
-      replicas: replicaUris(env, problems),
+      replicas: replicaUris(env, 'KEYFLEET_', 'pkcs11:token=keyfleet', problems),
     },
     ledger,
     auth: {
@@ -152,19 +152,23 @@ export function loadConfig(env: Env): Config {
   return config;
 }
 
-/** KEYFLEET_HSM_REPLICAS: comma-separated token URIs, each `pkcs11:token=<label>`, none repeated. */
-function replicaUris(env: Env, problems: string[]): string[] {
-  const raw = env.KEYFLEET_HSM_REPLICAS ?? '';
+/**
+ * `<prefix>HSM_REPLICAS` (KEYFLEET_HSM_REPLICAS, KEYFLEET_VERIFIER_HSM_REPLICAS): comma-separated
+ * token URIs, each `pkcs11:token=<label>`, none repeated nor the token of `<prefix>HSM_URI`.
+ */
+export function replicaUris(env: Env, prefix: string, defaultUri: string, problems: string[]): string[] {
+  const name = `${prefix}HSM_REPLICAS`;
+  const raw = env[name] ?? '';
   if (raw.trim() === '') return [];
   const uris = raw.split(',').map((u) => u.trim());
-  const primary = (env.KEYFLEET_HSM_URI ?? 'pkcs11:token=keyfleet').trim();
+  const primary = (env[`${prefix}HSM_URI`] ?? defaultUri).trim();
   for (const uri of uris) {
     if (!/^pkcs11:token=[^;,?]{1,32}$/.test(uri)) {
-      problems.push(`KEYFLEET_HSM_REPLICAS: "${uri}" is not a token URI (pkcs11:token=<label>)`);
+      problems.push(`${name}: "${uri}" is not a token URI (pkcs11:token=<label>)`);
     }
   }
   if (new Set([primary, ...uris]).size !== uris.length + 1) {
-    problems.push('KEYFLEET_HSM_REPLICAS names a token twice, or the token of KEYFLEET_HSM_URI');
+    problems.push(`${name} names a token twice, or the token of ${prefix}HSM_URI`);
   }
   return uris;
 }

@@ -50,6 +50,10 @@ export { readTlsSwitch, TLS13_ONLY, type HttpsOptions } from './http/tls';
 export { writeServerCertificateFiles, type CertificateFiles } from './http/certificate-files';
 export { newApiClient, ApiError, type ApiClient } from './cli/api-client';
 export * from './hsm';
+// The HSM cluster's parts, for benchmarks and tools (docs/hsm-cluster.md).
+export { openHsmCluster, type HsmCluster, type JoinResult } from './hsm/cluster/cluster-hsm';
+export { provisionClusterKek } from './hsm/cluster/ceremony';
+export { openPkcs11Hsm } from './hsm/pkcs11-hsm';
 export { runService } from './service-process';
 export { newEnvReader, type Env } from './env';
 export { createCredentials } from './cli/credentials';

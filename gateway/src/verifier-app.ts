@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { Role } from '@keyfleet/protocol';
 import { hsmChallengeKey, newAttestationBatcher, newChallengeIssuer, newVerifier } from './attestation';
 import { jwksFile } from './auth/jwks-file';
 import { newBearerAuthenticator } from './auth/bearer';
@@ -13,7 +14,8 @@ import type { AttestationApi } from './domain/services';
 import { ensureVerifierAnchor } from './domain/trust-anchors';
 import { healthCheck } from './health';
 import { GatewayError, GatewayErrorCode } from './errors';
-import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
+import { verifierKeys, type Hsm } from './hsm';
+import { openServiceHsm } from './hsm-setup';
 import { httpsOptions } from './http/tls';
 import { newVerifierHttpServer } from './http/verifier-server';
 import { readOrganization } from './ledger/fabric';
@@ -48,14 +50,16 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
   };
   try {
     assertVerifierEnrolment(config);
-    const hsm = await newHsm({
-      uri: config.hsm.tokenUri,
-      modulePath: config.hsm.modulePath,
-      pin: config.hsm.pin,
-      sessions: config.hsm.sessions,
+    // One token, or with KEYFLEET_VERIFIER_HSM_REPLICAS a cluster of Org2's own (docs/hsm-cluster.md).
+    // Its records log through the HTTP server's logger, made further down.
+    const clusterLog: { target?: FastifyInstance['log'] } = {};
+    const { hsm, cluster } = await openServiceHsm({
+      ...config.hsm,
+      keys: verifierKeys,
+      writer: Role.Verifier,
+      log: (message, err) => clusterLog.target?.warn({ err }, message),
     });
     closers.push(() => hsm.close());
-    await ensureKeys(hsm, verifierKeys);
     if ((await hsm.findKeys({ label: CHALLENGE_KEY })).length === 0) {
       await hsm.generateSecretKey({ label: CHALLENGE_KEY, type: 'hmac-sha256', usage: ['sign', 'verify'] });
     }
@@ -84,6 +88,14 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       description: `HSM attestation verifier key (${config.ledger.org}, ${config.ledger.enrolmentId})`,
     });
     const deviceCaCertificatePem = await trustedDeviceCa(config.deviceCaCertificateFile, ledger);
+    // The cluster's replications and failovers, signed by the verifier anchor like its other writes.
+    if (cluster !== undefined) {
+      cluster.records.attach(ledger, cluster.kekCheckValue);
+      closers.push(() => {
+        cluster.records.close();
+        return Promise.resolve();
+      });
+    }
 
     const challenges = newChallengeIssuer({
       key: hsmChallengeKey(hsm, CHALLENGE_KEY),
@@ -151,6 +163,7 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
       ...(https === undefined ? {} : { https }),
     });
     closers.push(() => server.close());
+    clusterLog.target = server.log;
     events.start({ log: server.log });
     return { server, hsm, verifierId, close };
   } catch (err) {

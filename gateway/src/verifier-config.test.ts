@@ -37,6 +37,34 @@ describe('verifier configuration (KEYFLEET_VERIFIER_*)', () => {
     });
   });
 
+  it('reads the verifier’s own HSM cluster from KEYFLEET_VERIFIER_HSM_REPLICAS, never the gateway’s', () => {
+    const pin = { KEYFLEET_VERIFIER_HSM_PIN: '1234' };
+    expect(loadVerifierConfig(pin).hsm.replicas).to.deep.equal([]);
+    expect(loadVerifierConfig({ ...pin, KEYFLEET_HSM_REPLICAS: 'pkcs11:token=keyfleet-2' }).hsm.replicas).to.deep.equal(
+      [],
+    );
+    const replicas = 'pkcs11:token=keyfleet-verifier-2, pkcs11:token=keyfleet-verifier-3';
+    expect(loadVerifierConfig({ ...pin, KEYFLEET_VERIFIER_HSM_REPLICAS: replicas }).hsm.replicas).to.deep.equal([
+      'pkcs11:token=keyfleet-verifier-2',
+      'pkcs11:token=keyfleet-verifier-3',
+    ]);
+    const refused: [string, string][] = [
+      ['pkcs11:token=a;object=b', 'is not a token URI'],
+      ['pkcs11:token=keyfleet-verifier', 'names a token twice, or the token of KEYFLEET_VERIFIER_HSM_URI'],
+      ['pkcs11:token=x,pkcs11:token=x', 'names a token twice'],
+    ];
+    for (const [value, why] of refused) {
+      expect(
+        problems(() => loadVerifierConfig({ ...pin, KEYFLEET_VERIFIER_HSM_REPLICAS: value })),
+        value,
+      ).to.include(`KEYFLEET_VERIFIER_HSM_REPLICAS`);
+      expect(
+        problems(() => loadVerifierConfig({ ...pin, KEYFLEET_VERIFIER_HSM_REPLICAS: value })),
+        value,
+      ).to.include(why);
+    }
+  });
+
   it('reads the PIN from a file, never from the gateway variables', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyfleet-vcfg-'));
     try {

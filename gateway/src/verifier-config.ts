@@ -1,5 +1,6 @@
 import { IdRuleText, isId, PolicyIdMaxLength } from '@keyfleet/protocol';
 import { Limits } from '@keyfleet/protocol';
+import { replicaUris } from './config';
 import { newEnvReader, type Env } from './env';
 import { readListenerSecurity, type ListenerSecurity } from './http/tls';
 
@@ -18,6 +19,11 @@ export interface VerifierConfig {
     readonly tokenUri: string;
     readonly pin: string;
     readonly sessions: number;
+    /**
+     * The other tokens of the verifier's HSM cluster (docs/hsm-cluster.md), in failover order;
+     * empty for a single token. Every member takes the same user PIN.
+     */
+    readonly replicas: readonly string[];
   };
   readonly ledger: {
     /** The connection description (JSON) that network/network.sh writes. */
@@ -52,6 +58,8 @@ export interface VerifierConfig {
   readonly logLevel: string;
 }
 
+const verifierTokenUri = 'pkcs11:token=keyfleet-verifier';
+
 /**
  * Reads and validates the verifier's whole configuration from `KEYFLEET_VERIFIER_*` variables.
  * Every problem is listed in one error; the PIN is never part of a message.
@@ -61,6 +69,7 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
   const dataDir = read.str('KEYFLEET_VERIFIER_DATA_DIR', '.keyfleet-verifier');
   const policyId = read.str('KEYFLEET_VERIFIER_POLICY_ID', 'keyfleet-appraisal-v1');
   const host = read.str('KEYFLEET_VERIFIER_HTTP_HOST', '127.0.0.1');
+  const replicaProblems: string[] = [];
   const config: VerifierConfig = {
     http: {
       host,
@@ -70,9 +79,10 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
     },
     hsm: {
       modulePath: read.str('KEYFLEET_VERIFIER_HSM_MODULE', '/usr/lib/softhsm/libsofthsm2.so'),
-      tokenUri: read.str('KEYFLEET_VERIFIER_HSM_URI', 'pkcs11:token=keyfleet-verifier'),
+      tokenUri: read.str('KEYFLEET_VERIFIER_HSM_URI', verifierTokenUri),
       pin: read.pin('KEYFLEET_VERIFIER_HSM_'),
       sessions: read.int('KEYFLEET_VERIFIER_HSM_SESSIONS', 4, 1, 64),
+      replicas: replicaUris(env, 'KEYFLEET_VERIFIER_', verifierTokenUri, replicaProblems),
     },
     ledger: {
       connectionProfile: read.str('KEYFLEET_VERIFIER_FABRIC_CONNECTION', '.fabric/network/connection.json'),
@@ -99,6 +109,7 @@ export function loadVerifierConfig(env: Env): VerifierConfig {
       `KEYFLEET_VERIFIER_POLICY_ID must be ${IdRuleText}, at most ${PolicyIdMaxLength} characters, got "${policyId}"`,
     );
   }
+  for (const problem of replicaProblems) read.problem(problem);
   read.done();
   return config;
 }

@@ -3,7 +3,7 @@
  * contract and the gateway that writes them: the contract's name, its transactions, the request
  * checks and the record types.
  */
-import type { RequestPrincipal } from './types.js';
+import { AnchorKind, Role, type RequestPrincipal } from './types.js';
 import {
   Limits,
   arrayOf,
@@ -34,12 +34,28 @@ export const HsmClusterAction = {
 } as const;
 export type HsmClusterAction = (typeof HsmClusterAction)[keyof typeof HsmClusterAction];
 
-/** The only principal these records are written for. */
+/** The principal the operator gateway writes its cluster's records for. */
 export const HsmClusterService = 'gateway.hsm-cluster';
+/** The principal Org2's verifier writes its own cluster's records for. */
+export const VerifierHsmClusterService = 'verifier.hsm-cluster';
+
+/**
+ * Who writes HSM cluster records, for which principal, signed by which kind of trust anchor: the
+ * operator gateway for its cluster with the metadata-signing anchor, the verifier for its own
+ * cluster with its verifier anchor. One rule for the contract and the services that write.
+ */
+export const HsmClusterWriters: Readonly<
+  Partial<Record<Role, { readonly service: string; readonly anchorKind: AnchorKind }>>
+> = {
+  [Role.Operator]: { service: HsmClusterService, anchorKind: AnchorKind.MetadataSigning },
+  [Role.Verifier]: { service: VerifierHsmClusterService, anchorKind: AnchorKind.Verifier },
+};
 
 const hexOf = (min: number, max: number, what: string): Check<string> =>
   str({ min, max, pattern: /^(?:[0-9a-f]{2})+$/, what });
-const tokenName = str({ max: 32, pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, what: 'a token label' });
+/** A cluster member's token label as the ledger takes it (PKCS#11 labels are at most 32 bytes). */
+export const HsmTokenLabelPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,31}$/;
+const tokenName = str({ max: 32, pattern: HsmTokenLabelPattern, what: 'a token label' });
 const requestId = str({ max: Limits.IdLength, pattern: /^[A-Za-z0-9._:-]+$/, what: 'a request id' });
 
 /** One key copied to a target token, and its copy's check value there (computed by that token). */

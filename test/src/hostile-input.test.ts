@@ -241,6 +241,7 @@ describe('hostile input (issue 14): coded refusals, nothing written', function (
       body: () => JSON.stringify({ deviceId: 'hx-dev-1', certificate: device.certificatePem }),
     },
     { method: 'POST', path: '/v1/keys/hx-app/versions/1/compromise', auth: op, body: () => '{"reason":"leak"}' },
+    { method: 'POST', path: '/v1/hsm/cluster/members', auth: op, body: () => '{"token":"hx-token"}' },
   ];
   /** `{"<first member>":<a different value>,` + the body: its first member given twice. */
   const repeatFirst = (body: string, escaped = false) => {

@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expect } from 'chai';
-import type { KeyRecord, TrustAnchorRecord } from '@keyfleet/protocol';
+import { newFleet, runScenario } from '@keyfleet/agent/fleet';
+import type { DeviceRecord, KeyRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import { softHsmModule, startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 import { hsmNetwork, networkScriptAt } from './support/network';
 
@@ -28,32 +30,7 @@ describe('an --hsm network: node keys in SoftHSM tokens, none in files', functio
   });
 
   it('leaves no signing key of a node, an admin or a CA in a file: only TLS keys and client identities', () => {
-    // What may hold a private key, and why (docs/network.md, "Node keys in HSM tokens"):
-    const allowed: readonly [RegExp, string][] = [
-      [/^crypto\/.*\/tls\/server\.key$/, "a node's TLS key: Fabric reads TLS keys only from files"],
-      [/^crypto\/(peer|orderer)Organizations\/[^/]+\/tlsca\/priv_sk$/, "an organisation's TLS CA"],
-      [/^ca\/(org1|org2|orderer)\/tls-key\.pem$/, "a Fabric CA's TLS key"],
-      [/^chaincode\/tls\/(ca|server)\.key$/, "the chaincode servers' TLS"],
-      [/^ca\/(org1|org2|orderer)\/msp\/keystore\/IssuerRevocationPrivateKey$/, 'Fabric CA Idemix (unused)'],
-      [/^identities\/org[12]\/(operator|application|verifier|auditor)\/msp\/keystore\/[0-9a-f]{64}_sk$/, 'a client'],
-    ];
-    const withKeys = files(dir)
-      .filter((file) => readFileSync(file, 'latin1').includes('PRIVATE KEY'))
-      .map((file) => relative(dir, file));
-    expect(withKeys.filter((file) => !allowed.some(([pattern]) => pattern.test(file)))).to.deep.equal([]);
-    // Not vacuous: the walk does see the key files that must be files.
-    expect(withKeys.filter((file) => /^crypto\/.*\/tls\/server\.key$/.test(file))).to.have.length(3);
-
-    // Every node and admin MSP, and the CA registrars', has an empty keystore; no CA key file.
-    const keystores = files(dir).filter((file) => /\/msp\/keystore\/[^/]+$/.test(file));
-    const stray = keystores
-      .map((file) => relative(dir, file))
-      .filter((file) => !/^identities\//.test(file) && !/^ca\/[^/]+\/msp\/keystore\/Issuer/.test(file));
-    expect(stray).to.deep.equal([]);
-    expect(files(dir).map((file) => relative(dir, file))).to.not.include.members([
-      'ca/org1/ca-key.pem',
-      'ca/org2/ca-key.pem',
-    ]);
+    expectNoNodeKeyFile();
   });
 
   it('finds each node, admin and CA key in its organisation token, under Fabric’s CKA_ID', () => {
@@ -127,6 +104,21 @@ describe('an --hsm network: node keys in SoftHSM tokens, none in files', functio
       await f.close();
     });
 
+    /** A query as Org2's auditor through Org2's peer, with Fabric's CLI: never through the gateway. */
+    const query = (...args: string[]) =>
+      JSON.parse(
+        execFileSync(
+          'bash',
+          [
+            '-c',
+            `${hsm('env', 'Org2', 'auditor')}\npeer chaincode query -C keyfleet -n keyfleet -c "$1"`,
+            'q',
+            JSON.stringify({ Args: args }),
+          ],
+          { encoding: 'utf8' },
+        ),
+      ) as unknown;
+
     it('registers a key through the gateway, and Org2’s auditor reads it on this network with Fabric’s CLI', async () => {
       await f.operator('POST', '/v1/keys', {
         keyId: 'hsm-network-key',
@@ -136,26 +128,83 @@ describe('an --hsm network: node keys in SoftHSM tokens, none in files', functio
         rotationIntervalSeconds: 86400,
         accessPolicy: { read: [], use: [], rotate: [], administer: [{ mspId: 'Org1MSP', role: 'operator' }] },
       });
-      const exports = hsm('env', 'Org2', 'auditor');
-      const query = (...args: string[]) =>
-        JSON.parse(
-          execFileSync(
-            'bash',
-            [
-              '-c',
-              `${exports}\npeer chaincode query -C keyfleet -n keyfleet -c "$1"`,
-              'q',
-              JSON.stringify({ Args: args }),
-            ],
-            { encoding: 'utf8' },
-          ),
-        ) as unknown;
       const key = query('GetKey', 'hsm-network-key') as KeyRecord;
       expect(key).to.include({ KeyID: 'hsm-network-key', Algorithm: 'AES-256', LatestVersion: 1 });
       const anchors = query('ListTrustAnchors') as TrustAnchorRecord[];
       expect(anchors.map((a) => a.Kind).sort()).to.deep.equal(['device-ca', 'metadata-signing', 'verifier']);
     });
+
+    it('runs the demo fleet (enrol, attest, one tampered device caught, rotate), and still no node key file exists', async () => {
+      const size = 8;
+      const workDir = mkdtempSync(join(tmpdir(), 'keyfleet-hsm-demo-'));
+      try {
+        const fleet = newFleet({
+          gatewayUrl: f.url,
+          size,
+          tampered: 1,
+          concurrency: 4,
+          workDir,
+          idPrefix: 'hsmdemo',
+          group: 'demo-fleet',
+          operatorAuthorization: () => f.bearer(f.callers.operator),
+        });
+        const summary = await runScenario(fleet, { rounds: 1 });
+        const [tampered, ...others] = fleet.devices().filter((d) => d.tampered);
+        expect(others).to.deep.equal([]);
+        const tamperedId = tampered?.id ?? expect.fail('no tampered device');
+        expect(summary.enrolled).to.equal(size);
+        expect(summary.verdicts).to.deep.equal({ affirming: size - 1, contraindicated: 1 });
+        expect(summary.contraindicated).to.deep.equal([tamperedId]);
+        expect(summary.rotations).to.equal(size - 1);
+
+        // What the demo claims, as Org2's auditor reads it through Org2's peer on this network.
+        for (const device of fleet.devices()) {
+          const record = query('GetDevice', device.id) as DeviceRecord;
+          const key = query('GetKey', device.keyId) as KeyRecord;
+          const caught = device.id === tamperedId;
+          expect(record.Status, device.id).to.equal(caught ? 'suspended' : 'active');
+          expect(record.LastAttestation?.Status, device.id).to.equal(caught ? 'contraindicated' : 'affirming');
+          expect(key.ActiveVersion, device.id).to.equal(caught ? 1 : 2);
+        }
+      } finally {
+        rmSync(workDir, { recursive: true, force: true });
+      }
+      // The network signed every one of those transactions, and not one node key came to disk.
+      expectNoNodeKeyFile();
+    });
   });
+
+  /**
+   * What may hold a private key, and why (docs/network.md, "Node keys in HSM tokens"); anything
+   * else holding one fails. Every node and admin MSP, and the CA registrars', has an empty keystore.
+   */
+  function expectNoNodeKeyFile(): void {
+    const allowed: readonly [RegExp, string][] = [
+      [/^crypto\/.*\/tls\/server\.key$/, "a node's TLS key: Fabric reads TLS keys only from files"],
+      [/^crypto\/(peer|orderer)Organizations\/[^/]+\/tlsca\/priv_sk$/, "an organisation's TLS CA"],
+      [/^ca\/(org1|org2|orderer)\/tls-key\.pem$/, "a Fabric CA's TLS key"],
+      [/^chaincode\/tls\/(ca|server)\.key$/, "the chaincode servers' TLS"],
+      [/^ca\/(org1|org2|orderer)\/msp\/keystore\/IssuerRevocationPrivateKey$/, 'Fabric CA Idemix (unused)'],
+      [/^identities\/org[12]\/(operator|application|verifier|auditor)\/msp\/keystore\/[0-9a-f]{64}_sk$/, 'a client'],
+    ];
+    const withKeys = files(dir)
+      .filter((file) => readFileSync(file, 'latin1').includes('PRIVATE KEY'))
+      .map((file) => relative(dir, file));
+    expect(withKeys.filter((file) => !allowed.some(([pattern]) => pattern.test(file)))).to.deep.equal([]);
+    // Not vacuous: the walk does see the key files that must be files.
+    expect(withKeys.filter((file) => /^crypto\/.*\/tls\/server\.key$/.test(file))).to.have.length(3);
+
+    // Every node and admin MSP, and the CA registrars', has an empty keystore; no CA key file.
+    const keystores = files(dir).filter((file) => /\/msp\/keystore\/[^/]+$/.test(file));
+    const stray = keystores
+      .map((file) => relative(dir, file))
+      .filter((file) => !/^identities\//.test(file) && !/^ca\/[^/]+\/msp\/keystore\/Issuer/.test(file));
+    expect(stray).to.deep.equal([]);
+    expect(files(dir).map((file) => relative(dir, file))).to.not.include.members([
+      'ca/org1/ca-key.pem',
+      'ca/org2/ca-key.pem',
+    ]);
+  }
 
   /** Every CKA_ID of a private key on the token, hex, as OpenSC's pkcs11-tool lists them. */
   function privateKeyIds(token: string): string[] {

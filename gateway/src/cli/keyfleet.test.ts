@@ -370,4 +370,44 @@ describe('keyfleet command line', () => {
       expect(gateway.seen).to.deep.equal([]);
     });
   });
+
+  describe('hsm-cluster', () => {
+    const cluster = {
+      primary: 'keyfleet',
+      inSync: ['keyfleet', 'keyfleet-3'],
+      lost: ['keyfleet-2'],
+      kekCheckValue: 'a1b2c3',
+    };
+
+    it('join sends the token label and prints what was copied and the cluster', async () => {
+      gateway = await stubGateway({
+        'POST /v1/hsm/cluster/members': {
+          body: { token: 'keyfleet-3', copied: [{}, {}, {}], removed: [{}], cluster },
+        },
+      });
+      const result = await keyfleet(['hsm-cluster', 'join', 'keyfleet-3']);
+      expect(result.code, result.stderr).to.equal(0);
+      expect(gateway.seen.map((s) => [s.method, s.url, s.body])).to.deep.equal([
+        ['POST', '/v1/hsm/cluster/members', { token: 'keyfleet-3' }],
+      ]);
+      expect(result.stdout.split('\n')).to.deep.equal([
+        'joined keyfleet-3: 3 keys copied, 1 stale keys destroyed',
+        'primary   keyfleet',
+        'in sync   keyfleet, keyfleet-3',
+        'lost      keyfleet-2',
+        'KEK check a1b2c3',
+        '',
+      ]);
+    });
+
+    it('status prints the cluster; join without a label sends nothing', async () => {
+      gateway = await stubGateway({ 'GET /v1/hsm/cluster': { body: cluster } });
+      const status = await keyfleet(['hsm-cluster', 'status']);
+      expect(status.stdout).to.contain('in sync   keyfleet, keyfleet-3');
+      const missing = await keyfleet(['hsm-cluster', 'join']);
+      expect(missing.code).to.equal(2);
+      expect(missing.stderr).to.contain('<token-label>');
+      expect(gateway.seen.map((s) => s.url)).to.deep.equal(['/v1/hsm/cluster']);
+    });
+  });
 });

@@ -48,6 +48,11 @@ Keys:
 
   devices provision-key <device-id> --key KEY-ID     (a device-owned AES-256 key, made in the HSM)
 
+HSM cluster (docs/hsm-cluster.md):
+  hsm-cluster status              the primary, the in-sync and the lost tokens, the KEK check value
+  hsm-cluster join <token-label>  joins a token to the running gateway's cluster (after the SO's
+                                  ceremony gave it the cluster KEK): copies what it lacks, on the ledger
+
 Attestation:
   reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
   reference-values get <group>
@@ -81,6 +86,23 @@ Environment:
   KEYFLEET_FABRIC_CONNECTION  the network's connection description: for 'audit tx|record' (default
                         .fabric/network/connection.json), and when set, the blocks in 'audit device|key'
 `;
+
+/** GET /v1/hsm/cluster's answer. */
+interface ClusterStatus {
+  readonly primary: string;
+  readonly inSync: readonly string[];
+  readonly lost: readonly string[];
+  readonly kekCheckValue: string;
+}
+
+function clusterText(c: ClusterStatus): string {
+  return [
+    `primary   ${c.primary}`,
+    `in sync   ${c.inSync.join(', ')}`,
+    `lost      ${c.lost.length === 0 ? '-' : c.lost.join(', ')}`,
+    `KEK check ${c.kekCheckValue}`,
+  ].join('\n');
+}
 
 interface Output {
   json: boolean;
@@ -450,6 +472,19 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       out.print(
         provisioned,
         (p: { keyId: string; transactionId: string }) => `provisioned ${p.keyId} (transaction ${p.transactionId})`,
+      );
+      return 0;
+    }
+    case 'hsm-cluster status':
+      out.print(await api.request('GET', '/v1/hsm/cluster'), (c: ClusterStatus) => clusterText(c));
+      return 0;
+    case 'hsm-cluster join': {
+      const joined = await api.request('POST', '/v1/hsm/cluster/members', { token: required('<token-label>', target) });
+      out.print(
+        joined,
+        (j: { token: string; copied: unknown[]; removed: unknown[]; cluster: ClusterStatus }) =>
+          `joined ${j.token}: ${String(j.copied.length)} keys copied, ${String(j.removed.length)} stale keys destroyed\n` +
+          clusterText(j.cluster),
       );
       return 0;
     }

@@ -4,6 +4,7 @@ import type { Principal } from '../auth/bearer';
 import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';
 import type { DeviceKeyDue } from '../scheduler';
 import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
+import type { HsmClusterAdmin } from '../hsm/cluster/cluster-admin';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -175,5 +176,7 @@ export interface Services {
   readonly attestation: OperatorAttestationApi;
   readonly keyOperations: KeyOperations;
   readonly keyRotation: ApplicationKeyRotation;
+  /** With KEYFLEET_HSM_REPLICAS: the HSM cluster's state, and tokens joined at run time. */
+  readonly hsmCluster?: HsmClusterAdmin;
   health(): Promise<Health>;
 }

@@ -231,7 +231,14 @@ class Pkcs11Hsm implements ReplicaHsm {
     for (const slot of lib.C_GetSlotList(true)) {
       if (u.slotId !== undefined && handleNumber(slot) !== BigInt(u.slotId)) continue;
       // CK_TOKEN_INFO strings are blank-padded to fixed width (PKCS#11 v2.40 §3.2).
-      const info = lib.C_GetTokenInfo(slot);
+      let info: ReturnType<typeof lib.C_GetTokenInfo>;
+      try {
+        info = lib.C_GetTokenInfo(slot);
+      } catch {
+        // A token that cannot describe itself is no match: SoftHSM answers CKR_GENERAL_ERROR for a
+        // token pulled out of its store, and that must not hide the other tokens (a cluster joins one).
+        continue;
+      }
       if ((info.flags & this.#js.CKF_TOKEN_INITIALIZED) === 0) continue;
       const label = info.label.trimEnd();
       if (u.token !== undefined && label !== u.token) continue;

@@ -7,6 +7,7 @@ import { newBaseServer } from './base';
 import type { HttpsOptions } from './tls';
 import { registerDeviceRoutes } from './device-routes';
 import { registerKeyRoutes } from './key-routes';
+import { registerHsmClusterRoutes } from './hsm-cluster-routes';
 import { principalOf } from './principal';
 import * as schema from './schemas';
 
@@ -142,6 +143,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
       registerDeviceRoutes(v1, services);
       registerAttestationRoutes(v1, services.attestation);
       registerKeyRoutes(v1, { operations: services.keyOperations, rotation: services.keyRotation });
+      registerHsmClusterRoutes(v1, services.hsmCluster);
       done();
     },
     { prefix: '/v1' },

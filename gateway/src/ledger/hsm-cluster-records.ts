@@ -1,12 +1,12 @@
 /**
  * Puts the HSM cluster's replications and failovers on the ledger (docs/hsm-cluster.md) through the
- * `hsm-cluster` contract, as the gateway's `hsm-cluster` service. The cluster reports them
- * synchronously and must never wait for the ledger (a failover happens exactly when the gateway is
+ * `hsm-cluster` contract, as the writing service's own `hsm-cluster` service (the operator
+ * gateway's, or the verifier's for its own cluster). The cluster reports them synchronously and must never wait for the ledger (a failover happens exactly when the gateway is
  * busiest), so they queue here in order and are written in the background: consecutive
  * write-throughs between the same two tokens go in one transaction; a refused or failed write is
  * tried again until it succeeds. What is still queued when the process dies is not on the ledger.
  */
-import { HsmClusterService } from '@keyfleet/protocol';
+import { HsmClusterWriters, Role } from '@keyfleet/protocol';
 import type { ClusterListener, FailoverEvent, ReplicationEvent } from '../hsm/cluster/cluster-hsm';
 import type { LedgerClient } from './ledger-client';
 import { ledgerPort } from './port';
@@ -31,6 +31,8 @@ const maxKeysPerRecord = 500;
 
 export function newHsmClusterRecorder(options: {
   readonly clusterId: string;
+  /** Who writes: the operator gateway (the default) or the verifier, each for its own service. */
+  readonly writer?: Role;
   readonly retryMs?: number;
   readonly log?: (message: string, err: unknown) => void;
 }): HsmClusterRecorder {
@@ -42,7 +44,9 @@ export function newHsmClusterRecorder(options: {
   let closed = false;
   const waiters: (() => void)[] = [];
 
-  const principal = { Kind: 'service', ID: HsmClusterService } as const;
+  const writer = HsmClusterWriters[options.writer ?? Role.Operator];
+  if (writer === undefined) throw new Error(`role ${String(options.writer)} writes no HSM cluster record`);
+  const principal = { Kind: 'service', ID: writer.service } as const;
 
   /** The head of the queue and the consecutive write-throughs that can share its transaction. */
   const nextBatch = (): Queued[] => {

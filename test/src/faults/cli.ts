@@ -3,8 +3,9 @@ import { parseArgs } from 'node:util';
 import { FaultName, formatRow, runFaultSuite, tableHeader, type Reconcile } from './harness';
 
 /**
- * `npm run faults [-- --profile ha|bft|both] [--devices N] [--seconds S]`: the fault suite on its
- * own network (`.fabric/faults-<profile>`, ports from 13000), one table per profile. Exits 1 when
+ * `npm run faults [-- --profile ha|bft|both] [--hsm] [--devices N] [--seconds S] [--port-base P]`:
+ * the fault suite on its own network (`.fabric/faults-<profile>`, or `faults-<profile>-hsm` with the
+ * network's signing keys in SoftHSM tokens; ports from 13000), one table per profile. Exits 1 when
  * an acknowledged operation was lost or applied twice, or the reconcile finds the ledger, the
  * devices and the HSM disagreeing.
  */
@@ -17,23 +18,36 @@ async function main(argv: string[]): Promise<number> {
       profile: { type: 'string', default: 'both' },
       devices: { type: 'string', default: '12' },
       seconds: { type: 'string', default: '4' },
+      hsm: { type: 'boolean', default: false },
+      'port-base': { type: 'string', default: '13000' },
     },
   });
   const profiles: readonly string[] = values.profile === 'both' ? ['ha', 'bft'] : [values.profile];
   const devices = Number(values.devices);
   const seconds = Number(values.seconds);
+  const portBase = Number(values['port-base']);
   const valid = (p: string): p is 'ha' | 'bft' => p === 'ha' || p === 'bft';
-  if (!profiles.every(valid) || !(devices >= 2 && devices <= 1000) || !(seconds >= 1)) {
-    console.error('usage: npm run faults -- [--profile ha|bft|both] [--devices 2..1000] [--seconds S>=1]');
+  if (
+    !profiles.every(valid) ||
+    !(devices >= 2 && devices <= 1000) ||
+    !(seconds >= 1) ||
+    !(Number.isInteger(portBase) && portBase >= 1024 && portBase <= 64000)
+  ) {
+    console.error(
+      'usage: npm run faults -- [--profile ha|bft|both] [--hsm] [--devices 2..1000] [--seconds S>=1] [--port-base 1024..64000]',
+    );
     return 2;
   }
+  const hsm = values.hsm;
   let failed = false;
   for (const [index, profile] of profiles.filter(valid).entries()) {
-    console.log(`\n== ${profile}: ${String(devices)} devices, ${String(seconds)} s of load around each fault`);
+    const network = hsm ? `${profile} --hsm` : profile;
+    console.log(`\n== ${network}: ${String(devices)} devices, ${String(seconds)} s of load around each fault`);
     const { rows, reconcile } = await runFaultSuite({
       profile,
-      dir: resolve(repoRoot, '.fabric', `faults-${profile}`),
-      portBase: 13000 + 200 * index,
+      hsm,
+      dir: resolve(repoRoot, '.fabric', `faults-${profile}${hsm ? '-hsm' : ''}`),
+      portBase: portBase + 200 * index,
       devices,
       phaseMs: { before: seconds * 1000, down: seconds * 1000, after: seconds * 1000 },
       faults: Object.values(FaultName),

@@ -64,6 +64,8 @@ export interface Reconcile {
 
 export interface FaultSuiteOptions {
   readonly profile: 'ha' | 'bft';
+  /** `network.sh up --hsm`: every node's, admin's and Fabric CA's signing key in a SoftHSM token. */
+  readonly hsm?: boolean;
   /** The network's directory and port base (the suite owns both). */
   readonly dir: string;
   readonly portBase: number;
@@ -183,6 +185,8 @@ export interface Stack {
 
 export interface StackOptions {
   readonly profile: 'dev' | 'ha' | 'bft';
+  /** `network.sh up --hsm` (docs/network.md): the network's own signing keys in SoftHSM tokens. */
+  readonly hsm?: boolean;
   readonly dir: string;
   readonly portBase: number;
   readonly devices: number;
@@ -195,9 +199,11 @@ export async function openStack(options: StackOptions): Promise<Stack> {
   const started = Date.now();
   // A network of its own, made anew: nothing left from an earlier run.
   net('down');
-  net('up', '--profile', options.profile);
+  net('up', '--profile', options.profile, ...(options.hsm === true ? ['--hsm'] : []));
   net('deploy');
-  log(`network: ${options.profile} profile up and deployed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(
+    `network: ${options.profile}${options.hsm === true ? ' --hsm' : ''} profile up and deployed in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   const profilePath = join(dir, 'connection.json');
 
   const work = join(dir, 'keyfleet');

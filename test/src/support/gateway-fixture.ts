@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import { expect } from 'chai';
 import {
@@ -98,7 +99,11 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
 export async function startGatewayFixture(
   env: Record<string, string> = {},
   verifierEnv: Record<string, string> = {},
-  options: { chaincodeLang?: 'ccaas' | 'node' } = {},
+  options: {
+    chaincodeLang?: 'ccaas' | 'node';
+    /** N ≥ 2: the verifier runs on a cluster of N tokens (`<token>`, `<token>-2` …), made by the ceremony. */
+    verifierTokens?: number;
+  } = {},
 ): Promise<GatewayFixture> {
   const chaincode = newNamespace('gw', options.chaincodeLang);
   const store = createSoftHsmStore('keyfleet-it');
@@ -106,6 +111,24 @@ export async function startGatewayFixture(
   // verifier is its own process with its own module and store).
   const verifierToken = 'keyfleet-verifier-it';
   store.addToken(verifierToken);
+  const replicas = Array.from({ length: Math.max(0, (options.verifierTokens ?? 1) - 1) }, (_, i) => {
+    const label = `${verifierToken}-${String(i + 2)}`;
+    store.addToken(label);
+    return label;
+  });
+  if (replicas.length > 0) {
+    // The SO's ceremony, in a process of its own, as an operator runs it (docs/hsm-cluster.md).
+    execFileSync(process.execPath, [resolve(__dirname, '../../../gateway/dist/hsm/cli.js'), 'cluster-init'], {
+      env: {
+        ...process.env,
+        SOFTHSM2_CONF: store.conf,
+        KEYFLEET_HSM_MODULE: softHsmModule,
+        KEYFLEET_HSM_SO_PIN: store.soPin,
+        KEYFLEET_HSM_CLUSTER_TOKENS: [verifierToken, ...replicas].join(','),
+      },
+      stdio: 'ignore',
+    });
+  }
   const verifierPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'keyfleet-gateway-'));
   // The callers' credentials (their private keys) are theirs, never in the gateway's directory.
@@ -144,6 +167,9 @@ export async function startGatewayFixture(
       KEYFLEET_VERIFIER_FABRIC_CONNECTION: fabricEnv(chaincode).KEYFLEET_FABRIC_CONNECTION ?? '',
       KEYFLEET_VERIFIER_FABRIC_CHAINCODE: chaincode,
       KEYFLEET_VERIFIER_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
+      ...(replicas.length === 0
+        ? {}
+        : { KEYFLEET_VERIFIER_HSM_REPLICAS: replicas.map((label) => `pkcs11:token=${label}`).join(',') }),
       ...verifierEnv,
     });
   const ledger = openLedgerView(chaincode);

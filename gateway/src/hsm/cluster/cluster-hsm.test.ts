@@ -45,7 +45,7 @@ describe('HSM cluster on SoftHSM2 (a cluster KEK, replication under it, failover
 
   before(() => {
     store = createSoftHsmStore('kc-a');
-    for (const label of ['kc-b', 'kc-c', 'kc-x', 'kc-y']) store.addToken(label);
+    for (const label of ['kc-b', 'kc-c', 'kc-x', 'kc-y', 'kc-d', 'kc-e', 'kc-f']) store.addToken(label);
   });
 
   after(() => {
@@ -270,6 +270,66 @@ describe('HSM cluster on SoftHSM2 (a cluster KEK, replication under it, failover
       expect(err.code).to.equal('HSM_INTEGRITY_FAILED');
       await x.close();
       cluster = await openHsmCluster({ name: 'kc', members: [{ name: 'kc-c', hsm: c }] });
+    });
+
+    it('joins a lagging member and a new token on a running cluster: missed keys copied, stale ones destroyed', async () => {
+      await cluster.close();
+      provisionClusterKek(softHsmModule, ['kc-c', 'kc-d', 'kc-e'], store.soPin);
+      // kc-d is in sync once, then away while the cluster runs on kc-c alone.
+      const first = await openHsmCluster({
+        name: 'kc',
+        members: [
+          { name: 'kc-c', hsm: await open('kc-c') },
+          { name: 'kc-d', hsm: await open('kc-d') },
+        ],
+      });
+      const old = await first.generateSecretKey({ label: 'lag-old', type: 'aes-256', usage: ['encrypt'] });
+      await first.close();
+      const joins: ReplicationEvent[] = [];
+      cluster = await openHsmCluster({
+        name: 'kc',
+        members: [{ name: 'kc-c', hsm: await open('kc-c') }],
+        listener: { replicated: (e) => joins.push(e) },
+      });
+      const missed = await cluster.generateSecretKey({ label: 'lag-new', type: 'aes-256', usage: ['encrypt'] });
+      await cluster.destroyKey({ id: old.id }, ['secret']);
+
+      const d = await open('kc-d');
+      expect(await d.findKeys({ id: old.id }), 'kc-d still holds what was destroyed while it was away').to.have.length(
+        1,
+      );
+      const lagging = await cluster.join({ name: 'kc-d', hsm: d });
+      const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+      expect(lagging.copied.map((k) => k.id)).to.deep.equal([hexOf(missed.id)]);
+      expect(lagging.removed).to.deep.equal([{ label: 'lag-old', id: hexOf(old.id) }]);
+      expect(await d.findKeys({ id: old.id })).to.have.length(0);
+      expect(hexOf(await d.aesCheckValue({ id: missed.id }))).to.equal(hexOf(missed.checkValue ?? new Uint8Array()));
+      expect(joins.filter((j) => j.reason === 'join').map((j) => [j.target, j.keys.length])).to.deep.equal([
+        ['kc-d', 1],
+      ]);
+
+      // A new token: every key; then both take the next creation; a member in sync joins as a no-op.
+      // Another token of the store was pulled meanwhile: it must not hide the new one.
+      const f = await open('kc-f');
+      await f.findKeys();
+      deleteToken(store, 'kc-f');
+      await f.close();
+      const e = await open('kc-e');
+      const added = await cluster.join({ name: 'kc-e', hsm: e });
+      const onC = (await cluster.findKeys()).filter(
+        (k) => k.token && k.kind !== 'public' && k.label !== clusterKekLabel,
+      );
+      expect(added.copied.map((k) => k.id)).to.have.members(onC.map((k) => hexOf(k.id)));
+      expect(cluster.status()).to.deep.include({ primary: 'kc-c', inSync: ['kc-c', 'kc-d', 'kc-e'], lost: [] });
+      const later = await cluster.generateSecretKey({ label: 'after-join', type: 'aes-256', usage: ['encrypt'] });
+      for (const member of [d, e]) expect(await member.findKeys({ id: later.id })).to.have.length(1);
+      expect(await cluster.join({ name: 'kc-e', hsm: e })).to.deep.equal({ copied: [], removed: [] });
+
+      // A token holding another KEK is refused and changes nothing.
+      const x = await open('kc-x');
+      expect((await rejection(cluster.join({ name: 'kc-x', hsm: x }))).code).to.equal('HSM_INTEGRITY_FAILED');
+      expect(cluster.status().inSync).to.deep.equal(['kc-c', 'kc-d', 'kc-e']);
+      await x.close();
     });
   });
 });

@@ -25,7 +25,7 @@ import type {
 import { HsmError, HsmErrorCode } from '../hsm-error.js';
 import { formatPkcs11Uri } from '../pkcs11-uri.js';
 import { clusterKekLabel } from './ceremony.js';
-import { copyKey, copyMissingKeys, type ReplicatedKey } from './replication.js';
+import { copyKey, copyMissingKeys, isReplicated, type ReplicatedKey } from './replication.js';
 
 /** One token of the cluster. */
 export interface ClusterMember {
@@ -85,13 +85,24 @@ export interface ClusterStatus {
   readonly kekCheckValue: string;
 }
 
+/** What a join did to the member. */
+export interface JoinResult {
+  /** Keys copied to it from the primary (also reported to the listener as a `join` replication). */
+  readonly copied: readonly ReplicatedKey[];
+  /** Keys it held that the primary no longer does (destroyed while it was away): destroyed on it. */
+  readonly removed: readonly { readonly label: string; readonly id: string }[];
+}
+
 export interface HsmCluster extends Hsm {
   status(): ClusterStatus;
   /**
    * Brings a member (a new token, or one that fell out of sync) up to date from the primary and
-   * adds it to the in-sync set. Keys created meanwhile are written through to it as well.
+   * adds it to the in-sync set, on a running cluster: keys created meanwhile are written through
+   * to it as well, and keys it holds that the primary no longer does are destroyed on it. A member
+   * of the same name that is out of sync is replaced (and closed); one that is in sync is left as
+   * it is and the result is empty.
    */
-  join(member: ClusterMember): Promise<readonly ReplicatedKey[]>;
+  join(member: ClusterMember): Promise<JoinResult>;
 }
 
 /** Errors that say the call was wrong, not the token: never a reason to fail over. */
@@ -335,22 +346,54 @@ class Cluster implements HsmCluster {
     });
   }
 
-  async join(member: ClusterMember): Promise<readonly ReplicatedKey[]> {
-    if (this.#inSync.includes(member)) return [];
-    if (!this.#all.includes(member)) this.#all.push(member);
+  async join(member: ClusterMember): Promise<JoinResult> {
+    const known = this.#all.find((m) => m.name === member.name);
+    if (known !== undefined && (this.#inSync.includes(known) || this.#joining.has(known))) {
+      return { copied: [], removed: [] };
+    }
     const primary = this.#primary();
+    // A token with another KEK (or none) never becomes a member, not even a lost one.
     await proveSameKek(primary, member);
+    if (known !== undefined && known !== member) {
+      // A lagging member opened afresh: the old handle's sessions may be dead with the token they had.
+      this.#all[this.#all.indexOf(known)] = member;
+      await known.hsm.close().catch(() => undefined);
+    }
+    if (!this.#all.includes(member)) this.#all.push(member);
     this.#joining.add(member);
     try {
+      const removed = await this.#removeStale(primary, member);
       const keys = await copyMissingKeys(primary.hsm, member.hsm);
       if (!this.#joining.has(member))
         throw new HsmError(HsmErrorCode.SessionFailed, `"${member.name}" failed while joining`);
       this.#inSync.push(member);
       this.#listener.replicated?.({ source: primary.name, target: member.name, reason: 'join', keys, at: this.#now() });
-      return keys;
+      return { copied: keys, removed };
     } finally {
       this.#joining.delete(member);
     }
+  }
+
+  /**
+   * Destroys on a joining member the replicated keys the primary no longer holds. Safe: every key
+   * a caller was given is on every in-sync member, the primary included, so a key only the member
+   * holds was destroyed while it was away, or made by a creation that never returned. The member
+   * is listed before the primary: a key written through to it meanwhile is then on both lists.
+   */
+  async #removeStale(primary: ClusterMember, member: ClusterMember): Promise<JoinResult['removed']> {
+    const keyOf = (k: { kind: KeyKind; id: Uint8Array }) => `${k.kind}:${hex(k.id)}`;
+    // Only keys that could have come from the cluster: a cluster key can leave its token (under the
+    // trusted KEK at least); a key that never could is no copy, and is left alone.
+    const fromCluster = (k: KeyAttributes) => isReplicated(k) && (k.extractable === true || k.wrapWithTrusted === true);
+    const onMember = (await member.hsm.findKeys()).filter(fromCluster);
+    const onPrimary = new Set((await primary.hsm.findKeys()).filter(isReplicated).map(keyOf));
+    const removed: { label: string; id: string }[] = [];
+    for (const stale of onMember.filter((k) => !onPrimary.has(keyOf(k)))) {
+      // A key pair: both halves.
+      await member.hsm.destroyKey({ id: stale.id }, stale.kind === 'private' ? undefined : [stale.kind]);
+      removed.push({ label: stale.label, id: hex(stale.id) });
+    }
+    return removed;
   }
 
   // ---- the Hsm interface ---------------------------------------------------------------------
