@@ -53,6 +53,11 @@ Keys:
 Shards:
   shards      the shard map (revision, rules, default) and, per shard, its channel, devices, keys and
               block height; --json prints the same for scripts (one shard, no map, when unsharded)
+  shards set-map --file FILE [--expected-revision N]
+              writes the shard map (JSON: {shards, rules: [{match: {group, location, function}, shard}],
+              default}; null matches anything) on the governance channel; new enrolments follow it.
+              Without --expected-revision, the revision read just before (another writer in between
+              makes the ledger refuse it)
 
 Attestation:
   reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
@@ -127,6 +132,7 @@ class UsageError extends Error {
 const wholeNumbers: Record<string, WholeNumberRange> = {
   '--ttl': within(enrolmentTokenBody.properties.ttlSeconds, 'seconds'),
   '--page-size': { min: 1, max: Limits.PageSize },
+  '--expected-revision': { min: 0, max: Number.MAX_SAFE_INTEGER },
   '--rotate-every': within(keyBody.properties.rotationIntervalSeconds, 'seconds'),
   '--retention': within(keyBody.properties.retentionSeconds, 'seconds'),
   '--version': { min: 1, max: 9_999_999 },
@@ -271,6 +277,7 @@ const options = {
   csr: { type: 'string' },
   'page-size': { type: 'string' },
   bookmark: { type: 'string' },
+  'expected-revision': { type: 'string' },
   reason: { type: 'string' },
   version: { type: 'string' },
   algorithm: { type: 'string' },
@@ -459,6 +466,20 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
     case 'shards ':
       out.print(await api.request<ShardOverview>('GET', '/v1/shards'), shardsText);
       return 0;
+    case 'shards set-map': {
+      const map = readJson(required('--file', values.file)) as Record<string, unknown>;
+      const expectedRevision =
+        wholeNumber('--expected-revision', values['expected-revision']) ??
+        (await api.request<ShardOverview>('GET', '/v1/shards')).map?.Revision ??
+        0;
+      const written = await api.request('PUT', '/v1/shards/map', { ...map, expectedRevision });
+      out.print(
+        written,
+        (w: { transactionId: string; record: { Revision: number } }) =>
+          `shard map revision ${String(w.record.Revision)} (transaction ${w.transactionId})`,
+      );
+      return 0;
+    }
     case 'reference-values set': {
       const measurements: unknown = JSON.parse(readFileSync(required('--file', values.file), 'utf8'));
       const written = await api.request('PUT', `/v1/reference-values/${id()}`, {
