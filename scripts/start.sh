@@ -132,8 +132,9 @@ start_service verifier "$verifier_url" "$verifier_ca_file" env \
 # A sharded network's first shard map (docs/gateway.md, "Shards"): demo-fleet-K on shard K-1,
 # everything else on shard 0. Written once: a map already on the ledger is the operator's.
 if [[ -n ${KEYFLEET_SHARDS:-} ]]; then
-  export KEYFLEET_CREDENTIALS=$operator
-  if node gateway/dist/cli/keyfleet.js shards --json | node -e 'process.exit(JSON.parse(require("fs").readFileSync(0, "utf8")).map === null ? 0 : 1)'; then
+  export KEYFLEET_CREDENTIALS=$operator KEYFLEET_URL=$url
+  overview=$(node gateway/dist/cli/keyfleet.js shards --json)
+  if [[ $(jq -r '.map == null' <<<"$overview") == true ]]; then
     map_file="$KEYFLEET_DATA_DIR/shard-map.json"
     # shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
     node -e '
