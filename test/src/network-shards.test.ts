@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import type { DeviceRecord, KeyRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import {
   asPrincipal,
+  ledgerPort,
   newLedgerClient,
   readOrganization,
   type LedgerClient,
@@ -329,6 +330,24 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
           expect(record.ActiveVersion, device.keyId).to.equal(2);
         }
       }
+    });
+
+    it('finds keys due for rotation on every shard, as the scheduler asks', async () => {
+      const router = f.gateway.shardRouter ?? expect.fail('the gateway did not open its shards');
+      expect(router.channels).to.deep.equal(shards);
+      const later = new Date(Date.now() + 3650 * 86_400_000).toISOString();
+      const due: string[] = [];
+      let bookmark = '';
+      do {
+        const page = await ledgerPort(router).keys.dueForRotation(later, 2, bookmark);
+        due.push(...page.Records.map((k) => k.KeyID));
+        bookmark = page.Bookmark;
+      } while (bookmark !== '');
+      expect(due.sort()).to.deep.equal(
+        devices()
+          .map((d) => d.keyId)
+          .sort(),
+      );
     });
 
     it('shows the map and each shard’s devices, keys and height in keyfleet shards', async () => {
