@@ -31,7 +31,15 @@ export type GatewayDetail =
   | FabricEnrolmentFailure
   | BodyErrorDetail
   | HsmErrorCode
-  | 'BOOKMARK_INVALID';
+  | 'BOOKMARK_INVALID'
+  | ShardRoutingDetail;
+
+/**
+ * Why the shard router (ledger/shard-router.ts) could not route a call: a record found on several
+ * shards, a map naming a channel the network does not have, a batch whose devices are on several,
+ * a shard map written to a network that has no governance channel.
+ */
+export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'NOT_SHARDED';
 
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';

@@ -10,12 +10,13 @@ import {
   resolveShard,
   Role,
   setShardMap,
+  type ShardLoadRecord,
   type ShardMapRecord,
   TransactionName,
 } from '@keyfleet/protocol';
 import { KeyType, Store } from '../store.js';
 import { TransactionGroup } from '../transaction/compose.js';
-import { AllRoles, argId, notFound, reader } from '../transaction/read.js';
+import { AllRoles, argId, notFound, Overseers, reader } from '../transaction/read.js';
 import { submit } from '../transaction/write.js';
 import { nextShardMap } from './rules.js';
 
@@ -76,5 +77,18 @@ export class ShardMapTransactions extends TransactionGroup {
       Function: field(fn, 'function'),
     };
     return canonicalJson(resolveShard(await loadShardMap(new Store(ctx.stub)), subject));
+  }
+
+  /**
+   * How many devices and keys this channel (a shard) holds, for `keyfleet shards`. A scan of the
+   * channel's device and key records: its cost grows with the shard, so it is an operator's read.
+   */
+  @Transaction(false)
+  @Returns('string')
+  async GetShardLoad(ctx: Context): Promise<string> {
+    reader(ctx, Overseers, TransactionName.GetShardLoad);
+    const store = new Store(ctx.stub);
+    const load: ShardLoadRecord = { Devices: await store.count(KeyType.Device), Keys: await store.count(KeyType.Key) };
+    return canonicalJson(load);
   }
 }

@@ -113,7 +113,6 @@ describe('keyfleet command line', () => {
     const register = ['keys', 'register', 'k-1', '--algorithm', 'AES-256', '--purpose', 'encrypt'];
     const owner = ['--owner', 'application:billing'];
     const ttl = '--ttl must be a whole number of seconds from 60 to 604800';
-    const shard = '--shard must be a whole number from 0 to 65535';
     const pageSize = '--page-size must be a whole number from 1 to 200';
     const rotateEvery = '--rotate-every must be a whole number of seconds from 60 to 315360000';
     const retention = '--retention must be a whole number of seconds from 0 to 315360000';
@@ -127,8 +126,6 @@ describe('keyfleet command line', () => {
       [[...token, '--ttl', ''], ttl],
       [[...token, '--ttl'], ttl],
       [[...token, '--ttl', '99999999999999999999'], ttl],
-      [[...token, '--shard', '-1'], shard],
-      [[...token, '--shard', '65536'], shard],
       [[...list, '--page-size', '0'], pageSize],
       [[...list, '--page-size', '201'], pageSize],
       [[...list, '--page-size', '-3'], pageSize],
@@ -155,6 +152,8 @@ describe('keyfleet command line', () => {
     it('other option errors name the option in one line, without Node’s parseArgs text', async () => {
       for (const [argv, message] of [
         [[...list, '--bogus'], 'unknown option --bogus'],
+        // The shard map places a device: a token names no shard.
+        [[...token, '--shard', '1'], 'unknown option --shard'],
         [[...list, '--json=yes'], '--json takes no value'],
         [
           ['devices', 'suspend', 'sensor-1', '--reason', '-x'],
@@ -173,12 +172,12 @@ describe('keyfleet command line', () => {
     });
 
     it('sends the bounds themselves', async () => {
-      await keyfleet([...token, '--ttl', '60', '--shard', '65535']);
-      await keyfleet([...token, '--ttl', '604800', '--shard', '0']);
+      await keyfleet([...token, '--ttl', '60']);
+      await keyfleet([...token, '--ttl', '604800']);
       await keyfleet([...list, '--page-size', '200']);
       expect(gateway.seen.map((s) => s.body ?? s.url)).to.deep.equal([
-        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 65535, ttlSeconds: 60 },
-        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 0, ttlSeconds: 604800 },
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', ttlSeconds: 60 },
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', ttlSeconds: 604800 },
         '/v1/devices?group=lab&pageSize=200',
       ]);
     });
@@ -408,6 +407,91 @@ describe('keyfleet command line', () => {
       expect(missing.code).to.equal(2);
       expect(missing.stderr).to.contain('<token-label>');
       expect(gateway.seen.map((s) => s.url)).to.deep.equal(['/v1/hsm/cluster']);
+    });
+  });
+
+  describe('shards', () => {
+    const overview = {
+      sharded: true,
+      governanceChannel: 'keyfleet-governance',
+      map: {
+        DocType: 'shard-map',
+        Revision: 3,
+        Shards: ['keyfleet', 'keyfleet-shard1'],
+        Rules: [
+          { Match: { Group: 'meters', Location: null, Function: null }, Shard: 'keyfleet-shard1' },
+          { Match: { Group: 'pumps', Location: 'north', Function: null }, Shard: 'keyfleet' },
+        ],
+        Default: 'keyfleet',
+        UpdatedAt: '2026-12-01T09:00:00.000Z',
+        UpdatedBy: 'Org1MSP:gateway-1',
+      },
+      shards: [
+        { shard: 0, channel: 'keyfleet', devices: 12, keys: 30, blockHeight: 117 },
+        { shard: 1, channel: 'keyfleet-shard1', devices: 3, keys: 3, blockHeight: 9 },
+      ],
+    };
+    const mapFile = () => {
+      const file = join(dir, 'map.json');
+      writeFileSync(file, JSON.stringify({ shards: ['keyfleet'], rules: [], default: 'keyfleet' }));
+      return file;
+    };
+
+    it('prints the map, its rules in order, and a row per shard', async () => {
+      gateway = await stubGateway({ 'GET /v1/shards': { body: overview } });
+      const result = await keyfleet(['shards']);
+      expect(result.code).to.equal(0);
+      expect(result.stdout.split('\n')).to.deep.equal([
+        'shard map revision 3 (keyfleet-governance, by Org1MSP:gateway-1 at 2026-12-01T09:00:00.000Z)',
+        '  rule 0: group=meters location=* function=* -> keyfleet-shard1',
+        '  rule 1: group=pumps location=north function=* -> keyfleet',
+        '  default -> keyfleet',
+        '',
+        'SHARD  CHANNEL          DEVICES  KEYS  HEIGHT',
+        '0      keyfleet         12       30    117',
+        '1      keyfleet-shard1  3        3     9',
+        '',
+      ]);
+    });
+
+    it('--json prints the overview as the gateway sent it; unsharded says so', async () => {
+      gateway = await stubGateway({ 'GET /v1/shards': { body: overview } });
+      expect(JSON.parse((await keyfleet(['shards', '--json'])).stdout)).to.deep.equal(overview);
+      await gateway.close();
+      const unsharded = { sharded: false, governanceChannel: null, map: null, shards: overview.shards.slice(0, 1) };
+      gateway = await stubGateway({ 'GET /v1/shards': { body: unsharded } });
+      expect((await keyfleet(['shards'])).stdout.split('\n')[0]).to.equal(
+        'unsharded network: one channel, no shard map',
+      );
+    });
+
+    it('set-map sends the file with the revision it read, or the one given', async () => {
+      gateway = await stubGateway({
+        'GET /v1/shards': { body: overview },
+        'PUT /v1/shards/map': { body: { transactionId: 'tx-9', record: { Revision: 4 } } },
+      });
+      const file = mapFile();
+      const result = await keyfleet(['shards', 'set-map', '--file', file]);
+      expect(result.stdout).to.equal('shard map revision 4 (transaction tx-9)\n');
+      await keyfleet(['shards', 'set-map', '--file', file, '--expected-revision', '7']);
+      const body = { shards: ['keyfleet'], rules: [], default: 'keyfleet' };
+      expect(gateway.seen.map((s) => [s.method, s.url, s.body])).to.deep.equal([
+        ['GET', '/v1/shards', undefined],
+        ['PUT', '/v1/shards/map', { ...body, expectedRevision: 3 }],
+        ['PUT', '/v1/shards/map', { ...body, expectedRevision: 7 }],
+      ]);
+    });
+
+    it('set-map refuses a bad --expected-revision or no --file, and sends nothing', async () => {
+      gateway = await stubGateway({});
+      for (const argv of [
+        ['shards', 'set-map', '--file', mapFile(), '--expected-revision', '-1'],
+        ['shards', 'set-map', '--file', mapFile(), '--expected-revision', 'latest'],
+        ['shards', 'set-map'],
+      ]) {
+        expect((await keyfleet(argv)).code, argv.join(' ')).to.equal(2);
+      }
+      expect(gateway.seen).to.deep.equal([]);
     });
   });
 });

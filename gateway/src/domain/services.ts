@@ -5,6 +5,7 @@ import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '.
 import type { DeviceKeyDue } from '../scheduler';
 import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
 import type { HsmClusterAdmin } from '../hsm/cluster/cluster-admin';
+import type { ShardsApi } from './shards';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -31,7 +32,6 @@ export interface EnrolmentTokenRequest {
   readonly group: string;
   readonly location: string;
   readonly function: string;
-  readonly shard: number;
   readonly ttlSeconds?: number;
 }
 
@@ -178,5 +178,7 @@ export interface Services {
   readonly keyRotation: ApplicationKeyRotation;
   /** With KEYFLEET_HSM_REPLICAS: the HSM cluster's state, and tokens joined at run time. */
   readonly hsmCluster?: HsmClusterAdmin;
+  /** The shard map and each shard's load (`GET /v1/shards`); absent in unit tests that need none. */
+  readonly shards?: ShardsApi;
   health(): Promise<Health>;
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { ShardMapBody } from '../domain/shards';
 import type { Registry } from 'prom-client';
 import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { DeviceAction, type Services } from '../domain/services';
@@ -138,6 +139,18 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
           path,
           { config: readers, schema: { ...secured, params: schema.idParams, response: { 200: schema.history } } },
           async (request) => ({ entries: await history(principalOf(request), request.params.id) }),
+        );
+      }
+      // The shard map and the load of each shard (`keyfleet shards`): operators only.
+      const { shards } = services;
+      if (shards !== undefined) {
+        v1.get('/shards', { config: operators, schema: { ...secured, response: { 200: schema.open } } }, async () =>
+          shards.overview(),
+        );
+        v1.put<{ Body: ShardMapBody }>(
+          '/shards/map',
+          { config: operators, schema: { ...secured, body: schema.shardMapBody, response: { 200: schema.written } } },
+          async (request) => shards.setMap(request.body),
         );
       }
       registerDeviceRoutes(v1, services);
