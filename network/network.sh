@@ -1216,6 +1216,11 @@ cmd_deploy() {
   done
   if ((${#pending[@]} == 0)); then
     if [[ $cc_lang == ccaas ]]; then
+      # Committed already, but the servers may be running another name's code (the last deploy's).
+      if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
+        stop_chaincode_servers
+        echo "$id" >"$dir/chaincode/package-id"
+      fi
       echo "$path" >"$dir/chaincode/path"
       start_chaincode_servers
     fi
