@@ -35,7 +35,7 @@ stop_all() {
     kill -TERM "$scale_pid" 2>/dev/null || true
     wait "$scale_pid" 2>/dev/null || true
   fi
-  for net in "$KEYFLEET_SCALE_DIR"/shards-*; do
+  for net in "$KEYFLEET_SCALE_DIR"/shards-*/; do
     [[ -d $net ]] && bash network/network.sh down --dir "$net" >/dev/null 2>&1
   done
   exit "$status"
