@@ -36,6 +36,8 @@ const usage = `Usage: node bench/dist/scale.js (--up | --network-dir DIR) [optio
   --max-tx N         bound on transactions per shard per round (default 3000)
   --repeats N        rounds of each shard count and workload, interleaved; medians (default 2)
   --warm-seconds N   untimed keyfleet load on every channel before measuring (default 5)
+  --signs N          ECDSA P-256 signatures per run of the HSM signing rate on SoftHSM, measured after
+                     the rounds (bench/dist/sign-row.js, pooled signer, 3 runs; 0 skips it) (default 20000)
   --work-dir DIR     (default .fabric/scale)   --port-base N (default 16000)
   --out FILE         (default bench/results/scale.json)
 `;
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     'max-tx': { type: 'string', default: '3000' },
     repeats: { type: 'string', default: '2' },
     'warm-seconds': { type: 'string', default: '5' },
+    signs: { type: 'string', default: '20000' },
     'work-dir': { type: 'string', default: join(repoRoot, '.fabric', 'scale') },
     'port-base': { type: 'string', default: '16000' },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results', 'scale.json') },
@@ -67,7 +70,7 @@ if (values.help) {
   process.exit(0);
 }
 function count(
-  name: 'concurrency' | 'seconds' | 'max-tx' | 'repeats' | 'warm-seconds' | 'port-base',
+  name: 'concurrency' | 'seconds' | 'max-tx' | 'repeats' | 'warm-seconds' | 'port-base' | 'signs',
   min: number,
   max: number,
 ) {
@@ -91,6 +94,7 @@ const options = {
   repeats: count('repeats', 1, 20),
   warmSeconds: count('warm-seconds', 0, 600),
   portBase: count('port-base', 1024, 65000),
+  signs: count('signs', 0, 10_000_000),
 };
 const log = (line: string) => process.stderr.write(`scale: ${line}\n`);
 const maxShards = shardCounts[shardCounts.length - 1] ?? 1;
@@ -227,10 +231,30 @@ async function main(): Promise<void> {
   for (const l of loads) l.close();
   if (values.up) await networkSh(network.dir, 'down');
 
+  const hsmSign = options.signs === 0 ? null : await signRate(options.signs);
   report(rounds, memory);
+  if (hsmSign !== null) {
+    process.stdout.write(
+      `\nSoftHSM ECDSA P-256 signatures (the gateway's pooled signer, ${String(hsmSign.concurrency)} in flight): ` +
+        `${formatRate(hsmSign.median)} sign/s (runs ${hsmSign.runs.map(formatRate).join(', ')})\n`,
+    );
+  }
   mkdirSync(join(values.out, '..'), { recursive: true });
-  writeFileSync(values.out, `${JSON.stringify({ context, options, shardCounts, memory, rounds }, null, 2)}\n`);
+  writeFileSync(values.out, `${JSON.stringify({ context, options, shardCounts, memory, rounds, hsmSign }, null, 2)}\n`);
   log(`results in ${values.out}`);
+}
+
+/** The HSM's signing rate, in a process of its own on a fresh SoftHSM token (bench/src/sign-row.ts). */
+async function signRate(signs: number): Promise<{ median: number; runs: number[]; concurrency: number }> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [join(__dirname, 'sign-row.js'), 'pooled', String(signs), '3'],
+    {
+      cwd: repoRoot,
+      maxBuffer: 1 << 20,
+    },
+  );
+  return JSON.parse(stdout) as { median: number; runs: number[]; concurrency: number };
 }
 
 const mib = (bytes: number | undefined) =>
