@@ -223,7 +223,7 @@ async function main(): Promise<void> {
         }
         log(
           `${workload} × ${String(shards)} shard(s), run ${String(repeat)}: ${formatRate(result.aggregatePerSecond)} tx/s` +
-            ` (${result.perShard.map((s) => formatRate(s.perSecond)).join(' + ')}), machine ${(result.machineBusy * 100).toFixed(0)} % busy`,
+            ` (${result.perShard.map((s) => formatRate(s.perSecond)).join(' + ')}), network CPU share ${(result.networkCpuShare * 100).toFixed(0)} %, machine ${(result.machineBusy * 100).toFixed(0)} % busy`,
         );
       }
     }
@@ -284,6 +284,8 @@ function report(rounds: readonly RoundResult[], memory: readonly MemoryRow[]): v
         cpu('orderer'),
         cpu('chaincode'),
         cpu('loadgen'),
+        formatRate(median(mine.map((r) => r.txPerNetworkCpuSecond))),
+        `${(median(mine.map((r) => r.networkCpuShare)) * 100).toFixed(0)} %`,
         `${(median(mine.map((r) => r.machineBusy)) * 100).toFixed(0)} %`,
         String(failures),
       ]);
@@ -304,6 +306,8 @@ function report(rounds: readonly RoundResult[], memory: readonly MemoryRow[]): v
           'orderer ms/tx',
           'chaincode ms/tx',
           'loadgen ms/tx',
+          'tx per net CPU-s',
+          'net CPU share',
           'machine busy',
           'failed',
         ],

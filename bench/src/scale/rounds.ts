@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import { median } from '@keyfleet/agent/fleet';
 import { machineCpuSeconds } from '../service-process';
 import { cpuByKind, rssByKind, sampleProcesses, type ProcessKind } from './processes';
@@ -19,6 +20,14 @@ export interface RoundResult {
   readonly cpuMsPerTx: Record<ProcessKind | 'loadgen', number>;
   /** Busy share of the whole machine (every core, every user) during the round, 0–1. */
   readonly machineBusy: number;
+  /**
+   * Share of the machine's cores that the network's processes (peers, orderers, chaincode servers,
+   * CAs) got during the round, 0–1. On a machine shared with other work this, not the clock,
+   * bounds throughput: transactions per network CPU-second is the figure that compares across runs.
+   */
+  readonly networkCpuShare: number;
+  /** Committed transactions per CPU-second of the network's processes. */
+  readonly txPerNetworkCpuSecond: number;
   /** Mean RSS of one process of each kind at the end of the round, bytes. */
   readonly rssBytes: Partial<Record<ProcessKind, number>>;
 }
@@ -60,6 +69,7 @@ export async function runRound(options: RoundOptions): Promise<RoundResult> {
   const committed = tallies.reduce((sum, t) => sum + t.committed, 0);
   const perTx = (cpuSeconds: number) => (committed === 0 ? Number.NaN : (cpuSeconds * 1000) / committed);
   const cpu = cpuByKind(before, after);
+  const networkCpu = [...cpu.values()].reduce((a, b) => a + b, 0);
   const failures: Record<string, number> = {};
   const failureSamples: Record<string, string> = {};
   for (const t of tallies) {
@@ -88,6 +98,8 @@ export async function runRound(options: RoundOptions): Promise<RoundResult> {
       ca: perTx(cpu.get('ca') ?? 0),
       loadgen: perTx((self.user + self.system) / 1e6),
     },
+    networkCpuShare: networkCpu / (elapsed * cpus().length),
+    txPerNetworkCpuSecond: networkCpu === 0 ? Number.NaN : committed / networkCpu,
     machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1e-9, machineAfter.total - machineBefore.total),
     rssBytes: Object.fromEntries(rssByKind(after)),
   };
