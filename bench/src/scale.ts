@@ -203,6 +203,10 @@ async function main(): Promise<void> {
     rssBytes: Object.fromEntries(rssByKind(sampleProcesses(network.processes()))),
   });
 
+  // The ledger's growth per transaction: what one peer's data directory (blocks, state and history
+  // databases of every channel) gained over the rounds, per transaction committed in them.
+  const peerData = join(network.dir, 'nodes', 'peer0.org1', 'data');
+  const dataBefore = await diskBytes(peerData);
   const rounds: RoundResult[] = [];
   for (const workload of workloads as Workload[]) {
     await deployWorkload(network, workload);
@@ -229,10 +233,15 @@ async function main(): Promise<void> {
     }
   }
   for (const l of loads) l.close();
+  const committedInRounds = rounds.reduce((sum, r) => sum + r.committed, 0);
+  const ledgerBytesPerTx = ((await diskBytes(peerData)) - dataBefore) / committedInRounds;
   if (values.up) await networkSh(network.dir, 'down');
 
   const hsmSign = options.signs === 0 ? null : await signRate(options.signs);
   report(rounds, memory);
+  process.stdout.write(
+    `\nledger growth on one peer: ${ledgerBytesPerTx.toFixed(0)} bytes per committed transaction (blocks, state and history, ${String(committedInRounds)} transactions)\n`,
+  );
   if (hsmSign !== null) {
     process.stdout.write(
       `\nSoftHSM ECDSA P-256 signatures (the gateway's pooled signer, ${String(hsmSign.concurrency)} in flight): ` +
@@ -240,8 +249,17 @@ async function main(): Promise<void> {
     );
   }
   mkdirSync(join(values.out, '..'), { recursive: true });
-  writeFileSync(values.out, `${JSON.stringify({ context, options, shardCounts, memory, rounds, hsmSign }, null, 2)}\n`);
+  writeFileSync(
+    values.out,
+    `${JSON.stringify({ context, options, shardCounts, memory, rounds, hsmSign, ledgerBytesPerTx }, null, 2)}\n`,
+  );
   log(`results in ${values.out}`);
+}
+
+/** Bytes under DIR (`du -sb`). */
+async function diskBytes(dir: string): Promise<number> {
+  const { stdout } = await promisify(execFile)('du', ['-sb', dir]);
+  return Number(stdout.split('\t')[0]);
 }
 
 /** The HSM's signing rate, in a process of its own on a fresh SoftHSM token (bench/src/sign-row.ts). */
