@@ -306,6 +306,7 @@ function report(rounds: readonly RoundResult[], memory: readonly MemoryRow[]): v
         `${(median(mine.map((r) => r.networkCpuShare)) * 100).toFixed(0)} %`,
         `${(median(mine.map((r) => r.machineBusy)) * 100).toFixed(0)} %`,
         String(failures),
+        String(mine.reduce((sum, r) => sum + r.retries, 0)),
       ]);
     }
   }
@@ -328,6 +329,7 @@ function report(rounds: readonly RoundResult[], memory: readonly MemoryRow[]): v
           'net CPU share',
           'machine busy',
           'failed',
+          'retried',
         ],
         rows,
       ) +

@@ -14,6 +14,8 @@ export interface RoundResult {
   readonly committed: number;
   readonly aggregatePerSecond: number;
   readonly failures: Record<string, number>;
+  /** Endorsements repeated because Org2's peer had not yet committed the previous write. */
+  readonly retries: number;
   /** The first message of each failure code. */
   readonly failureSamples: Record<string, string>;
   /** CPU milliseconds per committed transaction, by Fabric process kind and for the load generator. */
@@ -90,6 +92,7 @@ export async function runRound(options: RoundOptions): Promise<RoundResult> {
     committed,
     aggregatePerSecond: committed / elapsed,
     failures,
+    retries: tallies.reduce((sum, t) => sum + t.retries, 0),
     failureSamples,
     cpuMsPerTx: {
       peer: perTx(cpu.get('peer') ?? 0),

@@ -37,6 +37,8 @@ export interface ShardTally {
   readonly failures: Map<string, number>;
   /** The first message seen of each failure code (the endorsers' answers say why). */
   readonly failureSamples: Map<string, string>;
+  /** Endorsements repeated because an endorser had not yet committed the worker's previous write. */
+  retries: number;
   /** Submit-to-commit latencies of the committed transactions, in ms. */
   readonly latenciesMs: number[];
 }
@@ -112,6 +114,7 @@ export async function openShardLoad(
       const tally: ShardTally = {
         channel,
         committed: 0,
+        retries: 0,
         failures: new Map(),
         failureSamples: new Map(),
         latenciesMs: [],
@@ -148,13 +151,32 @@ export async function openShardLoad(
   };
 }
 
+/**
+ * How often a write that reads what this worker's previous write made is endorsed again when an
+ * endorser answers `…_NOT_FOUND`: the commit status comes from Org1's peer, and Org2's peer may
+ * not have committed that block yet when it endorses the next write (read-your-writes across
+ * peers is not given by Fabric). A bounded retry on that named answer, as keyfleet's clients do.
+ */
+const notYetCommittedRetries = 5;
+
 /** Submits and waits for the commit, as keyfleet's Fabric transport does; true when VALID. */
 async function submitCounted(contract: Contract, fn: string, args: string[], tally: ShardTally): Promise<boolean> {
   const started = performance.now();
   let code: string;
   let message = '';
   try {
-    const status = await (await contract.submitAsync(fn, { arguments: args })).getStatus();
+    let submitted;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        submitted = await contract.submitAsync(fn, { arguments: args });
+        break;
+      } catch (err) {
+        if (attempt >= notYetCommittedRetries || !/\b[A-Z]+_NOT_FOUND: /.test(errorText(err))) throw err;
+        tally.retries++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const status = await submitted.getStatus();
     if (status.successful) {
       tally.committed++;
       tally.latenciesMs.push(performance.now() - started);
