@@ -42,7 +42,10 @@ Verbs:
                               `peer lifecycle chaincode package --lang node`, built and
                               launched by the peer through network/builders/node. The chaincode
                               is committed on every channel of the network (the same package,
-                              served to all channels by the same chaincode servers)
+                              served to all channels by the same chaincode servers). The network
+                              has one pair of chaincode servers: deploying another folder replaces
+                              their code, and deploying the first again (already committed) puts
+                              its code back
   status                      each process, its health endpoint, the block height of each
                               channel on each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
