@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:multihost`: test/dist/multi-host.test.js, a Fabric network spread over network
 # namespaces that the test makes (network/hosts.sh) and removes. Needs root (`ip netns`). Its own
-# script, not part of `npm test`: about four minutes on a busy 2-core machine.
+# script, not part of `npm test`: 2 to 4 minutes on a busy 2-core machine.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

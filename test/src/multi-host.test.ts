@@ -10,7 +10,7 @@ import { expect } from 'chai';
  * organisation's peer, CA and chaincode server on another, and drives the network from a client
  * host: a write through Org1's peer is read by Org2 through Org2's peer, with Fabric's CLI too, and
  * the scale bench runs there. Needs root (`ip netns`). `npm run test:multihost` (its own script:
- * about four minutes on a busy 2-core machine); the hosts and processes go even when it fails.
+ * 2 to 4 minutes on a busy 2-core machine); the hosts and processes go even when it fails.
  */
 const repoRoot = resolve(__dirname, '..', '..');
 const portBase = Number(process.env.KEYFLEET_TEST_PORT_BASE ?? 17000);
