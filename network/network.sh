@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # keyfleet's Fabric network: real orderers, peers, Fabric CAs and chaincode servers as native
-# processes on 127.0.0.1, with TLS everywhere. The verbs follow Fabric's test network.
+# processes on 127.0.0.1 (or on the hosts of `up --hosts`), with TLS everywhere. The verbs follow
+# Fabric's test network.
 set -euo pipefail
 
 usage() {
@@ -8,7 +9,7 @@ usage() {
 Usage: network/network.sh VERB [options]
 
 Verbs:
-  up [--profile dev|ha|bft] [--hsm] [--shards N]
+  up [--profile dev|ha|bft] [--hsm] [--shards N] [--hosts FILE]
                               start the network (idempotent; restarts a stopped or crashed one
                               on its existing data)
                                 dev  one Raft orderer, Org1 and Org2 with one peer each
@@ -24,6 +25,14 @@ Verbs:
                               channel) and keyfleet-shard1 … keyfleet-shardN-1, plus the channel
                               keyfleet-governance that holds the shard map; every peer joins all
                               of them. Without it: the one channel keyfleet.
+                              --hosts FILE: place the nodes on other hosts, given as Linux
+                              network namespaces that the caller made (network/hosts.sh makes
+                              a private set). Lines "UNIT NAMESPACE ADDRESS": UNIT orderer (the
+                              orderers, and ca.orderer), org1 and org2 (the org's peers, CA and
+                              chaincode server, which listens on that host's loopback only),
+                              client (where network.sh itself and the clients run: every verb
+                              re-runs itself there). ADDRESS is a private IPv4 address of the
+                              namespace. Without it every node listens on 127.0.0.1.
   deploy [PATH] [--name NAME] deploy the chaincode in PATH (default: chaincode/) as a service,
                               one chaincode server per organisation, endorsed by both; changed
                               code is committed with the next sequence number. NAME (default
@@ -33,7 +42,10 @@ Verbs:
                               `peer lifecycle chaincode package --lang node`, built and
                               launched by the peer through network/builders/node. The chaincode
                               is committed on every channel of the network (the same package,
-                              served to all channels by the same chaincode servers)
+                              served to all channels by the same chaincode servers). The network
+                              has one pair of chaincode servers: deploying another folder replaces
+                              their code, and deploying the first again (already committed) puts
+                              its code back
   status                      each process, its health endpoint, the block height of each
                               channel on each peer
   logs [NAME]                 the last lines of a process's log (no NAME: list the logs)
@@ -78,6 +90,7 @@ die() {
 }
 
 # --- arguments ------------------------------------------------------------------------------
+all_args=("$@")
 verb=${1:-}
 [[ -n $verb ]] || {
   usage >&2
@@ -89,6 +102,7 @@ hsm=false
 shards=
 env_channel=
 keep=false
+hosts_given=
 cc_name=keyfleet
 cc_lang=ccaas
 positional=()
@@ -117,6 +131,12 @@ while (($# > 0)); do
       ;;
     --shards)
       shards=${2:?--shards needs a number}
+      shift 2
+      ;;
+    --hosts)
+      hosts_given=${2:?--hosts needs a file}
+      [[ -f $hosts_given ]] || die "--hosts $hosts_given: no such file"
+      hosts_given=$(cd "$(dirname "$hosts_given")" && pwd)/$(basename "$hosts_given")
       shift 2
       ;;
     --channel)
@@ -157,6 +177,60 @@ base=$KEYFLEET_NETWORK_PORT_BASE
 crypto=$dir/crypto
 pids=$dir/pids
 logs=$dir/logs
+
+# --- hosts: where each node runs ----------------------------------------------------------------
+# By default every node listens on 127.0.0.1 of the caller's network namespace. `up --hosts FILE`
+# (remembered in DIR/hosts) places each unit (orderer, org1, org2) in a network namespace of its
+# own, at its own address, and names the client namespace where this script and the clients run.
+declare -A host_ns=() host_addr=()
+hosts_file=$dir/hosts
+read_hosts() {
+  local file=$1 unit ns addr
+  while read -r unit ns addr; do
+    [[ -z $unit || $unit == \#* ]] && continue
+    [[ $unit =~ ^(orderer|org1|org2|client)$ ]] || die "$file: unknown unit $unit (orderer, org1, org2, client)"
+    [[ $ns =~ ^[A-Za-z0-9_.-]+$ ]] || die "$file: $unit needs a network namespace name, got '$ns'"
+    # Private addresses only (RFC 1918, or loopback): a node is never put where others could reach it.
+    [[ $addr =~ ^(10\.[0-9]+|172\.(1[6-9]|2[0-9]|3[01])|192\.168|127\.[0-9]+)\.[0-9]+\.[0-9]+$ ]] ||
+      die "$file: $unit needs a private IPv4 address (10/8, 172.16/12, 192.168/16, 127/8), got '$addr'"
+    host_ns[$unit]=$ns
+    host_addr[$unit]=$addr
+  done <"$file"
+}
+if [[ -n $hosts_given ]]; then
+  read_hosts "$hosts_given"
+  for unit in orderer org1 org2; do
+    [[ -n ${host_ns[$unit]:-} ]] || die "$hosts_given: no line for $unit"
+  done
+elif [[ -f $hosts_file ]]; then
+  read_hosts "$hosts_file"
+fi
+# A network on hosts is driven from its client namespace: the script re-runs itself there.
+if [[ -n ${host_ns[client]:-} && -z ${KEYFLEET_NETWORK_IN_CLIENT:-} ]] && ip netns list | grep -qw -- "${host_ns[client]}"; then
+  KEYFLEET_NETWORK_IN_CLIENT=1 exec ip netns exec "${host_ns[client]}" bash "${BASH_SOURCE[0]}" "${all_args[@]}"
+fi
+unit_addr() { echo "${host_addr[$1]:-127.0.0.1}"; }
+unit_of_name() {
+  case $1 in
+    orderer* | ca.orderer) echo orderer ;;
+    *.org1) echo org1 ;;
+    *.org2) echo org2 ;;
+  esac
+}
+# The unit listening on PORT, by the port plan below: CAs at +0 (Org1), +2 (orderer), +10 (Org2);
+# orderers from +20; Org1's peers from +60, Org2's from +80; chaincode servers at +100 and +101.
+unit_of_port() {
+  local off=$(($1 - base))
+  if ((off < 2)); then echo org1; elif ((off < 10)); then echo orderer; elif ((off < 20)); then echo org2
+  elif ((off < 60)); then echo orderer; elif ((off < 80)); then echo org1; elif ((off < 100)); then echo org2
+  else echo "org$((off - 99))"; fi
+}
+is_cc_port() { (($1 - base >= 100)); }
+# ADDRESS:PORT of whatever listens on PORT (a chaincode server: its host's loopback).
+at() { if is_cc_port "$1"; then echo "127.0.0.1:$1"; else echo "$(unit_addr "$(unit_of_port "$1")"):$1"; fi; }
+# The extra subjectAltName entries of a node's TLS certificate on a host of its own.
+san_ip() { [[ -n ${host_addr[$1]:-} ]] && printf ',IP:%s' "${host_addr[$1]}"; return 0; }
+san_list() { [[ -n ${host_addr[$1]:-} ]] && printf ', %s' "${host_addr[$1]}"; return 0; }
 
 # --- the shape of each profile ----------------------------------------------------------------
 # Ports, from the base: CA k at +10k (listen, +1 operations); orderer i at +20+10i (listen,
@@ -223,7 +297,9 @@ start_process() {
   (
     cd "$workdir"
     if [[ -n ${pin_var:-} ]]; then export "$pin_var=$(hsm_pin "$pin_token")"; fi
-    exec setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-
+    local ns=${host_ns[$(unit_of_name "$name")]:-}
+    if [[ -n $ns ]]; then set -- ip netns exec "$ns" setsid "$@"; else set -- setsid "$@"; fi
+    exec "$@" >>"$logs/$name.log" 2>&1 </dev/null 9>&-
   ) &
   echo $! >"$pids/$name.pid"
 }
@@ -268,7 +344,17 @@ stop_all() {
   echo "${#found[@]}"
 }
 
-port_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_listens() {
+  local port=$1 ns
+  ns=${host_ns[$(unit_of_port "$port")]:-}
+  # A chaincode server listens on its host's loopback: look from inside that host.
+  if is_cc_port "$port" && [[ -n $ns ]]; then
+    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+    ip netns exec "$ns" bash -c '(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null' _ "$port"
+  else
+    (exec 3<>"/dev/tcp/$(unit_addr "$(unit_of_port "$port")")/$port") 2>/dev/null
+  fi
+}
 
 # Waits until CHECK succeeds, or fails naming the process and its log. The loop only paces
 # real checks; it never waits for a fixed time instead of one.
@@ -287,8 +373,8 @@ $(tail -n 15 "$logs/$name.log" 2>/dev/null)"
   die "$name: $what did not happen within $seconds s; see $logs/$name.log"
 }
 
-healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
-ca_ready() { curl -fsS --cacert "$2" "https://127.0.0.1:$1/cainfo" >/dev/null 2>&1; }
+healthy() { curl -fsS "http://$(at "$1")/healthz" >/dev/null 2>&1; }
+ca_ready() { curl -fsS --cacert "$2" "https://$(at "$1")/cainfo" >/dev/null 2>&1; }
 
 # --- node keys in SoftHSM tokens (up --hsm) --------------------------------------------------------
 # One token per organisation (Org1, Org2, Orderer) under DIR/hsm/tokens: an organisation's CA,
@@ -378,11 +464,11 @@ write_tls_ca() {
 }
 
 write_tls_node() {
-  local node=$1 host=$2 domain=$3 tlsca=$4 out=$1/tls
+  local node=$1 host=$2 domain=$3 tlsca=$4 unit=$5 out=$1/tls
   mkdir -p "$out"
   (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/server.key" 2>/dev/null)
   openssl req -new -key "$out/server.key" -subj "/O=$domain/CN=$host" -out "$out/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" >"$out/ext.cnf"
+  printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" "$(san_ip "$unit")" >"$out/ext.cnf"
   openssl x509 -req -in "$out/server.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
     -CAcreateserial -days 3650 -extfile "$out/ext.cnf" -out "$out/server.crt" 2>/dev/null
   cp "$tlsca/tlsca.$domain-cert.pem" "$out/ca.crt"
@@ -393,12 +479,12 @@ write_tls_material() {
   local profile=$1 org j i
   write_tls_ca "$(unit_dir orderer)" "$ORDERER_DOMAIN"
   for ((i = 0; i < $(orderer_count "$profile"); i++)); do
-    write_tls_node "$(orderer_dir "$i")" "orderer$i.$ORDERER_DOMAIN" "$ORDERER_DOMAIN" "$(unit_dir orderer)/tlsca"
+    write_tls_node "$(orderer_dir "$i")" "orderer$i.$ORDERER_DOMAIN" "$ORDERER_DOMAIN" "$(unit_dir orderer)/tlsca" orderer
   done
   for org in 1 2; do
     write_tls_ca "$(org_dir "$org")" "$(org_domain "$org")"
     for ((j = 0; j < $(peers_per_org "$profile"); j++)); do
-      write_tls_node "$(peer_dir "$org" "$j")" "peer$j.$(org_domain "$org")" "$(org_domain "$org")" "$(org_dir "$org")/tlsca"
+      write_tls_node "$(peer_dir "$org" "$j")" "peer$j.$(org_domain "$org")" "$(org_domain "$org")" "$(org_dir "$org")/tlsca" "org$org"
     done
   done
 }
@@ -429,8 +515,8 @@ enrol_in_token() {
   hsm_ca_client "$unit" "$home" register --id.name "$name" --id.secret "$secret" --id.type "$type" ||
     die "cannot register $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
   FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll -M "$msp" \
-    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://$name:$secret@127.0.0.1:$(ca_port "$unit")" \
-    --caname "ca-$(ca_unit_dir "$unit")" --csr.hosts "$name,localhost,127.0.0.1" >>"$logs/ca-client.log" 2>&1 ||
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://$name:$secret@$(at "$(ca_port "$unit")")" \
+    --caname "ca-$(ca_unit_dir "$unit")" --csr.hosts "$name,localhost,127.0.0.1$(san_list "$(ca_unit_dir "$unit")" | tr -d ' ')" >>"$logs/ca-client.log" 2>&1 ||
     die "cannot enrol $name at ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
   finish_msp "$msp" "$unit" "$name"
 }
@@ -439,7 +525,7 @@ hsm_ca_client() {
   local unit=$1 home=$2
   shift 2
   FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" \
-    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://127.0.0.1:$(ca_port "$unit")" \
+    --tls.certfiles "$(ca_tls_root "$unit")" -u "https://$(at "$(ca_port "$unit")")" \
     --caname "ca-$(ca_unit_dir "$unit")" >>"$logs/ca-client.log" 2>&1
 }
 
@@ -461,7 +547,7 @@ enrol_unit() {
   home=$(hsm_client_home "$unit")
   FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client enroll \
     --tls.certfiles "$(ca_tls_root "$unit")" --caname "ca-$(ca_unit_dir "$unit")" \
-    -u "https://admin:$(ca_admin_secret "$unit")@127.0.0.1:$(ca_port "$unit")" >>"$logs/ca-client.log" 2>&1 ||
+    -u "https://admin:$(ca_admin_secret "$unit")@$(at "$(ca_port "$unit")")" >>"$logs/ca-client.log" 2>&1 ||
     die "cannot enrol the registrar of ca.$(ca_unit_dir "$unit"); see $logs/ca-client.log"
   finish_msp "$(unit_dir "$unit")/msp" "$unit" ""
   if [[ $unit == orderer ]]; then
@@ -489,7 +575,7 @@ write_crypto_config() {
     echo "    Specs:"
     for ((i = 0; i < n; i++)); do
       echo "      - Hostname: orderer$i"
-      echo "        SANS: [localhost, 127.0.0.1]"
+      echo "        SANS: [localhost, 127.0.0.1$(san_list orderer)]"
     done
     echo "PeerOrgs:"
     for i in 1 2; do
@@ -498,10 +584,10 @@ write_crypto_config() {
       echo "    EnableNodeOUs: true"
       echo "    Template:"
       echo "      Count: $(peers_per_org "$profile")"
-      echo "      SANS: [localhost, 127.0.0.1]"
+      echo "      SANS: [localhost, 127.0.0.1$(san_list "org$i")]"
       echo "    CA:"
       echo "      Hostname: ca"
-      echo "      SANS: [localhost, 127.0.0.1]"
+      echo "      SANS: [localhost, 127.0.0.1$(san_list "org$i")]"
       echo "    Users:"
       echo "      Count: 0"
     done
@@ -548,7 +634,7 @@ Organizations:
       Admins: {Type: Signature, Rule: "OR('OrdererMSP.admin')"}
     OrdererEndpoints:
 EOF
-    for ((i = 0; i < n; i++)); do echo "      - 127.0.0.1:$(orderer_port "$i")"; done
+    for ((i = 0; i < n; i++)); do echo "      - $(at "$(orderer_port "$i")")"; done
     for i in 1 2; do
       cat <<EOF
   - &Org$i
@@ -561,7 +647,7 @@ EOF
       Admins: {Type: Signature, Rule: "OR('Org${i}MSP.admin')"}
       Endorsement: {Type: Signature, Rule: "OR('Org${i}MSP.peer')"}
     AnchorPeers:
-      - {Host: 127.0.0.1, Port: $(peer_port "$i" 0)}
+      - {Host: $(unit_addr "org$i"), Port: $(peer_port "$i" 0)}
 EOF
     done
     cat <<EOF
@@ -593,7 +679,7 @@ EOF
       echo "        Options: {TickInterval: 100ms, ElectionTick: 10, HeartbeatTick: 1, MaxInflightBlocks: 5, SnapshotIntervalSize: 16 MB}"
       echo "        Consenters:"
       for ((i = 0; i < n; i++)); do
-        echo "          - {Host: 127.0.0.1, Port: $(orderer_port "$i"), ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
+        echo "          - {Host: $(unit_addr orderer), Port: $(orderer_port "$i"), ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
       done
     else
       cat <<EOF
@@ -612,7 +698,7 @@ EOF
       ConsenterMapping:
 EOF
       for ((i = 0; i < n; i++)); do
-        echo "        - {ID: $((i + 1)), Host: 127.0.0.1, Port: $(orderer_port "$i"), MSPID: OrdererMSP, Identity: $(orderer_dir "$i")/msp/signcerts/orderer$i.$ORDERER_DOMAIN-cert.pem, ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
+        echo "        - {ID: $((i + 1)), Host: $(unit_addr orderer), Port: $(orderer_port "$i"), MSPID: OrdererMSP, Identity: $(orderer_dir "$i")/msp/signcerts/orderer$i.$ORDERER_DOMAIN-cert.pem, ClientTLSCert: $(orderer_dir "$i")/tls/server.crt, ServerTLSCert: $(orderer_dir "$i")/tls/server.crt}"
       done
     fi
     cat <<EOF
@@ -654,11 +740,11 @@ start_ca() {
     issue_ca_tls "$org" "$home"
   fi
   start_process "ca.org$org" "$home" fabric-ca-server start \
-    -b "admin:$(ca_admin_secret "$org")" --home "$home" --port "$port" --address 127.0.0.1 \
+    -b "admin:$(ca_admin_secret "$org")" --home "$home" --port "$port" --address "$(unit_addr "org$org")" \
     --ca.name "ca-org$org" --ca.certfile ca-cert.pem --ca.keyfile ca-key.pem \
     --tls.enabled --tls.certfile tls-cert.pem --tls.keyfile tls-key.pem \
-    --operations.listenaddress "127.0.0.1:$((port + 1))" --metrics.provider prometheus \
-    --csr.hosts localhost,127.0.0.1 --cfg.identities.allowremove
+    --operations.listenaddress "$(at $((port + 1)))" --metrics.provider prometheus \
+    --csr.hosts "localhost,127.0.0.1$(san_list "org$org" | tr -d ' ')" --cfg.identities.allowremove
 }
 
 # On an --hsm network the CA makes its own root key in its organisation's token at its first
@@ -684,15 +770,15 @@ registry:
 csr:
   cn: ca.$(unit_domain "$unit")
   names: [{O: $(unit_domain "$unit")}]
-  hosts: [localhost, 127.0.0.1]
+  hosts: [localhost, 127.0.0.1$(san_list "$name")]
 $(bccsp_yaml "$(token_of "$unit")")
 EOF
     )
   fi
   start_process "ca.$name" "$home" env SOFTHSM2_CONF="$hsm_dir/softhsm2.conf" fabric-ca-server start \
-    --home "$home" --port "$port" --address 127.0.0.1 --ca.name "ca-$name" --loglevel warning \
+    --home "$home" --port "$port" --address "$(unit_addr "$name")" --ca.name "ca-$name" --loglevel warning \
     --tls.enabled --tls.certfile tls-cert.pem --tls.keyfile tls-key.pem \
-    --operations.listenaddress "127.0.0.1:$((port + 1))" --metrics.provider prometheus \
+    --operations.listenaddress "$(at $((port + 1)))" --metrics.provider prometheus \
     --cfg.identities.allowremove
 }
 
@@ -704,7 +790,7 @@ issue_ca_tls() {
   mkdir -p "$home"
   (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$home/tls-key.pem" 2>/dev/null)
   openssl req -new -key "$home/tls-key.pem" -subj "/O=$domain/CN=ca.$domain" -out "$home/tls.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$home/tls-ext.cnf"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1%s\nextendedKeyUsage=serverAuth\n' "$(san_ip "$(ca_unit_dir "$unit")")" >"$home/tls-ext.cnf"
   openssl x509 -req -in "$home/tls.csr" -CA "$tlsca/tlsca.$domain-cert.pem" -CAkey "$tlsca/priv_sk" \
     -CAcreateserial -days 3650 -extfile "$home/tls-ext.cnf" -out "$home/tls-cert.pem" 2>/dev/null
 }
@@ -727,7 +813,7 @@ start_orderer() {
   start_process "orderer$i" "$dir/nodes/orderer$i" env "${hsm_env[@]}" \
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
     FABRIC_LOGGING_SPEC="$(logging_spec orderer.common.server)" \
-    ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
+    ORDERER_GENERAL_LISTENADDRESS="$(unit_addr orderer)" \
     ORDERER_GENERAL_LISTENPORT="$port" \
     ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
     ORDERER_GENERAL_LOCALMSPDIR="$node/msp" \
@@ -740,14 +826,14 @@ start_orderer() {
     ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY="$node/tls/server.key" \
     ORDERER_GENERAL_CLUSTER_ROOTCAS="[$node/tls/ca.crt]" \
     ORDERER_CHANNELPARTICIPATION_ENABLED=true \
-    ORDERER_ADMIN_LISTENADDRESS="127.0.0.1:$((port + 1))" \
+    ORDERER_ADMIN_LISTENADDRESS="$(at $((port + 1)))" \
     ORDERER_ADMIN_TLS_ENABLED=true \
     ORDERER_ADMIN_TLS_PRIVATEKEY="$node/tls/server.key" \
     ORDERER_ADMIN_TLS_CERTIFICATE="$node/tls/server.crt" \
     ORDERER_ADMIN_TLS_ROOTCAS="[$node/tls/ca.crt]" \
     ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED=true \
     ORDERER_ADMIN_TLS_CLIENTROOTCAS="[$node/tls/ca.crt]" \
-    ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:$((port + 2))" \
+    ORDERER_OPERATIONS_LISTENADDRESS="$(at $((port + 2)))" \
     ORDERER_METRICS_PROVIDER=prometheus \
     ORDERER_FILELEDGER_LOCATION="$dir/nodes/orderer$i/ledger" \
     ORDERER_CONSENSUS_WALDIR="$dir/nodes/orderer$i/etcdraft/wal" \
@@ -770,12 +856,12 @@ start_peer() {
     FABRIC_CFG_PATH="$FABRIC_CONFIG_DIR" \
     FABRIC_LOGGING_SPEC="$(logging_spec nodeCmd)" \
     CORE_PEER_ID="peer$j.$domain" \
-    CORE_PEER_ADDRESS="127.0.0.1:$port" \
-    CORE_PEER_LISTENADDRESS="127.0.0.1:$port" \
+    CORE_PEER_ADDRESS="$(at "$port")" \
+    CORE_PEER_LISTENADDRESS="$(at "$port")" \
     CORE_PEER_CHAINCODEADDRESS="127.0.0.1:$((port + 1))" \
     CORE_PEER_CHAINCODELISTENADDRESS="127.0.0.1:$((port + 1))" \
-    CORE_PEER_GOSSIP_BOOTSTRAP="127.0.0.1:$(peer_port "$org" 0)" \
-    CORE_PEER_GOSSIP_EXTERNALENDPOINT="127.0.0.1:$port" \
+    CORE_PEER_GOSSIP_BOOTSTRAP="$(at "$(peer_port "$org" 0)")" \
+    CORE_PEER_GOSSIP_EXTERNALENDPOINT="$(at "$port")" \
     CORE_PEER_GOSSIP_RECONNECTINTERVAL=2s \
     CORE_PEER_LOCALMSPID="Org${org}MSP" \
     CORE_PEER_MSPCONFIGPATH="$node/msp" \
@@ -786,7 +872,7 @@ start_peer() {
     CORE_PEER_FILESYSTEMPATH="$dir/nodes/$name/data" \
     CORE_PEER_LIMITS_CONCURRENCY_GATEWAYSERVICE=2500 \
     CORE_LEDGER_SNAPSHOTS_ROOTDIR="$dir/nodes/$name/snapshots" \
-    CORE_OPERATIONS_LISTENADDRESS="127.0.0.1:$((port + 2))" \
+    CORE_OPERATIONS_LISTENADDRESS="$(at $((port + 2)))" \
     CORE_METRICS_PROVIDER=prometheus \
     CORE_VM_ENDPOINT= \
     CORE_CHAINCODE_EXTERNALBUILDERS="$builders" \
@@ -810,9 +896,9 @@ export FABRIC_LOGGING_SPEC='grpc=warning:warning'
 export CORE_PEER_TLS_ENABLED=true
 export CORE_PEER_LOCALMSPID='Org${org}MSP'
 export CORE_PEER_MSPCONFIGPATH='$msp'
-export CORE_PEER_ADDRESS='127.0.0.1:$(peer_port "$org" 0)'
+export CORE_PEER_ADDRESS='$(at "$(peer_port "$org" 0)")'
 export CORE_PEER_TLS_ROOTCERT_FILE='$(org_tls_ca "$org")'
-export ORDERER_ADDRESS='127.0.0.1:$(orderer_port 0)'
+export ORDERER_ADDRESS='$(at "$(orderer_port 0)")'
 export ORDERER_CA='$(orderer_tls_ca)'
 export KEYFLEET_CHANNEL='$ch'
 export KEYFLEET_CHAINCODE='$CHAINCODE'
@@ -833,7 +919,7 @@ as_peer() {
   shift 3
   (
     eval "$(peer_cli_env "$org" "$identity")"
-    CORE_PEER_ADDRESS="127.0.0.1:$(peer_port "$org" "$j")"
+    CORE_PEER_ADDRESS="$(at "$(peer_port "$org" "$j")")"
     export CORE_PEER_ADDRESS
     "$@"
   )
@@ -848,7 +934,7 @@ ca_client() {
   local org=$1 home=$2
   shift 2
   FABRIC_CA_CLIENT_HOME=$home SOFTHSM2_CONF=$hsm_dir/softhsm2.conf fabric-ca-client "$@" --tls.certfiles "$(org_tls_ca "$org")" \
-    -u "https://127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" >>"$logs/ca-client.log" 2>&1
+    -u "https://$(at "$(ca_port "$org")")" --caname "ca-org$org" >>"$logs/ca-client.log" 2>&1
 }
 
 enrol_identities() {
@@ -858,7 +944,7 @@ enrol_identities() {
   if is_hsm; then registrar=$(hsm_client_home "$org"); fi
   [[ -d $registrar/msp ]] ||
     FABRIC_CA_CLIENT_HOME=$registrar fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
-      -u "https://admin:$(ca_admin_secret "$org")@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" \
+      -u "https://admin:$(ca_admin_secret "$org")@$(at "$(ca_port "$org")")" --caname "ca-org$org" \
       >>"$logs/ca-client.log" 2>&1 || die "cannot enrol the registrar of ca.org$org; see $logs/ca-client.log"
   for role in $(org_roles "$org"); do
     home=$dir/identities/org$org/$role
@@ -868,7 +954,7 @@ enrol_identities() {
     ca_client "$org" "$registrar" register --id.name "$role" --id.secret "$secret" --id.type client \
       --id.attrs "role=$role:ecert" || die "cannot register $role at ca.org$org; see $logs/ca-client.log"
     FABRIC_CA_CLIENT_HOME=$home fabric-ca-client enroll --tls.certfiles "$(org_tls_ca "$org")" \
-      -u "https://$role:$secret@127.0.0.1:$(ca_port "$org")" --caname "ca-org$org" --enrollment.attrs role \
+      -u "https://$role:$secret@$(at "$(ca_port "$org")")" --caname "ca-org$org" --enrollment.attrs role \
       -M "$home/msp" >>"$logs/ca-client.log" 2>&1 || die "cannot enrol $role at ca.org$org; see $logs/ca-client.log"
     # The MSP's NodeOU configuration names the CA certificate by file; use the org's own.
     rm -f "$home"/msp/cacerts/*
@@ -901,8 +987,8 @@ write_connection() {
       "$(if [[ -f $dir/shards ]]; then jq -R . <<<"$GOVERNANCE_CHANNEL"; else echo null; fi)"
     printf '  "orderers": [%s],\n' "$(for ((j = 0; j < $(orderer_count "$profile"); j++)); do
       ((j > 0)) && printf ', '
-      printf '{"name": "orderer%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "operations": "127.0.0.1:%d"}' \
-        "$j" "$(orderer_port "$j")" "$(($(orderer_port "$j") + 2))"
+      printf '{"name": "orderer%d", "endpoint": "%s", "hostAlias": "localhost", "operations": "%s"}' \
+        "$j" "$(at "$(orderer_port "$j")")" "$(at $(($(orderer_port "$j") + 2)))"
     done)"
     printf '  "ordererTlsRootCert": "%s",\n' "${crypto#"$dir"/}/ordererOrganizations/$ORDERER_DOMAIN/tlsca/tlsca.$ORDERER_DOMAIN-cert.pem"
     printf '  "organizations": {\n'
@@ -910,12 +996,12 @@ write_connection() {
       printf '    "Org%d": {\n      "mspId": "Org%dMSP",\n      "peers": [' "$org" "$org"
       for ((j = 0; j < n; j++)); do
         ((j > 0)) && printf ', '
-        printf '{"name": "peer%d.org%d", "endpoint": "127.0.0.1:%d", "hostAlias": "localhost", "tlsRootCert": "%s", "operations": "127.0.0.1:%d"}' \
-          "$j" "$org" "$(peer_port "$org" "$j")" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
-          "$(($(peer_port "$org" "$j") + 2))"
+        printf '{"name": "peer%d.org%d", "endpoint": "%s", "hostAlias": "localhost", "tlsRootCert": "%s", "operations": "%s"}' \
+          "$j" "$org" "$(at "$(peer_port "$org" "$j")")" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
+          "$(at $(($(peer_port "$org" "$j") + 2)))"
       done
-      printf '],\n      "ca": {"url": "https://127.0.0.1:%d", "caName": "ca-org%d", "tlsRootCert": "%s", "caCert": "%s"},\n' \
-        "$(ca_port "$org")" "$org" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
+      printf '],\n      "ca": {"url": "https://%s", "caName": "ca-org%d", "tlsRootCert": "%s", "caCert": "%s"},\n' \
+        "$(at "$(ca_port "$org")")" "$org" "${crypto#"$dir"/}/peerOrganizations/$(org_domain "$org")/tlsca/tlsca.$(org_domain "$org")-cert.pem" \
         "ca/org$org/ca-cert.pem"
       printf '      "identities": {'
       first=true
@@ -958,7 +1044,7 @@ all_alive() {
 raft_leader() {
   local i
   for ((i = 0; i < $1; i++)); do
-    curl -fsS "http://127.0.0.1:$(($(orderer_port "$i") + 2))/metrics" 2>/dev/null |
+    curl -fsS "http://$(at $(($(orderer_port "$i") + 2)))/metrics" 2>/dev/null |
       grep -q "^consensus_etcdraft_is_leader{channel=\"$ch\"} 1" && return 0
   done
   return 1
@@ -969,7 +1055,7 @@ raft_leader() {
 bft_active() {
   local i
   for ((i = 0; i < $1; i++)); do
-    osnadmin channel list --channelID "$ch" -o "127.0.0.1:$(($(orderer_port "$i") + 1))" \
+    osnadmin channel list --channelID "$ch" -o "$(at $(($(orderer_port "$i") + 1)))" \
       --ca-file "$(orderer_tls_ca)" --client-cert "$(orderer_dir "$i")/tls/server.crt" \
       --client-key "$(orderer_dir "$i")/tls/server.key" 2>/dev/null | grep -q '"status": "active"' || return 1
   done
@@ -998,6 +1084,9 @@ cmd_up() {
       die "a $existing network already exists in $dir; run 'down' first to make a $profile one"
     profile=$existing
     if $hsm && ! is_hsm; then die "the $existing network in $dir was made without --hsm; run 'down' first to make an --hsm one"; fi
+    if [[ -n $hosts_given ]] && ! cmp -s <(grep -v '^#' "$hosts_given") <(grep -v '^#' "$hosts_file" 2>/dev/null); then
+      die "the $existing network in $dir was placed on other hosts; run 'down' first to place it on those of $hosts_given"
+    fi
     if [[ -n $shards && ( ! -f $dir/shards || $shards != "$(shard_count)" ) ]]; then
       die "the $existing network in $dir has other channels ($(channels | paste -sd ' ')); run 'down' first to make one with --shards $shards"
     fi
@@ -1016,7 +1105,7 @@ cmd_up() {
   leftovers=$(stop_all)
   ((leftovers == 0)) || log "stopped $leftovers leftover process(es) of this network"
   for port in $(ca_port 1) $(ca_port 2) $(ca_port orderer) $(orderer_port 0) $(peer_port 1 0) $(peer_port 2 0); do
-    port_listens "$port" && die "port $port on 127.0.0.1 is taken by another program; choose another --port-base"
+    port_listens "$port" && die "port $(at "$port") is taken by another program; choose another --port-base"
   done
 
   local fresh=false
@@ -1027,6 +1116,7 @@ cmd_up() {
     echo "$profile" >"$dir/profile"
     echo "$base" >"$dir/port-base"
     if [[ -n $shards ]]; then echo "$shards" >"$dir/shards"; fi
+    if [[ -n $hosts_given ]]; then cp "$hosts_given" "$hosts_file"; fi
     if $hsm; then
       touch "$dir/hsm-mode"
       # The CAs come first: every node identity is enrolled from them, with a key made in a token.
@@ -1043,7 +1133,7 @@ cmd_up() {
     write_chaincode_tls
     write_configtx "$profile"
   fi
-  log "starting the $profile network in $dir (ports $base-$((base + 101))$(is_hsm && echo ', node keys in SoftHSM tokens'))"
+  log "starting the $profile network in $dir (ports $base-$((base + 101))$(is_hsm && echo ', node keys in SoftHSM tokens')$([[ -f $hosts_file ]] && echo ", on hosts orderer ${host_addr[orderer]}, org1 ${host_addr[org1]}, org2 ${host_addr[org2]}"))"
 
   for org in 1 2; do start_ca "$org"; done
   if is_hsm; then start_ca orderer; fi
@@ -1057,7 +1147,7 @@ cmd_up() {
     for c in $(channels); do
       for ((i = 0; i < n; i++)); do
         osnadmin channel join --channelID "$c" --config-block "$(channel_block "$c")" \
-          -o "127.0.0.1:$(($(orderer_port "$i") + 1))" --ca-file "$(orderer_tls_ca)" \
+          -o "$(at $(($(orderer_port "$i") + 1)))" --ca-file "$(orderer_tls_ca)" \
           --client-cert "$(orderer_dir "$i")/tls/server.crt" --client-key "$(orderer_dir "$i")/tls/server.key" \
           >>"$logs/osnadmin.log" 2>&1 || die "orderer$i did not join $c; see $logs/osnadmin.log and $logs/orderer$i.log"
       done
@@ -1216,6 +1306,11 @@ cmd_deploy() {
   done
   if ((${#pending[@]} == 0)); then
     if [[ $cc_lang == ccaas ]]; then
+      # Committed already, but the servers may be running another name's code (the last deploy's).
+      if [[ ! -f $dir/chaincode/package-id || $(cat "$dir/chaincode/package-id") != "$id" ]]; then
+        stop_chaincode_servers
+        echo "$id" >"$dir/chaincode/package-id"
+      fi
       echo "$path" >"$dir/chaincode/path"
       start_chaincode_servers
     fi
@@ -1267,7 +1362,7 @@ cmd_deploy() {
 # organisation has approved, which is what we want.
 approve_for_org() {
   local org=$1 label=$2 id=$3 sequence=$4 policy=$5 out rc=0
-  out=$(as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "127.0.0.1:$(orderer_port 0)" \
+  out=$(as_peer "$org" 0 admin peer lifecycle chaincode approveformyorg -o "$(at "$(orderer_port 0)")" \
     --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
     --version "$label" --package-id "$id" --sequence "$sequence" --signature-policy "$policy" \
     --waitForEventTimeout 60s 2>&1) || rc=$?
@@ -1291,9 +1386,9 @@ commit_on_channel() {
     wait "${approvals[$((org - 1))]}" || die "Org$org did not approve $label on $ch; see $logs/peer-cli.log"
   done
   for org in 1 2; do
-    peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org" 0)" --tlsRootCertFiles "$(org_tls_ca "$org")")
+    peers+=(--peerAddresses "$(at "$(peer_port "$org" 0)")" --tlsRootCertFiles "$(org_tls_ca "$org")")
   done
-  as_peer 1 0 admin peer lifecycle chaincode commit -o "127.0.0.1:$(orderer_port 0)" \
+  as_peer 1 0 admin peer lifecycle chaincode commit -o "$(at "$(orderer_port 0)")" \
     --ordererTLSHostnameOverride localhost --tls --cafile "$(orderer_tls_ca)" -C "$ch" -n "$cc_name" \
     --version "$label" --sequence "$sequence" --signature-policy "$policy" "${peers[@]}" \
     --waitForEventTimeout 60s >>"$logs/peer-cli.log" 2>&1 || die "commit of $label on $ch failed; see $logs/peer-cli.log"
@@ -1320,7 +1415,7 @@ endorsers_known() {
     # Any member may ask; the application identity's key is a file on every kind of network.
     eval "$(peer_cli_env "$org" application)"
     local msp=$CORE_PEER_MSPCONFIGPATH
-    discover endorsers --channel "$ch" --chaincode "$cc_name" --server "127.0.0.1:$(peer_port "$org" "$j")" \
+    discover endorsers --channel "$ch" --chaincode "$cc_name" --server "$(at "$(peer_port "$org" "$j")")" \
       --peerTLSCA "$CORE_PEER_TLS_ROOTCERT_FILE" --MSP "$CORE_PEER_LOCALMSPID" \
       --userCert "$(echo "$msp"/signcerts/*.pem)" --userKey "$(echo "$msp"/keystore/*)" 2>/dev/null
   ) | jq -e '[.[0].EndorsersByGroups[][].MSPID] | (index("Org1MSP") != null) and (index("Org2MSP") != null)' >/dev/null
@@ -1397,7 +1492,7 @@ health_of() {
       return
       ;;
   esac
-  curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null | jq -r .status 2>/dev/null || echo "no answer"
+  curl -fsS "http://$(at "$port")/healthz" 2>/dev/null | jq -r .status 2>/dev/null || echo "no answer"
 }
 
 cmd_status() {

@@ -68,7 +68,12 @@ export interface FileKeyClient {
   close(): void;
 }
 
-export function openFileKeyClient(connectionProfile: string, org: string, identityName: string): FileKeyClient {
+export function openFileKeyClient(
+  connectionProfile: string,
+  org: string,
+  identityName: string,
+  channel?: string,
+): FileKeyClient {
   const profile = readOrganization(connectionProfile, org);
   const raw = JSON.parse(readFileSync(connectionProfile, 'utf8')) as {
     organizations: Record<string, { identities?: Record<string, FileIdentity> }>;
@@ -96,13 +101,15 @@ export function openFileKeyClient(connectionProfile: string, org: string, identi
     submitOptions: deadline(5),
     commitStatusOptions: deadline(60),
   });
-  const network = gateway.getNetwork(profile.channel);
+  // Shard 0 (`keyfleet`) unless another channel of the network is named.
+  const channelName = channel ?? profile.channel;
+  const network = gateway.getNetwork(channelName);
   const qscc = network.getContract('qscc');
   const blocks = new Map<number, ReturnType<typeof decodeBlock>>();
   return {
     network,
     contract: (name) => network.getContract(name),
-    height: async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', profile.channel)),
+    height: async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', channelName)),
     async transactionsOf(name, from, to) {
       const byCode = new Map<number, number>();
       const byMethod = new Map<string, number>();
@@ -110,7 +117,7 @@ export function openFileKeyClient(connectionProfile: string, org: string, identi
       for (let n = from; n < to; n++) {
         let txs = blocks.get(n);
         if (txs === undefined) {
-          txs = decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', profile.channel, String(n)));
+          txs = decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', channelName, String(n)));
           blocks.set(n, txs);
         }
         for (const tx of txs) {

@@ -175,6 +175,25 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
     ).to.throw(/SHARD_MAP_NOT_FOUND/);
   });
 
+  it("deploys keyfleet again after another name's code: the chaincode servers serve keyfleet's code again", () => {
+    // network.sh runs one pair of chaincode servers per network: deploying another folder replaces
+    // their code, and deploying keyfleet's again (already committed) must put it back.
+    shard('deploy', join(repoRoot, 'bench', 'baseline-chaincode'), '--name', 'baseline');
+    shard('deploy');
+    for (const channel of shards) {
+      const listed = JSON.parse(
+        peerCli(
+          'Org2',
+          'auditor',
+          channel,
+          'peer chaincode query -C "$KEYFLEET_CHANNEL" -n keyfleet -c \'{"Args":["ListTrustAnchors"]}\'',
+        ),
+      ) as TrustAnchorRecord[];
+      // The baseline's code would refuse the call (it has only Put); keyfleet's answers a list.
+      expect(listed, channel).to.be.an('array');
+    }
+  });
+
   it('refuses env for a channel it does not have, and up with another shard count', () => {
     for (const channel of ['keyfleet-shard2', 'other', 'KEYFLEET', 'keyfleet-governance2']) {
       expect(refusal('env', 'Org2', 'auditor', '--channel', channel), channel).to.include(

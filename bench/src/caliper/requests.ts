@@ -104,14 +104,18 @@ export function registerTrustAnchor(
 }
 
 /** An enrolment as the gateway writes it: the enrolment token's nonce consumed with it. */
-export function enrolDevice(requestId: string, deviceId: string): EnrolDeviceRequest & Record<string, unknown> {
+export function enrolDevice(
+  requestId: string,
+  deviceId: string,
+  shard = 0,
+): EnrolDeviceRequest & Record<string, unknown> {
   return {
     ...envelope(TransactionName.EnrolDevice, requestId, operatorPrincipal),
     DeviceID: deviceId,
     Group: 'caliper-fleet',
     Location: 'bench/caliper',
     Function: 'load generator device',
-    Shard: 0,
+    Shard: shard,
     CertFingerprint: sha256Hex(Buffer.from(`cert:${deviceId}`)),
     EnrolmentNonceDigest: freshDigest(),
   };
