@@ -10,12 +10,8 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 
 import {
-  AnchorKind,
-  AnchorStatus,
-  assertPrincipalFor,
   assertRole,
   callerName,
-  canonicalBytes,
   canonicalJson,
   ErrorCode,
   HsmClusterContractName,
@@ -26,18 +22,14 @@ import {
   id,
   LedgerError,
   Limits,
-  parseJson,
   PrincipalKind,
-  requests,
   Role,
   validate,
   type Check,
   type HsmClusterEventRecord,
-  type RequestPrincipal,
-  type TrustAnchorRecord,
 } from '@keyfleet/protocol';
 import { callerOf } from './identity.js';
-import { jwsKeyId, verifyJws } from './signature.js';
+import { authenticateSignedRequest } from './signed-request.js';
 import { KeyType, Store } from './store.js';
 
 const EventKey = 'hsm-cluster-event';
@@ -76,7 +68,7 @@ export class HsmClusterContract extends Contract {
     return canonicalJson(records);
   }
 
-  /** The write path of every keyfleet write: role, principal, schema, replay, signature, then the put. */
+  /** The write path of every keyfleet write (signed-request.ts), then the put. */
   private async record<T extends { Action: string; RequestID: string; ClusterID: string }>(
     ctx: Context,
     requestJson: string,
@@ -84,35 +76,18 @@ export class HsmClusterContract extends Contract {
     check: Check<T>,
     docType: (request: T) => HsmClusterEventRecord['DocType'],
   ): Promise<string> {
-    const caller = callerOf(ctx);
-    const { fcn } = ctx.stub.getFunctionAndParameters();
-    assertRole(caller, [Role.Operator], fcn);
-    const raw = parseJson(requestJson, 'request', Limits.RequestBytes);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new LedgerError(ErrorCode.InvalidArgument, 'request must be an object');
-    }
-    const { Principal, ...rest } = raw as Record<string, unknown>;
-    let principal: RequestPrincipal;
-    try {
-      principal = validate(requests.requestPrincipal, Principal, 'request.Principal');
-    } catch (err) {
-      if (err instanceof LedgerError && err.code === ErrorCode.InvalidArgument) {
-        throw new LedgerError(ErrorCode.PrincipalInvalid, err.detail);
-      }
-      throw err;
-    }
-    assertPrincipalFor(caller, principal);
-    if (principal.Kind !== PrincipalKind.Service || principal.ID !== HsmClusterService) {
-      throw new LedgerError(ErrorCode.PrincipalInvalid, `HSM cluster records are written by ${HsmClusterService}`);
-    }
-    const request = validate(check, rest);
+    const { store, caller, principal, request } = await authenticateSignedRequest(ctx, requestJson, jws, {
+      roles: [Role.Operator],
+      check,
+      principal: (p) =>
+        p.Kind === PrincipalKind.Service && p.ID === HsmClusterService
+          ? null
+          : `HSM cluster records are written by ${HsmClusterService}`,
+      requestBytes: Limits.RequestBytes,
+      jwsBytes: Limits.JwsBytes,
+    });
     const kind = docType(request);
-    const store = new Store(ctx.stub);
     const requestKey = store.key(KeyType.Request, request.RequestID);
-    if ((await store.get(requestKey)) !== null) {
-      throw new LedgerError(ErrorCode.RequestReplayed, `request ${request.RequestID} was already executed`);
-    }
-    await this.verifyMetadataSignature(store, jws, raw);
     const txId = ctx.stub.getTxID();
     const fields: Record<string, unknown> = { ...request };
     delete fields.Action;
@@ -126,24 +101,5 @@ export class HsmClusterContract extends Contract {
       Principal: principal,
     });
     return canonicalJson(record);
-  }
-
-  private async verifyMetadataSignature(store: Store, jws: string, raw: unknown): Promise<void> {
-    if (typeof jws !== 'string' || jws.length > Limits.JwsBytes) {
-      throw new LedgerError(ErrorCode.InvalidArgument, `jws must be a string of at most ${Limits.JwsBytes} bytes`);
-    }
-    const kid = jwsKeyId(jws);
-    const anchor = await store.get<TrustAnchorRecord>(store.key(KeyType.Anchor, kid));
-    if (anchor === null) throw new LedgerError(ErrorCode.AnchorNotFound, `trust anchor ${kid} does not exist`);
-    if (anchor.Status !== AnchorStatus.Active) {
-      throw new LedgerError(ErrorCode.AnchorInactive, `trust anchor ${kid} is ${anchor.Status}`);
-    }
-    if (anchor.Kind !== AnchorKind.MetadataSigning) {
-      throw new LedgerError(
-        ErrorCode.AnchorKindMismatch,
-        `trust anchor ${kid} is ${anchor.Kind}, not metadata-signing`,
-      );
-    }
-    await verifyJws(jws, anchor.PublicKey, canonicalBytes(raw));
   }
 }

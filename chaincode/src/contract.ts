@@ -28,6 +28,7 @@ import {
   destroyKeyVersionRecord,
   type DeviceRecord,
   DeviceStatus,
+  DeviceUse,
   type DueKey,
   ErrorCode,
   EventName,
@@ -67,6 +68,7 @@ import {
   validate,
   verifyInclusionProof,
 } from '@keyfleet/protocol';
+import { assertDeviceHere, assertKeyHere } from './device-move-guard.js';
 import { callerOf } from './identity.js';
 import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
 import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
@@ -498,9 +500,11 @@ export class KeyfleetContract extends Contract {
 
   // ---- devices ----------------------------------------------------------------------------------
 
-  private async loadDevice(store: Store, deviceId: string): Promise<DeviceRecord> {
+  /** A device of this shard; one a move froze or took away is refused as `use` demands (shard moves). */
+  private async loadDevice(store: Store, deviceId: string, use: DeviceUse = DeviceUse.Write): Promise<DeviceRecord> {
     const device = await store.get<DeviceRecord>(store.key(KeyType.Device, deviceId));
     if (device === null) notFound(ErrorCode.DeviceNotFound, `device ${deviceId}`);
+    await assertDeviceHere(store, deviceId, use);
     return device;
   }
 
@@ -648,7 +652,7 @@ export class KeyfleetContract extends Contract {
     if (caller.Role === Role.Device && caller.ID !== checkedId) {
       throw new LedgerError(ErrorCode.AccessDenied, `device ${caller.ID} may only read itself`);
     }
-    return canonicalJson(await this.loadDevice(new Store(ctx.stub), checkedId));
+    return canonicalJson(await this.loadDevice(new Store(ctx.stub), checkedId, DeviceUse.Read));
   }
 
   @Transaction(false)
@@ -657,7 +661,7 @@ export class KeyfleetContract extends Contract {
     this.readerOf(ctx, Overseers, TransactionName.GetDeviceHistory);
     const store = new Store(ctx.stub);
     const key = store.key(KeyType.Device, argId(deviceId, 'deviceId'));
-    await this.loadDevice(store, deviceId);
+    await this.loadDevice(store, deviceId, DeviceUse.History);
     return canonicalJson(await store.history<DeviceRecord>(key));
   }
 
@@ -673,15 +677,16 @@ export class KeyfleetContract extends Contract {
       bookmark(mark),
     );
     const devices: DeviceRecord[] = [];
-    for (const entry of page.Records) devices.push(await this.loadDevice(store, entry.DeviceID));
+    for (const entry of page.Records) devices.push(await this.loadDevice(store, entry.DeviceID, DeviceUse.Read));
     return canonicalJson({ ...page, Records: devices });
   }
 
   // ---- keys -------------------------------------------------------------------------------------
 
-  private async loadKey(store: Store, keyId: string): Promise<KeyRecord> {
+  private async loadKey(store: Store, keyId: string, use: DeviceUse = DeviceUse.Write): Promise<KeyRecord> {
     const key = await store.get<KeyRecord>(store.key(KeyType.Key, keyId));
     if (key === null) notFound(ErrorCode.KeyNotFound, `key ${keyId}`);
+    await assertKeyHere(store, key, use);
     return key;
   }
 
@@ -944,7 +949,7 @@ export class KeyfleetContract extends Contract {
   @Returns('string')
   async GetKey(ctx: Context, keyId: string): Promise<string> {
     const caller = this.readerOf(ctx, AllRoles, TransactionName.GetKey);
-    const key = await this.loadKey(new Store(ctx.stub), argId(keyId, 'keyId'));
+    const key = await this.loadKey(new Store(ctx.stub), argId(keyId, 'keyId'), DeviceUse.Read);
     assertKeyPermission(key, caller, Permission.Read);
     return canonicalJson(key);
   }
@@ -955,7 +960,7 @@ export class KeyfleetContract extends Contract {
   async GetKeyHistory(ctx: Context, keyId: string): Promise<string> {
     const caller = this.readerOf(ctx, AllRoles, TransactionName.GetKeyHistory);
     const store = new Store(ctx.stub);
-    const key = await this.loadKey(store, argId(keyId, 'keyId'));
+    const key = await this.loadKey(store, argId(keyId, 'keyId'), DeviceUse.History);
     assertKeyPermission(key, caller, Permission.Read);
     return canonicalJson(await store.history<KeyRecord>(store.key(KeyType.Key, key.KeyID)));
   }
@@ -975,7 +980,7 @@ export class KeyfleetContract extends Contract {
     );
     const due: DueKey[] = [];
     for (const entry of page.Records) {
-      const key = await this.loadKey(store, entry.KeyID);
+      const key = await this.loadKey(store, entry.KeyID, DeviceUse.Read);
       if (key.NextRotationDue === null) continue;
       const graceEnds = Date.parse(key.NextRotationDue) + key.RotationPolicy.GraceSeconds * 1000;
       due.push({
@@ -1000,7 +1005,7 @@ export class KeyfleetContract extends Contract {
     const caller = this.readerOf(ctx, AllRoles, TransactionName.AuthorizeKeyUse);
     const op = validate(oneOf(KeyOperations), operation, 'operation');
     const wanted = version === '' ? null : validate(str({ max: 7, pattern: /^[1-9]\d*$/ }), version, 'version');
-    const key = await this.loadKey(new Store(ctx.stub), argId(keyId, 'keyId'));
+    const key = await this.loadKey(new Store(ctx.stub), argId(keyId, 'keyId'), DeviceUse.Read);
     assertKeyPermission(key, caller, Permission.Use);
     // The one key-use rule (protocol key-use.ts). The ledger cannot know a caller's consent, so a
     // compromised version may process: the gateway asks its callers before it gets here.

@@ -45,3 +45,4 @@ export * from './rotation.js';
 export * from './attestation.js';
 export * from './shard-map.js';
 export * from './hsm-cluster.js';
+export * from './shard-move.js';

@@ -144,13 +144,11 @@ export class Harness {
       ctx.stub = stub;
       // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the Map stub stands in for the shim's stub class on purpose
       ctx.clientIdentity = new ClientIdentity(stub);
-      const fn = (this.contract as unknown as Record<string, unknown>)[method];
+      const contract = this.active ?? this.contract;
+      const fn = (contract as unknown as Record<string, unknown>)[method];
       let result: string;
       if (typeof fn === 'function') {
-        result = await (fn as (ctx: Context, ...rest: string[]) => Promise<string>).apply(this.contract, [
-          ctx,
-          ...args,
-        ]);
+        result = await (fn as (ctx: Context, ...rest: string[]) => Promise<string>).apply(contract, [ctx, ...args]);
       } else {
         await this.contract.unknownTransaction(ctx);
         throw new Error('unknownTransaction returned');
@@ -162,6 +160,19 @@ export class Harness {
       this.lastRejectedEvent = this.stub.pendingEvent !== null;
       this.stub.rollback();
       throw err;
+    }
+  }
+
+  private active: object | null = null;
+
+  /** Runs `work` with another contract of the chaincode (`shard-move`, …) as the one invoked. */
+  async on<T>(contract: object, work: () => Promise<T>): Promise<T> {
+    const before = this.active;
+    this.active = contract;
+    try {
+      return await work();
+    } finally {
+      this.active = before;
     }
   }
 
