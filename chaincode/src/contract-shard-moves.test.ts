@@ -126,8 +126,11 @@ describe('shard-move contract: two-phase moves of devices between shard channels
     await expectRejected(src, suspend(src), ErrorCode.DeviceMoving);
 
     const accepted = (await move(dst, 'AcceptShardMove', acceptReq(dst, prepared))) as ShardMoveOutcome;
-    // Accepted: staged only; the destination does not answer for the device yet.
-    await expectRejected(dst, dst.read(dst.ids.auditor, TransactionName.GetDevice, 'dev-a'), ErrorCode.DeviceNotFound);
+    // Accepted: staged only; the destination tells callers to retry, and the source still answers.
+    await expectRejected(dst, dst.read(dst.ids.auditor, TransactionName.GetDevice, 'dev-a'), ErrorCode.DeviceMoving);
+    await expectRejected(dst, dst.read(dst.ids.auditor, TransactionName.GetKey, 'k-a'), ErrorCode.DeviceMoving);
+    await expectRejected(dst, rotate(dst, 2), ErrorCode.DeviceMoving);
+    expect(await src.read<DeviceRecord>(src.ids.auditor, TransactionName.GetDevice, 'dev-a')).to.deep.equal(before);
     const acceptTx = accepted.Moves[0]?.AcceptTxID ?? '';
 
     const digest = frozen.Move.StateDigest;
@@ -197,6 +200,7 @@ describe('shard-move contract: two-phase moves of devices between shard channels
     const { Devices } = (await move(src, 'PrepareShardMove', prepareReq(src))) as { Devices: PreparedDevice[] };
     await move(dst, 'AcceptShardMove', acceptReq(dst, Devices));
     await move(dst, 'AbortShardMove', abortReq(dst));
+    await expectRejected(dst, dst.read(dst.ids.auditor, TransactionName.GetKey, 'k-a'), ErrorCode.KeyNotFound);
     await move(src, 'AbortShardMove', abortReq(src));
     expect((await rotate(src, 2)).LatestVersion).to.equal(3);
     const [atDestination] = await read<ShardMoveRecord[]>(dst, 'ListDeviceMoves', 'dev-a');
@@ -216,14 +220,20 @@ describe('shard-move contract: two-phase moves of devices between shard channels
   it('moves a device back to a channel it left, over its tombstone', async () => {
     await moveAll(src, dst, 'm-1', Source, Destination);
     await rotate(dst, 2);
+    // A move back that is aborted leaves the old tombstone in place.
+    const ends = { MoveID: 'm-x', Source: Destination, Destination: Source };
+    const { Devices } = (await move(dst, 'PrepareShardMove', prepareReq(dst, ends))) as { Devices: PreparedDevice[] };
+    await move(src, 'AcceptShardMove', acceptReq(src, Devices, ends));
+    await move(src, 'AbortShardMove', abortReq(src, { MoveID: 'm-x' }));
+    await move(dst, 'AbortShardMove', abortReq(dst, { MoveID: 'm-x' }));
+    await expectRejected(src, src.read(src.ids.auditor, TransactionName.GetDevice, 'dev-a'), ErrorCode.DeviceMoved);
     await moveAll(dst, src, 'm-2', Destination, Source);
     const back = await src.read<KeyRecord>(src.ids.auditor, TransactionName.GetKey, 'k-a');
     expect(back.LatestVersion).to.equal(3);
     await expectRejected(dst, dst.read(dst.ids.auditor, TransactionName.GetKey, 'k-a'), ErrorCode.DeviceMoved);
-    expect((await read<ShardMoveRecord[]>(src, 'ListDeviceMoves', 'dev-a')).map((m) => m.End)).to.have.members([
-      'source',
-      'destination',
-    ]);
+    expect(
+      (await read<ShardMoveRecord[]>(src, 'ListDeviceMoves', 'dev-a')).map((m) => `${m.MoveID} ${m.End} ${m.Phase}`),
+    ).to.have.members(['m-1 source committed', 'm-x destination aborted', 'm-2 destination committed']);
   });
 
   it('lets the gateway mover service finish moves, and lists the devices a shard holds', async () => {

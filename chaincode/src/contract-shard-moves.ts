@@ -39,6 +39,7 @@ import {
   type Check,
   type DeviceMoveMarker,
   type DeviceRecord,
+  type KeyArrivalMarker,
   type KeyRecord,
   type MovedState,
   type PreparedDevice,
@@ -138,7 +139,9 @@ export class ShardMoveContract extends Contract {
         DeviceID: deviceId,
         MoveID: request.MoveID,
         State: 'moving',
+        Source: request.Source,
         Destination: request.Destination,
+        Previous: null,
       };
       puts.push(...this.moveWrites(store, move, true), [store.key(KeyType.DeviceMove, deviceId), frozen]);
       answers.push({ Move: move, State: state, AlreadyPrepared: false });
@@ -197,7 +200,7 @@ export class ShardMoveContract extends Contract {
         UpdatedAt: write.now,
         Proof: this.proof(write),
       };
-      puts.push(...this.moveWrites(store, move, true));
+      puts.push(...this.moveWrites(store, move, true), ...(await this.arrivalMarkers(store, move, device.State)));
       moves.push(move);
     }
     await this.finish(write, jws, puts, []);
@@ -257,8 +260,8 @@ export class ShardMoveContract extends Contract {
         deletes.push(...left.deletes);
       } else {
         if (move.State === null) conflict(`move ${move.MoveID} of ${deviceId} has no staged state`);
-        puts.push(...(await this.arrival(store, move.State)));
-        deletes.push(store.key(KeyType.DeviceMove, deviceId));
+        puts.push(...this.arrival(store, move.State));
+        deletes.push(...this.arrivalMarkerKeys(store, move));
       }
       puts.push(...this.moveWrites(store, stamped, false));
       deletes.push(store.key(KeyType.ShardMoveOpen, move.MoveID, deviceId));
@@ -297,7 +300,14 @@ export class ShardMoveContract extends Contract {
         UpdatedAt: write.now,
         Proof: this.proof(write),
       };
-      if (move.End === ShardMoveEnd.Source) deletes.push(store.key(KeyType.DeviceMove, deviceId));
+      if (move.End === ShardMoveEnd.Source) {
+        deletes.push(store.key(KeyType.DeviceMove, deviceId));
+      } else {
+        // The destination forgets the arrival; a device that had left here before keeps its tombstone.
+        const marker = await deviceMoveMarker(store, deviceId);
+        deletes.push(...this.arrivalMarkerKeys(store, move));
+        if (marker?.Previous != null) puts.push([store.key(KeyType.DeviceMove, deviceId), marker.Previous]);
+      }
       puts.push(...this.moveWrites(store, aborted, false));
       deletes.push(store.key(KeyType.ShardMoveOpen, move.MoveID, deviceId));
       moves.push(aborted);
@@ -460,6 +470,7 @@ export class ShardMoveContract extends Contract {
     const deviceId = state.Device.DeviceID;
     const marker = await deviceMoveMarker(store, deviceId);
     const present = (await store.get(store.key(KeyType.Device, deviceId))) !== null;
+    if (marker?.State === 'arriving') conflict(`device ${deviceId} is already arriving here (move ${marker.MoveID})`);
     if (present && marker?.State !== 'moved') {
       throw new LedgerError(ErrorCode.DeviceExists, `device ${deviceId} is live on this channel`);
     }
@@ -469,9 +480,6 @@ export class ShardMoveContract extends Contract {
         throw new LedgerError(ErrorCode.KeyExists, `key ${key.KeyID} is live on this channel`);
       }
     }
-    const staged = await store.all<ShardMoveRecord>(KeyType.ShardMove, [deviceId]);
-    const other = staged.find((m) => m.End === ShardMoveEnd.Destination && m.Phase === ShardMovePhase.Accepted);
-    if (other !== undefined) conflict(`device ${deviceId} is already arriving here (move ${other.MoveID})`);
   }
 
   /** The source's commit: the tombstone, and the device out of the indexes that list or schedule it. */
@@ -481,7 +489,9 @@ export class ShardMoveContract extends Contract {
       DeviceID: move.DeviceID,
       MoveID: move.MoveID,
       State: 'moved',
+      Source: move.Source,
       Destination: move.Destination,
+      Previous: null,
     };
     const deletes = [store.key(KeyType.DeviceByGroup, move.Group, move.DeviceID)];
     for (const keyId of move.KeyIDs) {
@@ -492,8 +502,40 @@ export class ShardMoveContract extends Contract {
     return { puts: [[store.key(KeyType.DeviceMove, move.DeviceID), gone]], deletes };
   }
 
+  /** While staged here, the device and its keys answer "moving, retry" rather than "not found". */
+  private async arrivalMarkers(store: Store, move: ShardMoveRecord, state: MovedState): Promise<Puts> {
+    const previous = await deviceMoveMarker(store, move.DeviceID);
+    const arriving: DeviceMoveMarker = {
+      DocType: 'device-move',
+      DeviceID: move.DeviceID,
+      MoveID: move.MoveID,
+      State: 'arriving',
+      Source: move.Source,
+      Destination: move.Destination,
+      Previous: previous,
+    };
+    const puts: Puts = [[store.key(KeyType.DeviceMove, move.DeviceID), arriving]];
+    for (const key of state.Keys) {
+      const marker: KeyArrivalMarker = {
+        DocType: 'key-arriving',
+        KeyID: key.KeyID,
+        DeviceID: move.DeviceID,
+        MoveID: move.MoveID,
+      };
+      puts.push([store.key(KeyType.KeyArriving, key.KeyID), marker]);
+    }
+    return puts;
+  }
+
+  private arrivalMarkerKeys(store: Store, move: ShardMoveRecord): string[] {
+    return [
+      store.key(KeyType.DeviceMove, move.DeviceID),
+      ...move.KeyIDs.map((keyId) => store.key(KeyType.KeyArriving, keyId)),
+    ];
+  }
+
   /** The destination's commit: the records exactly as the source froze them, and their indexes. */
-  private async arrival(store: Store, state: MovedState): Promise<Puts> {
+  private arrival(store: Store, state: MovedState): Puts {
     const device = state.Device;
     const puts: Puts = [
       [store.key(KeyType.Device, device.DeviceID), device],
@@ -511,7 +553,6 @@ export class ShardMoveContract extends Contract {
         ]);
       }
     }
-    await Promise.resolve();
     return puts;
   }
 

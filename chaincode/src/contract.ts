@@ -68,7 +68,7 @@ import {
   validate,
   verifyInclusionProof,
 } from '@keyfleet/protocol';
-import { assertDeviceHere, assertKeyHere } from './device-move-guard.js';
+import { assertDeviceHere, assertKeyHere, assertKeyNotArriving } from './device-move-guard.js';
 import { callerOf } from './identity.js';
 import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
 import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
@@ -503,8 +503,9 @@ export class KeyfleetContract extends Contract {
   /** A device of this shard; one a move froze or took away is refused as `use` demands (shard moves). */
   private async loadDevice(store: Store, deviceId: string, use: DeviceUse = DeviceUse.Write): Promise<DeviceRecord> {
     const device = await store.get<DeviceRecord>(store.key(KeyType.Device, deviceId));
-    if (device === null) notFound(ErrorCode.DeviceNotFound, `device ${deviceId}`);
+    // The marker first: a device a move is bringing here is "retry shortly", not "not found".
     await assertDeviceHere(store, deviceId, use);
+    if (device === null) notFound(ErrorCode.DeviceNotFound, `device ${deviceId}`);
     return device;
   }
 
@@ -685,7 +686,10 @@ export class KeyfleetContract extends Contract {
 
   private async loadKey(store: Store, keyId: string, use: DeviceUse = DeviceUse.Write): Promise<KeyRecord> {
     const key = await store.get<KeyRecord>(store.key(KeyType.Key, keyId));
-    if (key === null) notFound(ErrorCode.KeyNotFound, `key ${keyId}`);
+    if (key === null) {
+      await assertKeyNotArriving(store, keyId);
+      notFound(ErrorCode.KeyNotFound, `key ${keyId}`);
+    }
     await assertKeyHere(store, key, use);
     return key;
   }

@@ -3,7 +3,13 @@
  * marker, read by every transaction that reads or writes the device or one of its keys, so that a
  * write racing a move's prepare conflicts with it (Fabric's MVCC check) rather than slipping past.
  */
-import { assertDeviceUsable, type DeviceMoveMarker, type DeviceUse, type KeyRecord } from '@keyfleet/protocol';
+import {
+  assertDeviceUsable,
+  DeviceUse,
+  type DeviceMoveMarker,
+  type KeyArrivalMarker,
+  type KeyRecord,
+} from '@keyfleet/protocol';
 import { KeyType, type Store } from './store.js';
 
 export async function deviceMoveMarker(store: Store, deviceId: string): Promise<DeviceMoveMarker | null> {
@@ -18,4 +24,10 @@ export async function assertDeviceHere(store: Store, deviceId: string, use: Devi
 /** A device's key moves with its device; an application's key never moves. */
 export async function assertKeyHere(store: Store, key: KeyRecord, use: DeviceUse): Promise<void> {
   if (key.Owner.Type === 'device') await assertDeviceHere(store, key.Owner.ID, use);
+}
+
+/** A key this channel does not hold: refused as retryable when a move is bringing it here. */
+export async function assertKeyNotArriving(store: Store, keyId: string): Promise<void> {
+  const arriving = await store.get<KeyArrivalMarker>(store.key(KeyType.KeyArriving, keyId));
+  if (arriving !== null) await assertDeviceHere(store, arriving.DeviceID, DeviceUse.Read);
 }

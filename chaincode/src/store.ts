@@ -23,6 +23,8 @@ export const KeyType = {
   ShardMoveRequest: 'shard-move~request',
   /** A device frozen here by a move, or gone from here (device-move-guard.ts). */
   DeviceMove: 'device-move',
+  /** A key a destination holds staged (device-move-guard.ts). */
+  KeyArriving: 'key-arriving',
 } as const;
 
 /**

@@ -218,16 +218,27 @@ export interface ShardMoveRecord {
 }
 
 /**
- * Where a device stands on a channel because of a move, filed under the device: present while it is
- * frozen here (a source's prepared move) or after it left (a source's committed move), absent when
- * the device is live here or was never here.
+ * Where a device stands on a channel because of a move, filed under the device: `moving` while a
+ * source's prepared move freezes it, `moved` after it left (the tombstone), `arriving` while a
+ * destination holds it staged. Absent when the device is live here or was never here.
  */
 export interface DeviceMoveMarker {
   DocType: 'device-move';
   DeviceID: string;
   MoveID: string;
-  State: 'moving' | 'moved';
+  State: 'moving' | 'moved' | 'arriving';
+  Source: string;
   Destination: string;
+  /** An arriving device that had left this channel before: its tombstone, put back by an abort. */
+  Previous: DeviceMoveMarker | null;
+}
+
+/** Filed under a key a destination holds staged, so a request for it is told to retry, not "not found". */
+export interface KeyArrivalMarker {
+  DocType: 'key-arriving';
+  KeyID: string;
+  DeviceID: string;
+  MoveID: string;
 }
 
 /** What a prepare answers for each device: the state it froze (for the accept) and its record. */
@@ -275,10 +286,17 @@ export type DeviceUse = (typeof DeviceUse)[keyof typeof DeviceUse];
 
 /**
  * The one rule of what a channel answers for a device a move touched: frozen (`moving`) refuses
- * writes; gone (`moved`) refuses reads and writes, naming where it went; history is always answered.
+ * writes; gone (`moved`) refuses reads and writes, naming where it went; staged (`arriving`) refuses
+ * both as retryable; history is always answered.
  */
 export function assertDeviceUsable(marker: DeviceMoveMarker | null, use: DeviceUse): void {
   if (marker === null || use === DeviceUse.History) return;
+  if (marker.State === 'arriving') {
+    throw new LedgerError(
+      ErrorCode.DeviceMoving,
+      `device ${marker.DeviceID} is arriving from ${marker.Source} (move ${marker.MoveID}); retry shortly`,
+    );
+  }
   if (marker.State === 'moved') {
     throw new LedgerError(
       ErrorCode.DeviceMoved,
