@@ -21,6 +21,13 @@
  */
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { ErrorCode, LedgerError } from './errors.js';
+import {
+  resolveShard,
+  type SetShardMapRequest,
+  type ShardMapRecord,
+  type ShardRule,
+  type ShardSubject,
+} from './shard-map.js';
 import type { DeviceRecord, KeyRecord, Proof } from './types.js';
 import { arrayOf, id, int, literal, object, sha256HexField, str, text, type Check, type Checked } from './validate.js';
 
@@ -311,7 +318,73 @@ export function assertDeviceUsable(marker: DeviceMoveMarker | null, use: DeviceU
   }
 }
 
-/** The channel a `DEVICE_MOVED` refusal names, so a router can follow it; null for other messages. */
-export function movedDestinationOf(message: string): string | null {
-  return /DEVICE_MOVED: device \S+ moved to ([a-z][a-z0-9.-]*) /.exec(message)?.[1] ?? null;
+/**
+ * The device and the channel a `DEVICE_MOVED` refusal names (with or without its `DEVICE_MOVED: `
+ * prefix), so a router can follow it; null for any other message.
+ */
+export function movedDeviceOf(message: string): { deviceId: string; destination: string } | null {
+  const found = /device (\S+) moved to ([a-z][a-z0-9.-]*) \(move /.exec(message);
+  return found?.[1] === undefined || found[2] === undefined ? null : { deviceId: found[1], destination: found[2] };
+}
+
+/** A device as a shard lists it for planning (`ListShardDevices`). */
+export interface ShardDeviceEntry extends ShardSubject {
+  readonly DeviceID: string;
+  /** The move freezing it here, if one is. */
+  readonly Moving: string | null;
+}
+
+/** One batch of a plan: devices that go from one channel to another. */
+export interface PlannedMove {
+  readonly Source: string;
+  readonly Destination: string;
+  readonly Devices: readonly string[];
+}
+
+/**
+ * What a map asks for: every device listed on a channel whose shard under `map` is another one, in
+ * batches of at most `batchSize` per (source, destination). Devices a move already freezes are left
+ * out (that move decides where they go).
+ */
+export function planShardMoves(
+  map: Pick<ShardMapRecord, 'Rules' | 'Default' | 'Revision'>,
+  onShards: ReadonlyMap<string, readonly ShardDeviceEntry[]>,
+  batchSize: number = ShardMoveLimits.Devices,
+): PlannedMove[] {
+  const size = Math.max(1, Math.min(batchSize, ShardMoveLimits.Devices));
+  const plan: PlannedMove[] = [];
+  for (const [source, devices] of onShards) {
+    const byDestination = new Map<string, string[]>();
+    for (const device of devices) {
+      if (device.Moving !== null) continue;
+      const { Shard } = resolveShard(map, device);
+      if (Shard === source) continue;
+      byDestination.set(Shard, [...(byDestination.get(Shard) ?? []), device.DeviceID]);
+    }
+    for (const [destination, ids] of byDestination) {
+      for (let at = 0; at < ids.length; at += size) {
+        plan.push({ Source: source, Destination: destination, Devices: ids.slice(at, at + size) });
+      }
+    }
+  }
+  return plan;
+}
+
+/**
+ * The map with one group sent to `channel`: its group-only rule changed (or a new one put first, so
+ * that it decides before rules on location or function). The fields of a `SetShardMap` request.
+ */
+export function withGroupRule(
+  map: Pick<ShardMapRecord, 'Revision' | 'Shards' | 'Rules' | 'Default'>,
+  group: string,
+  channel: string,
+): Pick<SetShardMapRequest, 'ExpectedRevision' | 'Shards' | 'Rules' | 'Default'> {
+  if (!map.Shards.includes(channel)) {
+    throw new LedgerError(ErrorCode.InvalidArgument, `${channel} is not a shard of the map (${map.Shards.join(', ')})`);
+  }
+  const groupOnly = (r: ShardRule) => r.Match.Group === group && r.Match.Location === null && r.Match.Function === null;
+  const rule: ShardRule = { Match: { Group: group, Location: null, Function: null }, Shard: channel };
+  const at = map.Rules.findIndex(groupOnly);
+  const rules = at === -1 ? [rule, ...map.Rules] : map.Rules.map((r, i) => (i === at ? rule : r));
+  return { ExpectedRevision: map.Revision, Shards: [...map.Shards], Rules: rules, Default: map.Default };
 }
