@@ -273,6 +273,7 @@ const matrix: { tx: Tx; call: Call; denied: readonly Role[]; dispatched?: ErrorC
     dispatched: ErrorCode.ShardMapNotFound,
     call: read(TransactionName.ResolveShard, 'meters', '', ''),
   },
+  { tx: TransactionName.GetShardLoad, denied: R, call: read(TransactionName.GetShardLoad) },
 ];
 
 /**

@@ -9,6 +9,7 @@ import {
   ShardLimits,
   TransactionName,
   type ShardDecision,
+  type ShardLoadRecord,
   type ShardMapRecord,
 } from '@keyfleet/protocol';
 import { Harness, expectRejected } from './testing/harness.js';
@@ -210,5 +211,20 @@ describe('the shard map: rules over group, location and function, with a default
       h.write(h.ids.operator, TransactionName.SetShardMap, { ...request, ExpectedRevision: 1 }),
       ErrorCode.RequestReplayed,
     );
+  });
+
+  it('counts the devices and keys the channel holds (GetShardLoad), not their indexes', async () => {
+    const load = () => h.read<ShardLoadRecord>(h.ids.auditor, TransactionName.GetShardLoad);
+    expect(await load()).to.deep.equal({ Devices: 0, Keys: 0 });
+    for (const id of ['dev-a', 'dev-b', 'dev-c']) {
+      await h.write(h.ids.operator, TransactionName.EnrolDevice, h.enrolRequest(id));
+    }
+    // A device-owned key also writes its owner index (key~owner), and keys a due index: neither counts.
+    await h.write(
+      h.ids.operator,
+      TransactionName.RegisterKey,
+      h.keyRequest('k-1', { Owner: { Type: 'device', ID: 'dev-a' } }),
+    );
+    expect(await load()).to.deep.equal({ Devices: 3, Keys: 1 });
   });
 });

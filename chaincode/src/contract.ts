@@ -61,6 +61,7 @@ import {
   setShardMap,
   assertShardMapConsistent,
   resolveShard,
+  type ShardLoadRecord,
   type ShardMapRecord,
   type TrustAnchorRecord,
   type TxTime,
@@ -1627,6 +1628,19 @@ export class KeyfleetContract extends Contract {
       Function: field(fn, 'function'),
     };
     return canonicalJson(resolveShard(await this.shardMap(ctx), subject));
+  }
+
+  /**
+   * How many devices and keys this channel (a shard) holds, for `keyfleet shards`. A scan of the
+   * channel's device and key records: its cost grows with the shard, so it is an operator's read.
+   */
+  @Transaction(false)
+  @Returns('string')
+  async GetShardLoad(ctx: Context): Promise<string> {
+    this.readerOf(ctx, Overseers, TransactionName.GetShardLoad);
+    const store = new Store(ctx.stub);
+    const load: ShardLoadRecord = { Devices: await store.count(KeyType.Device), Keys: await store.count(KeyType.Key) };
+    return canonicalJson(load);
   }
 
   private async shardMap(ctx: Context): Promise<ShardMapRecord> {

@@ -85,6 +85,18 @@ export class Store {
     return out;
   }
 
+  /** How many records of one type there are: the keys are counted, the values not parsed. */
+  async count(type: string): Promise<number> {
+    const iterator = await this.stub.getStateByPartialCompositeKey(type, []);
+    let count = 0;
+    try {
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) count++;
+    } finally {
+      await iterator.close();
+    }
+    return count;
+  }
+
   async pageByPartialKey<T>(type: string, attributes: string[], pageSize: number, bookmark: string): Promise<Page<T>> {
     // A bookmark is the key a page of this same query stopped at; any other would start the
     // query somewhere it never reaches (or outside it), so it is refused rather than followed.

@@ -27,7 +27,11 @@ import { httpsOptions } from './http/tls';
 import { newVerifierClient } from './http/verifier-client';
 import { newOwnPeerWait } from './domain/own-peer';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
-import { openContractEvents } from './events';
+import { combineContractEvents, openContractEvents } from './events';
+import { readOrganization, readShardChannels } from './ledger/fabric';
+import { newShardsApi } from './domain/shards';
+import { openShardLedger } from './ledger/shard-ledger';
+import type { LedgerTransport } from './ledger/transport';
 
 export interface Gateway {
   readonly server: FastifyInstance;
@@ -61,25 +65,50 @@ export async function openGateway(config: Config): Promise<Gateway> {
     );
     if (!identityKey || !metadataKey || !caKey) throw new Error('unreachable: three keys asked for');
 
-    const transport = await openHsmFabricTransport({
-      profilePath: config.ledger.connectionProfile,
-      org: config.ledger.org,
-      enrolmentId: config.ledger.enrolmentId,
-      hsm,
-      key: identityKey,
-      dataDir: config.dataDir,
-      chaincode: config.ledger.chaincode,
-    });
+    const openTransport = (channel?: string) =>
+      openHsmFabricTransport({
+        profilePath: config.ledger.connectionProfile,
+        org: config.ledger.org,
+        enrolmentId: config.ledger.enrolmentId,
+        hsm,
+        key: identityKey,
+        dataDir: config.dataDir,
+        chaincode: config.ledger.chaincode,
+        channel,
+      });
+    const transport = await openTransport();
     closers.push(() => transport.close());
-    // The contract's events (docs/gateway.md, "Events"): a suspended or revoked device is refused at once.
-    const events = await openContractEvents({ transport, dataDir: config.dataDir });
-    closers.push(() => events.close());
 
-    const { ids, ledger } = await ensureTrustAnchors(
-      transport,
-      { key: metadataKey, description: 'HSM metadata-signing key' },
-      [{ kind: 'device-ca', key: caKey, description: 'HSM device CA key' }],
-    );
+    const anchorsOn = (on: LedgerTransport) =>
+      ensureTrustAnchors(on, { key: metadataKey, description: 'HSM metadata-signing key' }, [
+        { kind: 'device-ca', key: caKey, description: 'HSM device CA key' },
+      ]);
+    const home = await anchorsOn(transport);
+    const { ids } = home;
+    // A sharded network (docs/gateway.md, "Shards"): every service speaks to the shard router, a
+    // LedgerClient that sends each call to the channel holding its record. Unsharded: the one channel.
+    const shardChannels = readShardChannels(config.ledger.connectionProfile);
+    const sharded =
+      shardChannels === null
+        ? undefined
+        : await openShardLedger({
+            channels: shardChannels,
+            home: { transport, client: home.ledger },
+            openTransport,
+            clientOn: async (on) => (await anchorsOn(on)).ledger,
+          });
+    if (sharded !== undefined) closers.push(() => sharded.close());
+    const ledger: LedgerClient = sharded?.router ?? home.ledger;
+
+    // The contract's events (docs/gateway.md, "Events"): a suspended or revoked device is refused at
+    // once. One stream per shard channel.
+    const shardEvents = [];
+    for (const on of sharded?.shardTransports ?? [transport]) {
+      const opened = await openContractEvents({ transport: on, dataDir: config.dataDir });
+      closers.push(() => opened.close());
+      shardEvents.push(opened);
+    }
+    const events = combineContractEvents(shardEvents);
 
     // Replications and failovers of the HSM cluster go on the ledger from here on (docs/hsm-cluster.md).
     if (cluster !== undefined) {
@@ -148,6 +177,14 @@ export async function openGateway(config: Config): Promise<Gateway> {
       attestation,
       keyOperations: newKeyOperations({ hsm, ledger, deviceRefusal: events.denials.refusal }),
       keyRotation,
+      shards: newShardsApi({
+        router: sharded?.router,
+        home: {
+          channel: readOrganization(config.ledger.connectionProfile, config.ledger.org).channel,
+          client: home.ledger,
+        },
+        height: (shard) => (sharded?.shardTransports[shard] ?? transport).height(),
+      }),
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
 

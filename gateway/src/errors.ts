@@ -78,7 +78,14 @@ export type GatewayDetail =
   | FabricEnrolmentFailure
   | BodyErrorDetail
   | HsmErrorCode
-  | 'BOOKMARK_INVALID';
+  | 'BOOKMARK_INVALID'
+  | ShardRoutingDetail;
+
+/**
+ * Why the shard router (ledger/shard-router.ts) could not route a call: a record found on several
+ * shards, a map naming a channel the network does not have, a batch whose devices are on several.
+ */
+export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED';
 
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';

@@ -16,9 +16,12 @@ import { GatewayError, GatewayErrorCode } from './errors';
 import { ensureKeys, newHsm, verifierKeys, type Hsm } from './hsm';
 import { httpsOptions } from './http/tls';
 import { newVerifierHttpServer } from './http/verifier-server';
-import { readOrganization } from './ledger/fabric';
+import { readOrganization, readShardChannels } from './ledger/fabric';
+import { openShardLedger } from './ledger/shard-ledger';
+import type { LedgerTransport } from './ledger/transport';
+import { newShardBatcher } from './attestation/shard-batcher';
 import { openHsmFabricTransport } from './ledger/hsm-fabric';
-import { openContractEvents } from './events';
+import { combineContractEvents, openContractEvents } from './events';
 import { AttestationError, AttestationErrorCode } from './attestation/errors';
 import type { LedgerClient } from './ledger/ledger-client';
 import type { VerifierConfig } from './verifier-config';
@@ -64,40 +67,70 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
     );
     if (!verifierKey || !identityKey || !tlsCaKey) throw new Error('unreachable: three keys asked for');
 
-    const transport = await openHsmFabricTransport({
-      profilePath: config.ledger.connectionProfile,
-      org: config.ledger.org,
-      enrolmentId: config.ledger.enrolmentId,
-      hsm,
-      key: identityKey,
-      dataDir: config.dataDir,
-      chaincode: config.ledger.chaincode,
-    });
+    const openTransport = (channel?: string) =>
+      openHsmFabricTransport({
+        profilePath: config.ledger.connectionProfile,
+        org: config.ledger.org,
+        enrolmentId: config.ledger.enrolmentId,
+        hsm,
+        key: identityKey,
+        dataDir: config.dataDir,
+        chaincode: config.ledger.chaincode,
+        channel,
+      });
+    const transport = await openTransport();
     closers.push(() => transport.close());
-    // The contract's events (docs/verifier.md, "Events"): a revoked device is refused at once; a
-    // suspended one still attests, which is how it shows it is healthy again.
-    const events = await openContractEvents({ transport, dataDir: config.dataDir, refuse: ['revoked'] });
-    closers.push(() => events.close());
 
-    const { anchorId: verifierId, ledger } = await ensureVerifierAnchor(transport, {
-      key: verifierKey,
-      description: `HSM attestation verifier key (${config.ledger.org}, ${config.ledger.enrolmentId})`,
-    });
+    const anchorOn = (on: LedgerTransport) =>
+      ensureVerifierAnchor(on, {
+        key: verifierKey,
+        description: `HSM attestation verifier key (${config.ledger.org}, ${config.ledger.enrolmentId})`,
+      });
+    const home = await anchorOn(transport);
+    const verifierId = home.anchorId;
+    // A sharded network: the verifier reads and records each device on its shard (shard-router.ts).
+    const shardChannels = readShardChannels(config.ledger.connectionProfile);
+    const sharded =
+      shardChannels === null
+        ? undefined
+        : await openShardLedger({
+            channels: shardChannels,
+            home: { transport, client: home.ledger },
+            openTransport,
+            clientOn: async (on) => (await anchorOn(on)).ledger,
+          });
+    if (sharded !== undefined) closers.push(() => sharded.close());
+    const ledger: LedgerClient = sharded?.router ?? home.ledger;
+
+    // The contract's events (docs/verifier.md, "Events"): a revoked device is refused at once; a
+    // suspended one still attests, which is how it shows it is healthy again. One stream per shard.
+    const shardEvents = [];
+    for (const on of sharded?.shardTransports ?? [transport]) {
+      const opened = await openContractEvents({ transport: on, dataDir: config.dataDir, refuse: ['revoked'] });
+      closers.push(() => opened.close());
+      shardEvents.push(opened);
+    }
+    const events = combineContractEvents(shardEvents);
     const deviceCaCertificatePem = await trustedDeviceCa(config.deviceCaCertificateFile, ledger);
 
     const challenges = newChallengeIssuer({
       key: hsmChallengeKey(hsm, CHALLENGE_KEY),
       ttlSeconds: config.attestation.challengeTtlSeconds,
     });
+    const newBatcher = () =>
+      newAttestationBatcher({
+        ledger,
+        verifierId,
+        maxSize: config.attestation.batchSize,
+        maxDelayMs: config.attestation.batchDelayMs,
+      });
+    const router = sharded?.router;
     const batcher =
-      config.attestation.batchSize > 1
-        ? newAttestationBatcher({
-            ledger,
-            verifierId,
-            maxSize: config.attestation.batchSize,
-            maxDelayMs: config.attestation.batchDelayMs,
-          })
-        : undefined;
+      config.attestation.batchSize <= 1
+        ? undefined
+        : router === undefined
+          ? newBatcher()
+          : newShardBatcher((deviceId) => router.directory.deviceShard(deviceId), newBatcher);
     if (batcher !== undefined) closers.push(() => batcher.close());
     // No `reinstateWith`: reinstating a device is an operator's write (ReinstateDevice is Org1's);
     // the operator gateway does it when an affirming answer passes through it.

@@ -47,6 +47,12 @@ export interface ShardMapRecord {
   Proof: Proof;
 }
 
+/** What one shard channel holds (`GetShardLoad`), for `keyfleet shards`. */
+export interface ShardLoadRecord {
+  Devices: number;
+  Keys: number;
+}
+
 /** The device metadata a rule reads; `null` when the device has none of it. */
 export interface ShardSubject {
   readonly Group: string | null;

@@ -136,6 +136,7 @@ export const TransactionName = {
   SetShardMap: 'SetShardMap',
   GetShardMap: 'GetShardMap',
   ResolveShard: 'ResolveShard',
+  GetShardLoad: 'GetShardLoad',
 } as const;
 export type TransactionName = (typeof TransactionName)[keyof typeof TransactionName];
 

@@ -113,7 +113,6 @@ describe('keyfleet command line', () => {
     const register = ['keys', 'register', 'k-1', '--algorithm', 'AES-256', '--purpose', 'encrypt'];
     const owner = ['--owner', 'application:billing'];
     const ttl = '--ttl must be a whole number of seconds from 60 to 604800';
-    const shard = '--shard must be a whole number from 0 to 65535';
     const pageSize = '--page-size must be a whole number from 1 to 200';
     const rotateEvery = '--rotate-every must be a whole number of seconds from 60 to 315360000';
     const retention = '--retention must be a whole number of seconds from 0 to 315360000';
@@ -127,8 +126,6 @@ describe('keyfleet command line', () => {
       [[...token, '--ttl', ''], ttl],
       [[...token, '--ttl'], ttl],
       [[...token, '--ttl', '99999999999999999999'], ttl],
-      [[...token, '--shard', '-1'], shard],
-      [[...token, '--shard', '65536'], shard],
       [[...list, '--page-size', '0'], pageSize],
       [[...list, '--page-size', '201'], pageSize],
       [[...list, '--page-size', '-3'], pageSize],
@@ -155,6 +152,8 @@ describe('keyfleet command line', () => {
     it('other option errors name the option in one line, without Node’s parseArgs text', async () => {
       for (const [argv, message] of [
         [[...list, '--bogus'], 'unknown option --bogus'],
+        // The shard map places a device: a token names no shard.
+        [[...token, '--shard', '1'], 'unknown option --shard'],
         [[...list, '--json=yes'], '--json takes no value'],
         [
           ['devices', 'suspend', 'sensor-1', '--reason', '-x'],
@@ -173,12 +172,12 @@ describe('keyfleet command line', () => {
     });
 
     it('sends the bounds themselves', async () => {
-      await keyfleet([...token, '--ttl', '60', '--shard', '65535']);
-      await keyfleet([...token, '--ttl', '604800', '--shard', '0']);
+      await keyfleet([...token, '--ttl', '60']);
+      await keyfleet([...token, '--ttl', '604800']);
       await keyfleet([...list, '--page-size', '200']);
       expect(gateway.seen.map((s) => s.body ?? s.url)).to.deep.equal([
-        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 65535, ttlSeconds: 60 },
-        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', shard: 0, ttlSeconds: 604800 },
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', ttlSeconds: 60 },
+        { deviceId: 'sensor-1', group: 'lab', location: 'bench', function: 'probe', ttlSeconds: 604800 },
         '/v1/devices?group=lab&pageSize=200',
       ]);
     });

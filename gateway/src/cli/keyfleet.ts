@@ -17,6 +17,7 @@ import { openLedgerReader, type LedgerReader } from '../ledger/ledger-reader';
 import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
 import { auditRecord, auditTransaction, recordText, transactionText } from './ledger-audit';
+import type { ShardOverview } from '../domain/shards';
 
 const usage = `keyfleet — operate and audit a keyfleet gateway
 
@@ -29,7 +30,8 @@ Credentials (bearer-token keys; the private key never leaves the credentials fil
               curl -H "Authorization: $(keyfleet token)" …
 
 Devices:
-  devices token <device-id> --group G --location L --function F [--shard N] [--ttl SECONDS]
+  devices token <device-id> --group G --location L --function F [--ttl SECONDS]
+        (the shard map places the device on its shard at enrolment: see 'shards')
   devices enrol --token TOKEN --csr FILE
   devices get <device-id>
   devices list --group G [--page-size N] [--bookmark B] [--json]
@@ -47,6 +49,10 @@ Keys:
         with allowCompromised (docs/key-service.md §3); the key becomes due for rotation
 
   devices provision-key <device-id> --key KEY-ID     (a device-owned AES-256 key, made in the HSM)
+
+Shards:
+  shards      the shard map (revision, rules, default) and, per shard, its channel, devices, keys and
+              block height; --json prints the same for scripts (one shard, no map, when unsharded)
 
 Attestation:
   reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
@@ -119,7 +125,6 @@ class UsageError extends Error {
  * (and the ledger's page size), so that a bad value is refused here, naming the option.
  */
 const wholeNumbers: Record<string, WholeNumberRange> = {
-  '--shard': within(enrolmentTokenBody.properties.shard),
   '--ttl': within(enrolmentTokenBody.properties.ttlSeconds, 'seconds'),
   '--page-size': { min: 1, max: Limits.PageSize },
   '--rotate-every': within(keyBody.properties.rotationIntervalSeconds, 'seconds'),
@@ -261,7 +266,6 @@ const options = {
   group: { type: 'string' },
   location: { type: 'string' },
   function: { type: 'string' },
-  shard: { type: 'string' },
   ttl: { type: 'string' },
   token: { type: 'string' },
   csr: { type: 'string' },
@@ -358,7 +362,6 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
         group: required('--group', values.group),
         location: required('--location', values.location),
         function: required('--function', values.function),
-        shard: wholeNumber('--shard', values.shard) ?? 0,
         ...(values.ttl === undefined ? {} : { ttlSeconds: wholeNumber('--ttl', values.ttl) }),
       });
       // Only the token on stdout, so that TOKEN=$(keyfleet devices token …) holds just the token.
@@ -453,6 +456,9 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       );
       return 0;
     }
+    case 'shards ':
+      out.print(await api.request<ShardOverview>('GET', '/v1/shards'), shardsText);
+      return 0;
     case 'reference-values set': {
       const measurements: unknown = JSON.parse(readFileSync(required('--file', values.file), 'utf8'));
       const written = await api.request('PUT', `/v1/reference-values/${id()}`, {
@@ -672,4 +678,40 @@ if (require.main === module) {
   void run(process.argv.slice(2), process.env).then((code) => {
     process.exitCode = code;
   });
+}
+
+/** `keyfleet shards`: the map's rules in order, then one row per shard. */
+function shardsText(overview: ShardOverview): string {
+  const { map } = overview;
+  const any = (value: string | null) => value ?? '*';
+  const head = !overview.sharded
+    ? ['unsharded network: one channel, no shard map']
+    : map === null
+      ? [`no shard map on ${overview.governanceChannel ?? ''} yet: every device goes to shard 0`]
+      : [
+          `shard map revision ${String(map.Revision)} (${overview.governanceChannel ?? ''}, by ${map.UpdatedBy} at ${map.UpdatedAt})`,
+          ...map.Rules.map(
+            (r, i) =>
+              `  rule ${String(i)}: group=${any(r.Match.Group)} location=${any(r.Match.Location)} function=${any(r.Match.Function)} -> ${r.Shard}`,
+          ),
+          `  default -> ${map.Default}`,
+        ];
+  const rows = [
+    ['SHARD', 'CHANNEL', 'DEVICES', 'KEYS', 'HEIGHT'],
+    ...overview.shards.map((s) => [
+      String(s.shard),
+      s.channel,
+      String(s.devices),
+      String(s.keys),
+      String(s.blockHeight),
+    ]),
+  ];
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  const table = rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+  return [...head, '', ...table].join('\n');
 }

@@ -49,7 +49,6 @@ export function newDeviceService(options: DeviceServiceOptions): DeviceService {
             Group: grant.group,
             Location: grant.location,
             Function: grant.function,
-            Shard: grant.shard,
             CertFingerprint: certificate.fingerprint,
             EnrolmentNonceDigest: sha256Hex(grant.tokenId),
           }),

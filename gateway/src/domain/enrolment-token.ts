@@ -11,7 +11,6 @@ export interface EnrolmentGrant {
   readonly group: string;
   readonly location: string;
   readonly function: string;
-  readonly shard: number;
 }
 
 export interface VerifiedGrant extends EnrolmentGrant {
@@ -46,7 +45,6 @@ export async function issueEnrolmentToken(
     iss: issuedBy,
     jti: randomBytes(16).toString('base64url'),
     loc: grant.location,
-    shard: grant.shard,
     sub: grant.deviceId,
   };
   const token = await signCompactJws(key, { kid: key.label, typ: TYPE }, Buffer.from(JSON.stringify(claims)));
@@ -71,17 +69,16 @@ export async function verifyEnrolmentToken(token: string, publicKey: KeyObject, 
     const reason = err instanceof joseErrors.JOSEError ? err.code : 'malformed';
     throw new GatewayError(GatewayErrorCode.EnrolmentTokenInvalid, `enrolment token rejected (${reason})`);
   }
-  const { sub, jti, iss, grp, loc, fn, shard } = payload;
+  const { sub, jti, iss, grp, loc, fn } = payload;
   if (
     typeof sub !== 'string' ||
     typeof jti !== 'string' ||
     typeof iss !== 'string' ||
     typeof grp !== 'string' ||
     typeof loc !== 'string' ||
-    typeof fn !== 'string' ||
-    typeof shard !== 'number'
+    typeof fn !== 'string'
   ) {
     throw new GatewayError(GatewayErrorCode.EnrolmentTokenInvalid, 'enrolment token lacks a claim');
   }
-  return { deviceId: sub, group: grp, location: loc, function: fn, shard, tokenId: jti, issuedBy: iss };
+  return { deviceId: sub, group: grp, location: loc, function: fn, tokenId: jti, issuedBy: iss };
 }

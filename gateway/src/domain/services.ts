@@ -4,6 +4,7 @@ import type { Principal } from '../auth/bearer';
 import type { AckResult, ProvisionResult, RotationResult, RouteBinding } from '../rotation';
 import type { DeviceKeyDue } from '../scheduler';
 import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
+import type { ShardsApi } from './shards';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -30,7 +31,6 @@ export interface EnrolmentTokenRequest {
   readonly group: string;
   readonly location: string;
   readonly function: string;
-  readonly shard: number;
   readonly ttlSeconds?: number;
 }
 
@@ -175,5 +175,7 @@ export interface Services {
   readonly attestation: OperatorAttestationApi;
   readonly keyOperations: KeyOperations;
   readonly keyRotation: ApplicationKeyRotation;
+  /** The shard map and each shard's load (`GET /v1/shards`); absent in unit tests that need none. */
+  readonly shards?: ShardsApi;
   health(): Promise<Health>;
 }

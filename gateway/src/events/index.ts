@@ -81,3 +81,45 @@ export async function openContractEvents(options: ContractEventsOptions): Promis
     },
   };
 }
+
+/**
+ * The events of several shard channels as one (docs/gateway.md, "Shards"): a device is refused when
+ * its shard's events show it suspended or revoked, and keys made due on any shard wake the
+ * scheduler. Each shard keeps its own checkpoint and deny file (under its channel's directory).
+ * `/metrics` shows shard 0's event counters only: the shards' would repeat the same names.
+ */
+export function combineContractEvents(shards: readonly ContractEvents[]): ContractEvents {
+  const [first] = shards;
+  if (first === undefined) throw new RangeError('no shard events to combine');
+  if (shards.length === 1) return first;
+  const denials: DeviceDenials = {
+    refusal: (deviceId) => {
+      for (const shard of shards) {
+        const status = shard.denials.refusal(deviceId);
+        if (status !== undefined) return status;
+      }
+      return undefined;
+    },
+    apply: (event) => shards.map((s) => s.denials.apply(event)).some(Boolean),
+    counts: () => {
+      const total = { suspended: 0, revoked: 0 };
+      for (const shard of shards) {
+        const counts = shard.denials.counts();
+        total.suspended += counts.suspended;
+        total.revoked += counts.revoked;
+      }
+      return total;
+    },
+    entries: () => new Map(shards.flatMap((s) => [...s.denials.entries()])),
+  };
+  return {
+    denials,
+    metrics: first.metrics,
+    start(handlers) {
+      for (const shard of shards) shard.start(handlers);
+    },
+    async close() {
+      for (const shard of shards) await shard.close();
+    },
+  };
+}

@@ -70,7 +70,6 @@ export const enrolmentTokenBody = {
     group: id,
     location: text,
     function: text,
-    shard: { type: 'integer', minimum: 0, maximum: 65535, default: 0 },
     ttlSeconds: { type: 'integer', minimum: 60, maximum: 7 * 24 * 3600 },
   },
 } as const;
@@ -79,7 +78,6 @@ export interface EnrolmentTokenBody {
   group: string;
   location: string;
   function: string;
-  shard: number;
   ttlSeconds?: number;
 }
 

@@ -139,6 +139,13 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
           async (request) => ({ entries: await history(principalOf(request), request.params.id) }),
         );
       }
+      // The shard map and the load of each shard (`keyfleet shards`): operators only.
+      const { shards } = services;
+      if (shards !== undefined) {
+        v1.get('/shards', { config: operators, schema: { ...secured, response: { 200: schema.open } } }, async () =>
+          shards.overview(),
+        );
+      }
       registerDeviceRoutes(v1, services);
       registerAttestationRoutes(v1, services.attestation);
       registerKeyRoutes(v1, { operations: services.keyOperations, rotation: services.keyRotation });

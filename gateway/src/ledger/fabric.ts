@@ -17,6 +17,7 @@ import {
 } from '@hyperledger/fabric-gateway';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerEvents } from './events';
+import { chainHeight } from './blocks';
 import { openFabricEvents } from './fabric-events';
 import { ledgerRefusal, type LedgerTransport } from './transport';
 
@@ -27,7 +28,15 @@ import { ledgerRefusal, type LedgerTransport } from './transport';
 export interface ConnectionProfile {
   readonly channel: string;
   readonly chaincode: string;
+  /** `network.sh up --shards N`: the shard channels (index 0 = `channel`) and the governance channel. */
+  readonly channels?: { readonly shards: readonly string[]; readonly governance: string | null };
   readonly organizations: Readonly<Record<string, OrganizationProfile>>;
+}
+
+/** The channels of a sharded network; null for an unsharded one (no governance channel). */
+export interface ShardChannels {
+  readonly shards: readonly string[];
+  readonly governance: string;
 }
 
 export interface OrganizationProfile {
@@ -53,20 +62,39 @@ export interface PeerProfile {
   readonly tlsRootCert: string;
 }
 
-/** An organisation of the connection description, with its paths made absolute. */
-export function readOrganization(
-  profilePath: string,
-  org: string,
-): OrganizationProfile & { channel: string; chaincode: string } {
-  let profile: ConnectionProfile;
+function readProfile(profilePath: string): ConnectionProfile {
   try {
-    profile = JSON.parse(readFileSync(profilePath, 'utf8')) as ConnectionProfile;
+    return JSON.parse(readFileSync(profilePath, 'utf8')) as ConnectionProfile;
   } catch (err) {
     throw new GatewayError(
       GatewayErrorCode.ConfigInvalid,
       `the Fabric connection description ${profilePath} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'not JSON'}); is the network up? (network/network.sh up)`,
     );
   }
+}
+
+/**
+ * The shard channels and the governance channel of the network (docs/network.md, `up --shards N`);
+ * null when the network has no governance channel, i.e. is unsharded.
+ */
+export function readShardChannels(profilePath: string): ShardChannels | null {
+  const { channel, channels } = readProfile(profilePath);
+  if (channels?.governance == null) return null;
+  if (channels.shards.length === 0 || channels.shards[0] !== channel) {
+    throw new GatewayError(
+      GatewayErrorCode.ConfigInvalid,
+      `${profilePath}: channels.shards must start with the channel ${channel} (shard 0)`,
+    );
+  }
+  return { shards: channels.shards, governance: channels.governance };
+}
+
+/** An organisation of the connection description, with its paths made absolute. */
+export function readOrganization(
+  profilePath: string,
+  org: string,
+): OrganizationProfile & { channel: string; chaincode: string } {
+  const profile = readProfile(profilePath);
   const found = profile.organizations[org];
   if (!found || found.peers.length === 0) {
     throw new GatewayError(GatewayErrorCode.ConfigInvalid, `no peer of ${org} in ${profilePath}`);
@@ -96,6 +124,8 @@ export interface FabricTransportOptions {
   readonly org: string;
   /** The chaincode name, when not the connection description's. */
   readonly chaincode?: string;
+  /** The channel, when not the connection description's `channel` (a shard or the governance channel). */
+  readonly channel?: string;
   /** The gateway's X.509 certificate, PEM, issued by the org's CA for the HSM-held key. */
   readonly certificatePem: string;
   /** Signs proposal and transaction digests with the HSM-held key (DER, low S). */
@@ -120,6 +150,8 @@ export interface FabricTransport extends LedgerTransport {
    * before the transport.
    */
   openEvents(baseDir: string): Promise<{ readonly events: LedgerEvents; readonly stateDir: string }>;
+  /** The channel's block height, through Fabric's system chaincode qscc. */
+  height(): Promise<number>;
 }
 
 /** Connects to the org's peers through the Fabric Gateway service, with a deadline on every call. */
@@ -127,6 +159,7 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
   const org = readOrganization(options.profilePath, options.org);
   const deadline = (seconds: number) => () => ({ deadline: Date.now() + seconds * 1000 });
   const chaincode = options.chaincode ?? org.chaincode;
+  const channel = options.channel ?? org.channel;
   // A connection to each peer of the organisation, in the description's order. Calls go to one of
   // them; when it cannot be reached, to the next (a dead peer costs one failed attempt, not an outage).
   const connections = org.peers.map((peer) => {
@@ -144,7 +177,7 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
       commitStatusOptions: deadline(60),
       chaincodeEventsOptions: deadline(60),
     });
-    const network = gateway.getNetwork(org.channel);
+    const network = gateway.getNetwork(channel);
     return { client, gateway, network, contract: network.getContract(chaincode) };
   });
   let current = 0;
@@ -185,9 +218,20 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
 
   return {
     async openEvents(baseDir) {
-      const stateDir = join(baseDir, org.channel, chaincode);
+      const stateDir = join(baseDir, channel, chaincode);
       const network = () => connection(current).network;
-      return { events: await openFabricEvents({ network, channel: org.channel, chaincode, stateDir }), stateDir };
+      return { events: await openFabricEvents({ network, channel, chaincode, stateDir }), stateDir };
+    },
+
+    async height() {
+      try {
+        const info = await connection(current)
+          .network.getContract('qscc')
+          .evaluate('GetChainInfo', { arguments: [channel] });
+        return chainHeight(info);
+      } catch (err) {
+        throw toGatewayError(err);
+      }
     },
 
     async submit(transaction, args) {

@@ -18,6 +18,8 @@ export interface HsmFabricTransportOptions {
   readonly dataDir: string;
   /** The chaincode name, when not the connection description's (a second namespace). */
   readonly chaincode?: string | undefined;
+  /** The channel, when not the connection description's (a shard or the governance channel). */
+  readonly channel?: string | undefined;
 }
 
 /**
@@ -40,5 +42,6 @@ export async function openHsmFabricTransport(options: HsmFabricTransportOptions)
     certificatePem,
     signer: hsm.newSigner({ label: key.label }),
     ...(options.chaincode === undefined ? {} : { chaincode: options.chaincode }),
+    ...(options.channel === undefined ? {} : { channel: options.channel }),
   });
 }

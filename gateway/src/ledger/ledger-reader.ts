@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers } from '@hyperledger/fabric-gateway';
 import { GatewayError, GatewayErrorCode } from '../errors';
 import { chainHeight, decodeBlock, type BlockTransaction } from './blocks';
-import { readOrganization } from './fabric';
+import { readOrganization, readShardChannels } from './fabric';
 
 /**
  * The ledger as one of an organisation's own file identities sees it (an auditor of Org2, say),
@@ -20,12 +20,24 @@ export interface LedgerReader {
   height(): Promise<number>;
   /** The endorser transactions of block `n`. */
   block(n: number): Promise<BlockTransaction[]>;
-  /** The transaction with this id, from the block that holds it (qscc GetBlockByTxID); null if none. */
+  /**
+   * The transaction with this id, from the block that holds it (qscc GetBlockByTxID); null if none.
+   * On a sharded network every shard channel is searched, `channel` first.
+   */
   transaction(transactionId: string): Promise<BlockTransaction | null>;
   close(): void;
 }
 
-export function openLedgerReader(profilePath: string, orgName: string, identityName: string): LedgerReader {
+/**
+ * A reader of `channel` (default: the connection description's, shard 0), as one of an
+ * organisation's file identities.
+ */
+export function openLedgerReader(
+  profilePath: string,
+  orgName: string,
+  identityName: string,
+  channel?: string,
+): LedgerReader {
   const org = readOrganization(profilePath, orgName);
   const identity = org.identities[identityName];
   const peer = org.peers[0];
@@ -49,22 +61,30 @@ export function openLedgerReader(profilePath: string, orgName: string, identityN
     hash: hash.sha256,
     evaluateOptions: () => ({ deadline: Date.now() + 10_000 }),
   });
-  const network = gateway.getNetwork(org.channel);
+  const onChannel = channel ?? org.channel;
+  const network = gateway.getNetwork(onChannel);
   const qscc = network.getContract('qscc');
+  const shards = readShardChannels(profilePath)?.shards ?? [];
+  const searched = [onChannel, ...shards.filter((c) => c !== onChannel)];
   return {
-    channel: org.channel,
+    channel: onChannel,
     evaluate: (chaincode, transaction, ...args) =>
       network.getContract(chaincode).evaluateTransaction(transaction, ...args),
-    height: async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', org.channel)),
-    block: async (n) => decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', org.channel, String(n))),
+    height: async () => chainHeight(await qscc.evaluateTransaction('GetChainInfo', onChannel)),
+    block: async (n) => decodeBlock(await qscc.evaluateTransaction('GetBlockByNumber', onChannel, String(n))),
     async transaction(transactionId) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await qscc.evaluateTransaction('GetBlockByTxID', org.channel, transactionId);
-      } catch {
-        return null;
+      for (const searching of searched) {
+        let bytes: Uint8Array;
+        try {
+          const onIt = gateway.getNetwork(searching).getContract('qscc');
+          bytes = await onIt.evaluateTransaction('GetBlockByTxID', searching, transactionId);
+        } catch {
+          continue;
+        }
+        const found = decodeBlock(bytes).find((t) => t.transactionId === transactionId);
+        if (found !== undefined) return found;
       }
-      return decodeBlock(bytes).find((t) => t.transactionId === transactionId) ?? null;
+      return null;
     },
     close() {
       gateway.close();

@@ -57,7 +57,11 @@ export interface Ledger {
     require(deviceId: string): Promise<DeviceRecord>;
     history(deviceId: string): Promise<HistoryEntry<DeviceRecord>[]>;
     listByGroup(group: string, pageSize: number, bookmark: string): Promise<Page<DeviceRecord>>;
-    enrol(fields: Fields<EnrolDeviceRequest>): Promise<Written<DeviceRecord>>;
+    /**
+     * `Shard` is the router's to decide (shard-router.ts places the device by the shard map and
+     * writes its shard there); on an unsharded ledger it is 0.
+     */
+    enrol(fields: Omit<Fields<EnrolDeviceRequest>, 'Shard'>): Promise<Written<DeviceRecord>>;
     /** Suspend, reinstate or revoke; NOT_FOUND when there is no such device. */
     suspend(fields: Fields<SuspendDeviceRequest>): Promise<Written<DeviceRecord>>;
     reinstate(fields: Fields<ReinstateDeviceRequest>): Promise<Written<DeviceRecord>>;
@@ -150,7 +154,7 @@ export function ledgerPort(client: LedgerClient): Ledger {
       history: (id) => orNotFound(ErrorCode.DeviceNotFound, read<HistoryEntry<DeviceRecord>[]>(T.GetDeviceHistory, id)),
       listByGroup: (group, pageSize, bookmark) =>
         read<Page<DeviceRecord>>(T.ListDevicesByGroup, group, String(pageSize), bookmark),
-      enrol: write(T.EnrolDevice),
+      enrol: (fields) => write<DeviceRecord>(T.EnrolDevice)({ Shard: 0, ...fields }),
       suspend: (fields) => orNotFound(ErrorCode.DeviceNotFound, write<DeviceRecord>(T.SuspendDevice)(fields)),
       reinstate: (fields) => orNotFound(ErrorCode.DeviceNotFound, write<DeviceRecord>(T.ReinstateDevice)(fields)),
       revoke: (fields) => orNotFound(ErrorCode.DeviceNotFound, write<DeviceRecord>(T.RevokeDevice)(fields)),
