@@ -85,7 +85,7 @@ export type GatewayDetail =
  * Why the shard router (ledger/shard-router.ts) could not route a call: a record found on several
  * shards, a map naming a channel the network does not have, a batch whose devices are on several.
  */
-export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED';
+export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'SHARD_MOVE_RUNNING';
 
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';

@@ -7,6 +7,7 @@ import { newBaseServer } from './base';
 import type { HttpsOptions } from './tls';
 import { registerDeviceRoutes } from './device-routes';
 import { registerKeyRoutes } from './key-routes';
+import { registerShardMoveRoutes } from './shard-move-routes';
 import { principalOf } from './principal';
 import * as schema from './schemas';
 
@@ -146,6 +147,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
           shards.overview(),
         );
       }
+      if (services.shardMoves !== undefined) registerShardMoveRoutes(v1, services.shardMoves);
       registerDeviceRoutes(v1, services);
       registerAttestationRoutes(v1, services.attestation);
       registerKeyRoutes(v1, { operations: services.keyOperations, rotation: services.keyRotation });
