@@ -253,7 +253,14 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
 
   return {
     async moveGroup(group, channel) {
-      const map = await currentMap();
+      shards.refreshMap();
+      // No map yet: every device is on shard 0, the default of the first map.
+      const map = (await shards.shardMap()) ?? {
+        Revision: 0,
+        Shards: [...shards.channels],
+        Rules: [],
+        Default: shards.channels[0] ?? channel,
+      };
       const { record } = await shards.governance.write<ShardMapRecord>(
         TransactionName.SetShardMap,
         withGroupRule(map, group, channel),
