@@ -66,7 +66,9 @@ export function newShardMovesApi(mover: ShardMover, now: () => Date = () => new 
         (report) => jobs.set(jobId, { ...job, state: 'done', report, finishedAt: now().toISOString() }),
         (err: unknown) => {
           const code = err instanceof GatewayError ? (err.detail ?? err.code) : 'INTERNAL';
-          const message = err instanceof Error ? err.message : String(err);
+          // Operators only read jobs: the ledger's own words help them more than a generic text.
+          const cause = err instanceof Error && err.cause instanceof Error ? ` (${causeText(err.cause)})` : '';
+          const message = (err instanceof Error ? err.message : String(err)) + cause;
           jobs.set(jobId, { ...job, state: 'failed', error: { code, message }, finishedAt: now().toISOString() });
         },
       )
@@ -85,4 +87,10 @@ export function newShardMovesApi(mover: ShardMover, now: () => Date = () => new 
       return job;
     },
   };
+}
+
+/** An error's message and, for Fabric's, each peer's own answer. */
+function causeText(cause: Error): string {
+  const details = (cause as { details?: { address?: string; message?: string }[] }).details ?? [];
+  return [cause.message, ...details.map((d) => `${d.address ?? ''}: ${d.message ?? ''}`)].join('; ');
 }

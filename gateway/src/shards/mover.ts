@@ -105,13 +105,17 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
   const clientOf = (channel: string) => shards.shard(shards.shardIndex(channel));
 
   /** A step again when the ledger could not be reached: the step is idempotent under its move id. */
-  const step = async <T>(run: () => Promise<T>): Promise<T> => {
+  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (err) {
         const unreachable = err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable;
-        if (!unreachable || attempt >= attempts) throw err;
+        if (!unreachable) throw err;
+        if (attempt >= attempts) {
+          // Which step, for the operator reading the job: the ledger's error says only what failed.
+          throw new GatewayError(err.code, `${name}: ${err.message}`, err.detail, { cause: err.cause });
+        }
         await sleep(250 * 2 ** (attempt - 1));
       }
     }
@@ -138,7 +142,7 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
   };
 
   const commitSource = async (moveId: string, source: string, accepted: readonly ShardMoveRecord[]) =>
-    step(() =>
+    step('commit on the source', () =>
       clientOf(source).write<ShardMoveOutcome>(ShardMoveAction.CommitShardMove, {
         MoveID: moveId,
         Devices: accepted.map((m) => ({
@@ -153,7 +157,7 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
   const commitDestination = async (moveId: string, destination: string, committed: readonly ShardMoveRecord[]) => {
     const index = shards.shardIndex(destination);
     for (const m of committed) shards.directory.assignDevice(m.DeviceID, index);
-    await step(() =>
+    await step('commit on the destination', () =>
       clientOf(destination).write<ShardMoveOutcome>(ShardMoveAction.CommitShardMove, {
         MoveID: moveId,
         Devices: committed.map((m) => ({
@@ -166,7 +170,7 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
   };
 
   const abort = async (moveId: string, channel: string, devices: readonly string[], reason: string) =>
-    step(() =>
+    step('abort', () =>
       clientOf(channel).write(ShardMoveAction.AbortShardMove, {
         MoveID: moveId,
         Devices: devices,
@@ -184,7 +188,7 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
     const route = { MoveID: moveId, Source: source, Destination: destination, MapRevision: mapRevision };
     let prepared: PreparedDevice[];
     try {
-      ({ Devices: prepared } = await step(() =>
+      ({ Devices: prepared } = await step('prepare', () =>
         clientOf(source).write<{ Devices: PreparedDevice[] }>(ShardMoveAction.PrepareShardMove, {
           ...route,
           Devices: devices,
@@ -196,7 +200,7 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
     let accepted: ShardMoveRecord[];
     try {
       ({ Moves: accepted } = (
-        await step(() =>
+        await step('accept', () =>
           clientOf(destination).write<ShardMoveOutcome>(ShardMoveAction.AcceptShardMove, {
             ...route,
             Devices: prepared.map((p) => ({
