@@ -111,12 +111,13 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
         return await run();
       } catch (err) {
         const unreachable = err instanceof GatewayError && err.code === GatewayErrorCode.LedgerUnavailable;
-        if (!unreachable) throw err;
+        if (!unreachable && !readConflict(err)) throw err;
         if (attempt >= attempts) {
           // Which step, for the operator reading the job: the ledger's error says only what failed.
           throw new GatewayError(err.code, `${name}: ${err.message}`, err.detail, { cause: err.cause });
         }
-        await sleep(250 * 2 ** (attempt - 1));
+        // A conflict: the load wrote a record the prepare read; a short, jittered pause and again.
+        await sleep(readConflict(err) ? 100 + Math.floor(Math.random() * 300) : 250 * 2 ** (attempt - 1));
       }
     }
   };
@@ -236,11 +237,21 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
         (p) => !failed.some((f) => f.devices.some((d) => p.Devices.includes(d))),
       );
       if (plan.length === 0) break;
-      for (const planned of plan) {
+      for (let planned = plan.shift(); planned !== undefined; planned = plan.shift()) {
         batches++;
         const outcome = await moveBatch(planned, map.Revision);
-        if (typeof outcome === 'number') moved += outcome;
-        else failed.push(outcome);
+        if (typeof outcome === 'number') {
+          moved += outcome;
+        } else if (conflictCodes.has(outcome.code) && planned.Devices.length > 1) {
+          // Busy devices keep conflicting with the load: halves conflict less often than the whole.
+          const half = Math.ceil(planned.Devices.length / 2);
+          plan.unshift(
+            { ...planned, Devices: planned.Devices.slice(0, half) },
+            { ...planned, Devices: planned.Devices.slice(half) },
+          );
+        } else {
+          failed.push(outcome);
+        }
       }
     }
     return { mapRevision: map.Revision, moved, batches, failed, seconds: (now() - started) / 1000 };
@@ -327,6 +338,13 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
       return { committed, aborted };
     },
   };
+}
+
+/** Fabric's MVCC_READ_CONFLICT and PHANTOM_READ_CONFLICT, as the transport reports them. */
+const conflictCodes: ReadonlySet<string> = new Set(['COMMIT_11', 'COMMIT_12']);
+
+function readConflict(err: unknown): err is GatewayError {
+  return err instanceof GatewayError && conflictCodes.has(String(err.detail));
 }
 
 function failure(moveId: string, planned: PlannedMove, err: unknown): FailedMove {
