@@ -250,6 +250,7 @@ describe('shard-move contract: two-phase moves of devices between shard channels
         Group: 'gw-edge',
         Location: 'plant-7/hall-2',
         Function: 'temperature gateway',
+        KeyIDs: ['k-a'],
         Moving: 'm-1',
       },
     ]);

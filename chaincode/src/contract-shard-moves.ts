@@ -367,11 +367,13 @@ export class ShardMoveContract extends Contract {
     for (const device of page.Records) {
       const marker = await deviceMoveMarker(store, device.DeviceID);
       if (marker?.State === 'moved') continue;
+      const keys = await store.all<{ KeyID: string }>(KeyType.KeyByOwner, ['device', device.DeviceID]);
       records.push({
         DeviceID: device.DeviceID,
         Group: device.Group,
         Location: device.Location,
         Function: device.Function,
+        KeyIDs: keys.map((k) => k.KeyID),
         Moving: marker === null ? null : marker.MoveID,
       });
     }

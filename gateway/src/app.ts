@@ -32,6 +32,7 @@ import { readOrganization, readShardChannels } from './ledger/fabric';
 import { newShardsApi } from './domain/shards';
 import { newShardMovesApi } from './domain/shard-moves';
 import { followShardMoves } from './shards/follow-moves';
+import { newMoveGate } from './shards/move-gate';
 import { newShardMover } from './shards/mover';
 import { asPrincipal, gatewayService } from './ledger/principal-context';
 import { openShardLedger } from './ledger/shard-ledger';
@@ -103,8 +104,10 @@ export async function openGateway(config: Config): Promise<Gateway> {
           });
     if (sharded !== undefined) closers.push(() => sharded.close());
     // Requests that meet a device mid-move follow it (shards/follow-moves.ts); the mover moves them.
-    const ledger: LedgerClient = sharded === undefined ? home.ledger : followShardMoves(sharded.router, sharded.router);
-    const mover = sharded === undefined ? undefined : newShardMover({ shards: sharded.router });
+    const gate = newMoveGate();
+    const ledger: LedgerClient =
+      sharded === undefined ? home.ledger : followShardMoves(sharded.router, sharded.router, { gate });
+    const mover = sharded === undefined ? undefined : newShardMover({ shards: sharded.router, gate });
     // Before serving: moves a crash left in flight are finished (or aborted) from the ledger's records.
     if (mover !== undefined) await asPrincipal(gatewayService('shard-mover'), () => mover.resume());
 

@@ -26,6 +26,7 @@ const device = (id: string, group: string, location = 'plant-1', moving: string 
   Group: group,
   Location: location,
   Function: 'meter',
+  KeyIDs: [`${id}-key`],
   Moving: moving,
 });
 

@@ -330,6 +330,8 @@ export function movedDeviceOf(message: string): { deviceId: string; destination:
 /** A device as a shard lists it for planning (`ListShardDevices`). */
 export interface ShardDeviceEntry extends ShardSubject {
   readonly DeviceID: string;
+  /** The keys that move with it. */
+  readonly KeyIDs: readonly string[];
   /** The move freezing it here, if one is. */
   readonly Moving: string | null;
 }

@@ -13,6 +13,7 @@
 import { ErrorCode, movedDeviceOf } from '@keyfleet/protocol';
 import type { LedgerAction, LedgerClient, Written } from '../ledger/ledger-client';
 import { ledgerRefusalCode } from '../ledger/port';
+import type { MoveGate } from './move-gate';
 
 /** What following a move needs of the shard router. */
 export interface MoveRouting {
@@ -22,6 +23,8 @@ export interface MoveRouting {
 
 export interface FollowMovesOptions {
   readonly retryForMs?: number;
+  /** This gateway's own moves: requests for a device being moved wait for its batch first. */
+  readonly gate?: MoveGate;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly now?: () => number;
 }
@@ -63,10 +66,21 @@ export function followShardMoves(
     }
   };
 
+  const gated = async <T>(ids: readonly string[], run: () => Promise<T>): Promise<T> => {
+    await options.gate?.passed(ids, retryForMs);
+    return follow(run);
+  };
+
   return {
     write: <T>(action: LedgerAction, fields: Readonly<Record<string, unknown>>): Promise<Written<T>> =>
-      follow(() => inner.write<T>(action, fields)),
+      gated(idsOf(fields), () => inner.write<T>(action, fields)),
     read: <T>(transaction: LedgerAction, ...args: string[]): Promise<T> =>
-      follow(() => inner.read<T>(transaction, ...args)),
+      gated(args.slice(0, 1), () => inner.read<T>(transaction, ...args)),
   };
+}
+
+/** The device and key ids a write names (`DeviceID`, `KeyID`, a nonce's `Subject`, a key's owner). */
+function idsOf(fields: Readonly<Record<string, unknown>>): string[] {
+  const owner = fields.Owner as { ID?: unknown } | undefined;
+  return [fields.DeviceID, fields.KeyID, fields.Subject, owner?.ID].filter((v): v is string => typeof v === 'string');
 }

@@ -33,6 +33,7 @@ import {
 import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import { ledgerRefusalCode } from '../ledger/port';
+import type { MoveGate } from './move-gate';
 
 /** What the mover asks of the shard router: the shards' clients, the map, and device → shard. */
 export interface MoverShards {
@@ -54,6 +55,8 @@ export interface ShardMoverOptions {
   readonly attempts?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly now?: () => number;
+  /** Holds this gateway's requests for the devices of the batch being moved (move-gate.ts). */
+  readonly gate?: MoveGate;
 }
 
 /** A batch that could not move, and why (the ledger's code). Its devices stay where they were. */
@@ -233,13 +236,16 @@ export function newShardMover(options: ShardMoverOptions): ShardMover {
     for (let pass = 0; pass < Passes; pass++) {
       const onShards = new Map<string, ShardDeviceEntry[]>();
       for (const channel of shards.channels) onShards.set(channel, await listShard(channel));
+      const keysOf = new Map([...onShards.values()].flat().map((d) => [d.DeviceID, d.KeyIDs]));
       const plan = planShardMoves(map, onShards, batchSize).filter(
         (p) => !failed.some((f) => f.devices.some((d) => p.Devices.includes(d))),
       );
       if (plan.length === 0) break;
       for (let planned = plan.shift(); planned !== undefined; planned = plan.shift()) {
         batches++;
-        const outcome = await moveBatch(planned, map.Revision);
+        const ids = planned.Devices.flatMap((d) => [d, ...(keysOf.get(d) ?? [])]);
+        const release = options.gate?.hold(ids);
+        const outcome = await moveBatch(planned, map.Revision).finally(release);
         if (typeof outcome === 'number') {
           moved += outcome;
         } else if (conflictCodes.has(outcome.code) && planned.Devices.length > 1) {
