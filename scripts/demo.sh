@@ -14,6 +14,8 @@ Environment:
   KEYFLEET_CREDENTIALS    operator credentials (default .keyfleet/operator.json)
   KEYFLEET_DEMO_DEVICES   fleet size (default 50)
   KEYFLEET_DEMO_TAMPERED  devices with a modified application (default 1)
+  KEYFLEET_SHARDS         spread the fleet over this many groups, demo-fleet-1 … (npm start's first
+                          shard map puts each on its own shard)
 EOF_USAGE
 }
 case "${1:-}" in
@@ -43,14 +45,20 @@ printf '\nDemo: %s virtual devices (%s with a modified application) enrol, attes
   "$KEYFLEET_DEMO_DEVICES" "$KEYFLEET_DEMO_TAMPERED" >&2
 node agent/dist/fleet/cli.js \
   --devices "$KEYFLEET_DEMO_DEVICES" --tampered "$KEYFLEET_DEMO_TAMPERED" \
-  --rounds 1 --prefix "$prefix" --group demo-fleet --audit
+  --rounds 1 --prefix "$prefix" --group demo-fleet --groups "${KEYFLEET_SHARDS:-1}" --audit
+if [[ -n ${KEYFLEET_SHARDS:-} ]]; then
+  printf '\nThe fleet over the shards (./keyfleet shards):\n' >&2
+  node gateway/dist/cli/keyfleet.js shards
+fi
 
+demo_group=demo-fleet
+if [[ ${KEYFLEET_SHARDS:-1} != 1 ]]; then demo_group=demo-fleet-1; fi
 cat <<EOF_NEXT
 
 Next:
   API            $KEYFLEET_URL   (OpenAPI: $KEYFLEET_URL/openapi.json, metrics: $KEYFLEET_URL/metrics)
   operator CLI   export KEYFLEET_CREDENTIALS=$KEYFLEET_CREDENTIALS KEYFLEET_CA_FILE=$KEYFLEET_CA_FILE
-                 ./keyfleet devices list --group demo-fleet
+                 ./keyfleet devices list --group $demo_group
                  ./keyfleet audit device ${prefix}-00001
   bigger fleet   node agent/dist/fleet/cli.js --devices 2000 --tampered 5 --rounds 3 --prefix big
   stop           npm stop

@@ -22,6 +22,10 @@ Environment:
   KEYFLEET_CONSOLE_HTTP_PORT   auditor's console port (default 8082)
   KEYFLEET_NETWORK_PORT_BASE   first port of the Fabric network (default 7000)
   KEYFLEET_DEMO=0              skip the demo fleet (50 devices enrol, attest, rotate; one is tampered)
+  KEYFLEET_SHARDS=N            a sharded network (network.sh up --shards N, 1 to 8): N shard channels and
+                               a governance channel; a first shard map places group demo-fleet-K on
+                               shard K-1, and the demo fleet is spread over those N groups. An existing
+                               network keeps its channels: npm stop first to change them
 EOF_USAGE
 }
 case "${1:-}" in
@@ -42,7 +46,9 @@ log() { printf 'start: %s\n' "$*" >&2; }
 bash scripts/bootstrap.sh
 
 log "Fabric network (network/network.sh up && network/network.sh deploy)"
-bash network/network.sh up
+shard_args=()
+if [[ -n ${KEYFLEET_SHARDS:-} ]]; then shard_args=(--shards "$KEYFLEET_SHARDS"); fi
+bash network/network.sh up "${shard_args[@]}"
 bash network/network.sh deploy
 export KEYFLEET_FABRIC_CONNECTION="$repo_root/.fabric/network/connection.json"
 
@@ -123,6 +129,27 @@ start_service verifier "$verifier_url" "$verifier_ca_file" env \
   KEYFLEET_VERIFIER_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" \
   node gateway/dist/verifier-main.js
 
+# A sharded network's first shard map (docs/gateway.md, "Shards"): demo-fleet-K on shard K-1,
+# everything else on shard 0. Written once: a map already on the ledger is the operator's.
+if [[ -n ${KEYFLEET_SHARDS:-} ]]; then
+  export KEYFLEET_CREDENTIALS=$operator KEYFLEET_URL=$url
+  overview=$(node gateway/dist/cli/keyfleet.js shards --json)
+  if [[ $(jq -r '.map == null' <<<"$overview") == true ]]; then
+    map_file="$KEYFLEET_DATA_DIR/shard-map.json"
+    # shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
+    node -e '
+      const { channels } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const rules = channels.shards.map((shard, k) => ({
+        match: { group: `demo-fleet-${k + 1}`, location: null, function: null },
+        shard,
+      }));
+      console.log(JSON.stringify({ shards: channels.shards, rules, default: channels.shards[0] }, null, 2));
+    ' "$KEYFLEET_FABRIC_CONNECTION" >"$map_file"
+    log "writing the first shard map ($map_file): group demo-fleet-K on shard K-1"
+    node gateway/dist/cli/keyfleet.js shards set-map --file "$map_file" >&2
+  fi
+fi
+
 # The auditor's console: reads the ledger as Org2's auditor (Org2's peer, the auditor identity of
 # the connection description), never through the gateway; the page verifies each record itself.
 : "${KEYFLEET_CONSOLE_HTTP_PORT:=8082}"
@@ -144,16 +171,20 @@ start_service console "$console_url" "$verifier_ca_file" env KEYFLEET_CONSOLE_HT
   KEYFLEET_CONSOLE_TLS_CERT="$console_dir/tls-cert.pem" KEYFLEET_CONSOLE_TLS_KEY="$console_dir/tls-key.pem" \
   KEYFLEET_CONSOLE_FABRIC_CONNECTION="$KEYFLEET_FABRIC_CONNECTION" node console/dist/main.js
 
+# The demo's first group: on shard 0, the channel the console reads.
+demo_group=demo-fleet
+if [[ ${KEYFLEET_SHARDS:-1} != 1 ]]; then demo_group=demo-fleet-1; fi
 cat <<EOF_READY
 
 keyfleet gateway ready at $url, Org2's verifier at $verifier_url, on the Fabric network in .fabric/network
-Auditor's console (read-only, verified in your browser): $console_url/#/fleet?group=demo-fleet
+Auditor's console (read-only, verified in your browser): $console_url/#/fleet?group=$demo_group
   (its certificate is issued by Org2's TLS CA: trust $verifier_ca_file in your browser)
   curl --cacert $ca_file $url/healthz
   curl --cacert $ca_file $url/openapi.json
   network/network.sh status
   export KEYFLEET_CREDENTIALS=$operator KEYFLEET_CA_FILE=$ca_file
   ./keyfleet devices token sensor-1 --group lab --location bench --function demo
+  ./keyfleet shards
 Stop it all with: npm stop
 EOF_READY
 if [[ ${KEYFLEET_DEMO:-1} != 0 ]]; then bash scripts/demo.sh; fi

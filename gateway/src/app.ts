@@ -36,6 +36,7 @@ import { newMoveGate } from './shards/move-gate';
 import { newShardMover } from './shards/mover';
 import { asPrincipal, gatewayService } from './ledger/principal-context';
 import { openShardLedger } from './ledger/shard-ledger';
+import type { ShardRouter } from './ledger/shard-router';
 import type { LedgerTransport } from './ledger/transport';
 
 export interface Gateway {
@@ -43,6 +44,8 @@ export interface Gateway {
   readonly hsm: Hsm;
   /** With KEYFLEET_HSM_REPLICAS: the HSM cluster's ledger records (replications, failovers). */
   readonly clusterRecords?: HsmClusterRecorder;
+  /** On a sharded network: the shard router every service writes through (docs/gateway.md, "Shards"). */
+  readonly shardRouter?: ShardRouter;
   /** Anchor ids on the ledger, by kind. */
   readonly anchors: Readonly<Record<string, string>>;
   /** Stops serving, then closes the ledger and the HSM, in reverse order of opening. */
@@ -226,7 +229,14 @@ export async function openGateway(config: Config): Promise<Gateway> {
       log: server.log,
     });
 
-    return { server, hsm, anchors: ids, close, ...(clusterRecords === undefined ? {} : { clusterRecords }) };
+    return {
+      server,
+      hsm,
+      anchors: ids,
+      close,
+      ...(clusterRecords === undefined ? {} : { clusterRecords }),
+      ...(sharded === undefined ? {} : { shardRouter: sharded.router }),
+    };
   } catch (err) {
     await close();
     throw err;

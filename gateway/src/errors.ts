@@ -83,9 +83,11 @@ export type GatewayDetail =
 
 /**
  * Why the shard router (ledger/shard-router.ts) could not route a call: a record found on several
- * shards, a map naming a channel the network does not have, a batch whose devices are on several.
+ * shards, a map naming a channel the network does not have, a batch whose devices are on several,
+ * a shard map written to a network that has no governance channel.
  */
-export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'SHARD_MOVE_RUNNING';
+export type ShardRoutingDetail =
+  'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'NOT_SHARDED' | 'SHARD_MOVE_RUNNING';
 
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';

@@ -12,7 +12,7 @@ export { openVerifier, TLS_CA_FILE, type VerifierService } from './verifier-app'
 export { loadVerifierConfig, type VerifierConfig } from './verifier-config';
 export { chainHeight, decodeBlock, type BlockTransaction, type StateWrite } from './ledger/blocks';
 export { openLedgerReader, type LedgerReader } from './ledger/ledger-reader';
-export { readOrganization, type OrganizationProfile } from './ledger/fabric';
+export { readOrganization, readShardChannels, type OrganizationProfile, type ShardChannels } from './ledger/fabric';
 export { GatewayError, GatewayErrorCode, isGatewayError } from './errors';
 export { ApiRole, issueBearerToken, newBearerAuthenticator, type Authenticator, type Principal } from './auth/bearer';
 export { newDeviceCa, deviceUri, type DeviceCa, type DeviceCertificate } from './ca/device-ca';
@@ -33,6 +33,15 @@ export { hsmSigningKey } from './crypto/hsm-key';
 export { signCompactJws } from './crypto/jws';
 export { newLedgerClient, type LedgerClient, type Written } from './ledger/ledger-client';
 export { ledgerPort, ledgerRefusalCode, type Fields, type Ledger } from './ledger/port';
+export {
+  newShardRouter,
+  type Placement,
+  type ShardChannel,
+  type ShardRouter,
+  type ShardRouterOptions,
+} from './ledger/shard-router';
+export type { KeyHome, ShardDirectory, ShardHit } from './ledger/shard-directory';
+export type { ShardLoad, ShardMapBody, ShardOverview } from './domain/shards';
 export {
   asPrincipal,
   currentPrincipal,

@@ -1,22 +1,29 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { connect, hash, signers, type Gateway } from '@hyperledger/fabric-gateway';
 import { expect } from 'chai';
-import type { TrustAnchorRecord } from '@keyfleet/protocol';
+import type { DeviceRecord, KeyRecord, TrustAnchorRecord } from '@keyfleet/protocol';
 import {
   asPrincipal,
+  ledgerPort,
   newLedgerClient,
   readOrganization,
   type LedgerClient,
   type LedgerTransport,
 } from '@keyfleet/gateway';
 import { newSoftwareKey } from '@keyfleet/gateway/testing';
+import { newFleet, runScenario, type Fleet, type FleetSummary } from '@keyfleet/agent/fleet';
 import { networkScriptAt, shardNetwork } from './support/network';
+import { startGatewayFixture, type GatewayFixture } from './support/gateway-fixture';
 
 const repoRoot = resolve(__dirname, '..', '..');
+const cli = join(repoRoot, 'gateway', 'dist', 'cli', 'keyfleet.js');
+const execFileAsync = promisify(execFile);
 
 /**
  * `network.sh up --shards N` (issue 15 item 1, the network's part): N shard channels plus the
@@ -195,6 +202,183 @@ describe('a sharded network (up --shards 2): a channel per shard and a governanc
       expect(refusalAt(elsewhere, 'up', '--shards', count), count).to.include(message);
       expect(() => readdirSync(elsewhere), count).to.throw(/ENOENT/);
     }
+  });
+
+  /**
+   * The gateway and the verifier on this network (issue 15 item 1): a map written through the
+   * gateway, a fleet of two groups enrolled, attested and rotated through it, and each device's
+   * records found by Org2's peer CLI on its shard and nowhere else.
+   */
+  describe('the gateway routes each request by the shard map', function () {
+    let f: GatewayFixture;
+    let workDir: string;
+    let fleet: Fleet;
+    let summary: FleetSummary;
+    const groupShard: Record<string, string> = { 'grid-1': 'keyfleet', 'grid-2': 'keyfleet-shard1' };
+    // A namespace of its own on every channel: the writes above registered other metadata anchors.
+    const chaincode = 'kf-routed';
+
+    /** `peer chaincode query` as Org2's auditor on CHANNEL: the parsed answer, or the error's text. */
+    const query = (channel: string, ...args: string[]): { found: unknown } | { refused: string } => {
+      try {
+        return {
+          found: JSON.parse(
+            peerCli(
+              'Org2',
+              'auditor',
+              channel,
+              'peer chaincode query -C "$KEYFLEET_CHANNEL" -n "$2" -c "$1" 2>&1',
+              JSON.stringify({ Args: args }),
+              chaincode,
+            ),
+          ) as unknown,
+        };
+      } catch (err) {
+        return { refused: String((err as { stdout?: string }).stdout ?? err) };
+      }
+    };
+    /** The channels on which Org2's auditor finds the record. */
+    const holders = (...args: string[]) => everyChannel.filter((channel) => 'found' in query(channel, ...args));
+
+    const keyfleetCli = async (...args: string[]) => {
+      const { stdout } = await execFileAsync(process.execPath, [cli, ...args, '--json'], {
+        env: {
+          ...process.env,
+          KEYFLEET_URL: f.url,
+          KEYFLEET_CA_FILE: join(f.dataDir, 'device-ca.pem'),
+          KEYFLEET_CREDENTIALS: await f.credentialsFile(f.callers.operator),
+          KEYFLEET_FABRIC_CONNECTION: connection,
+        },
+      });
+      return JSON.parse(stdout) as Record<string, unknown>;
+    };
+
+    before(async () => {
+      shard('deploy', '--name', chaincode);
+      f = await startGatewayFixture({}, {}, { network: { connectionProfile: connection, chaincode } });
+      const { map } = (await f.operator('GET', '/v1/shards')) as { map: { Revision: number } | null };
+      await f.operator('PUT', '/v1/shards/map', {
+        expectedRevision: map?.Revision ?? 0,
+        shards,
+        rules: [{ match: { group: 'grid-2', location: null, function: null }, shard: 'keyfleet-shard1' }],
+        default: 'keyfleet',
+      });
+      workDir = mkdtempSync(join(tmpdir(), 'keyfleet-shard-fleet-'));
+      fleet = newFleet({
+        gatewayUrl: f.url,
+        size: 6,
+        tampered: 1,
+        concurrency: 4,
+        group: 'grid',
+        groups: 2,
+        idPrefix: 'sh',
+        workDir,
+        operatorAuthorization: () => f.bearer(f.callers.operator),
+      });
+      summary = await runScenario(fleet, { rounds: 1 });
+    });
+    after(async () => {
+      // Unset when `before` failed early.
+      await (f as GatewayFixture | undefined)?.close();
+      const dir = workDir as string | undefined;
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+
+    const devices = () =>
+      fleet.devices().map((d, i) => ({
+        ...d,
+        group: fleet.groups[i % 2] ?? '',
+        channel: groupShard[fleet.groups[i % 2] ?? ''] ?? '',
+      }));
+
+    it('enrols, attests and rotates the whole fleet through the router', () => {
+      expect(fleet.groups).to.deep.equal(['grid-1', 'grid-2']);
+      expect(summary.enrolled).to.equal(6);
+      expect(summary.verdicts).to.deep.equal({ affirming: 5, contraindicated: 1 });
+      expect(summary.rotations).to.equal(5);
+    });
+
+    it('keeps each device, its key and its attestations on its shard only, as Org2 reads them', () => {
+      for (const device of devices()) {
+        expect(holders('GetDevice', device.id), device.id).to.deep.equal([device.channel]);
+        expect(holders('GetKey', device.keyId), device.keyId).to.deep.equal([device.channel]);
+        const record = query(device.channel, 'GetDevice', device.id);
+        const found = ('found' in record ? record.found : expect.fail(JSON.stringify(record))) as DeviceRecord;
+        expect(found.Shard, device.id).to.equal(shards.indexOf(device.channel));
+        expect(found.Group).to.equal(device.group);
+        const attestations = everyChannel.map((channel) => {
+          const page = query(channel, 'ListAttestations', device.id, '10', '');
+          return 'found' in page ? (page.found as { Records: unknown[] }).Records.length : 0;
+        });
+        expect(attestations, device.id).to.deep.equal(everyChannel.map((c) => (c === device.channel ? 1 : 0)));
+      }
+    });
+
+    it('rotates and attests the devices of the non-zero shard there', () => {
+      const onShard1 = devices().filter((d) => d.channel === 'keyfleet-shard1');
+      expect(onShard1).to.have.length(3);
+      for (const device of onShard1) {
+        const key = query('keyfleet-shard1', 'GetKey', device.keyId);
+        const record = ('found' in key ? key.found : expect.fail(JSON.stringify(key))) as KeyRecord;
+        const deviceRecord = query('keyfleet-shard1', 'GetDevice', device.id);
+        const status = (('found' in deviceRecord ? deviceRecord.found : {}) as DeviceRecord).LastAttestation?.Status;
+        if (device.tampered) {
+          expect(status, device.id).to.equal('contraindicated');
+          expect(record.ActiveVersion, device.keyId).to.equal(1);
+        } else {
+          expect(status, device.id).to.equal('affirming');
+          expect(record.ActiveVersion, device.keyId).to.equal(2);
+        }
+      }
+    });
+
+    it('finds keys due for rotation on every shard, as the scheduler asks', async () => {
+      const router = f.gateway.shardRouter ?? expect.fail('the gateway did not open its shards');
+      expect(router.channels).to.deep.equal(shards);
+      const later = new Date(Date.now() + 3650 * 86_400_000).toISOString();
+      const due: string[] = [];
+      let bookmark = '';
+      do {
+        const page = await ledgerPort(router).keys.dueForRotation(later, 2, bookmark);
+        due.push(...page.Records.map((k) => k.KeyID));
+        bookmark = page.Bookmark;
+      } while (bookmark !== '');
+      expect(due.sort()).to.deep.equal(
+        devices()
+          .map((d) => d.keyId)
+          .sort(),
+      );
+    });
+
+    it('shows the map and each shard’s devices, keys and height in keyfleet shards', async () => {
+      const overview = (await keyfleetCli('shards')) as {
+        map: { Rules: unknown[]; Default: string };
+        shards: { channel: string; devices: number; keys: number; blockHeight: number }[];
+      };
+      expect(overview.map.Default).to.equal('keyfleet');
+      expect(overview.map.Rules).to.have.length(1);
+      const status = heights(shard('status'));
+      expect(overview.shards.map((s) => [s.channel, s.devices, s.keys])).to.deep.equal([
+        ['keyfleet', 3, 3],
+        ['keyfleet-shard1', 3, 3],
+      ]);
+      for (const s of overview.shards) {
+        expect(s.blockHeight, s.channel).to.be.above(1);
+        expect(s.blockHeight, s.channel).to.be.at.most(status.get(`peer0.org1 ${s.channel}`) ?? 0);
+      }
+    });
+
+    it('audits a device of shard 1: its history from its shard, its blocks found there', async () => {
+      const device = devices().find((d) => d.channel === 'keyfleet-shard1') ?? expect.fail('no device on shard 1');
+      const audit = (await keyfleetCli('audit', 'device', device.id)) as {
+        entries: { transactionId: string }[];
+        blocks: Record<string, number>;
+      };
+      expect(audit.entries.length).to.be.at.least(2);
+      for (const { transactionId } of audit.entries) {
+        expect(audit.blocks[transactionId], transactionId).to.be.a('number');
+      }
+    });
   });
 
   /** Runs network.sh on this network, expecting it to fail: its standard error. */

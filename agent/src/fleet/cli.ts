@@ -30,6 +30,8 @@ const usage = `usage: keyfleet-fleet [options]
   --interval S         spread each round over S seconds (default 0: as fast as possible)
   --concurrency C      operations in flight (default 32)
   --group G            device group (default fleet-sim)
+  --groups N           spread the devices over N groups G-1 … G-N (default 1: all in G), 1 to 64;
+                       a shard map with rules by group spreads them over the shards
   --prefix P           device ids P-00001… (default sim; use a new one per run on the same ledger)
   --audit              print the audit trail of a caught device and a healthy one, read from the ledger
   --json FILE          also write the summary as JSON
@@ -44,6 +46,7 @@ const options = {
   interval: { type: 'string', default: '0' },
   concurrency: { type: 'string', default: '32' },
   group: { type: 'string', default: 'fleet-sim' },
+  groups: { type: 'string', default: '1' },
   prefix: { type: 'string', default: 'sim' },
   audit: { type: 'boolean', default: false },
   json: { type: 'string' },
@@ -56,7 +59,7 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown };
 }
 
-const numeric = new Set(['--devices', '--tampered', '--rounds', '--interval', '--concurrency']);
+const numeric = new Set(['--devices', '--tampered', '--rounds', '--interval', '--concurrency', '--groups']);
 
 /**
  * Runs the simulator: exit status 0, 1 when more operations failed than the tampered devices
@@ -95,6 +98,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
   const devices = wholeNumber('--devices', values.devices, 1, 10_000);
   const tampered = wholeNumber('--tampered', values.tampered, 0, devices);
   const rounds = wholeNumber('--rounds', values.rounds, 0, 1000);
+  const groups = wholeNumber('--groups', values.groups, 1, 64);
   const interval = wholeNumber('--interval', values.interval, 0, 86_400);
   const concurrency = wholeNumber('--concurrency', values.concurrency, 1, 4096);
   const gatewayUrl = values.gateway ?? env.KEYFLEET_URL ?? 'https://127.0.0.1:8080';
@@ -111,6 +115,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       tampered,
       concurrency,
       group: values.group,
+      groups,
       idPrefix: values.prefix,
       workDir,
       operatorAuthorization: newOperatorAuthorization({ credentialsFile, audience }),

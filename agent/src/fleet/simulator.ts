@@ -25,6 +25,11 @@ export interface FleetOptions {
   readonly workDir: string;
   /** Device group, and the reference values' group; default `fleet-sim`. */
   readonly group?: string;
+  /**
+   * Spread the devices over this many groups, `<group>-1` … `<group>-N`, device i in group i mod N
+   * (a shard map with rules by group then spreads them over the shards); default 1: all in `group`.
+   */
+  readonly groups?: number;
   /** Device ids are `<prefix>-00001` …; default `sim`. */
   readonly idPrefix?: string;
   /** How many devices run modified software (spread evenly over the fleet); default 0. */
@@ -68,7 +73,9 @@ export interface DeviceState {
 export interface Fleet {
   readonly size: number;
   readonly group: string;
-  /** Publishes the reference values of the pristine image for the fleet's group. */
+  /** The groups the devices are in: `[group]`, or `<group>-1` … with {@link FleetOptions.groups}. */
+  readonly groups: readonly string[];
+  /** Publishes the reference values of the pristine image for each of the fleet's groups. */
   setReferenceValues(): Promise<{ transactionId: string }>;
   /** Each device gets an enrolment token from the operator and enrols (the token is not timed). */
   enrol(options?: RunOptions): Promise<PhaseStats>;
@@ -145,6 +152,11 @@ export function newFleet(options: FleetOptions): Fleet {
   const size = options.size;
   if (!Number.isInteger(size) || size < 1 || size > 100_000) throw new RangeError('size must be 1 to 100000');
   const group = options.group ?? 'fleet-sim';
+  const groupCount = options.groups ?? 1;
+  if (!Number.isInteger(groupCount) || groupCount < 1 || groupCount > 64)
+    throw new RangeError('groups must be 1 to 64');
+  const groups = groupCount === 1 ? [group] : Array.from({ length: groupCount }, (_, k) => `${group}-${String(k + 1)}`);
+  const groupOf = (i: number): string => groups[i % groups.length] ?? group;
   const prefix = options.idPrefix ?? 'sim';
   const defaultConcurrency = options.concurrency ?? 32;
   const progress = options.progress ?? silentProgress;
@@ -264,7 +276,12 @@ export function newFleet(options: FleetOptions): Fleet {
       const { token } = await client.request<{ token: string }>(
         'POST',
         '/v1/enrolment-tokens',
-        { deviceId: device.id, group, location: `rack-${Math.floor(i / 40) + 1}`, function: 'sensor-gateway' },
+        {
+          deviceId: device.id,
+          group: groupOf(i),
+          location: `rack-${Math.floor(i / 40) + 1}`,
+          function: 'sensor-gateway',
+        },
         { authorization: await operator() },
       );
       await device.agent.enrol(token);
@@ -311,6 +328,7 @@ export function newFleet(options: FleetOptions): Fleet {
   return {
     size,
     group,
+    groups,
     client,
     operatorAuthorization: operator,
     run,
@@ -318,15 +336,17 @@ export function newFleet(options: FleetOptions): Fleet {
 
     async setReferenceValues() {
       const measured = await measureFiles(pristine);
-      return client.request<{ transactionId: string }>(
-        'PUT',
-        `/v1/reference-values/${encodeURIComponent(group)}`,
-        {
-          policyId: `${group}-golden`,
-          measurements: measured.map((m) => ({ name: m.name, algorithm: m.alg, digest: m.digest })),
-        },
-        { authorization: await operator() },
-      );
+      const measurements = measured.map((m) => ({ name: m.name, algorithm: m.alg, digest: m.digest }));
+      let written = { transactionId: '' };
+      for (const each of groups) {
+        written = await client.request<{ transactionId: string }>(
+          'PUT',
+          `/v1/reference-values/${encodeURIComponent(each)}`,
+          { policyId: `${group}-golden`, measurements },
+          { authorization: await operator() },
+        );
+      }
+      return written;
     },
 
     enrol: (runOptions) => run('enrol', operations.enrol, runOptions),

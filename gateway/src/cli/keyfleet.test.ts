@@ -369,4 +369,89 @@ describe('keyfleet command line', () => {
       expect(gateway.seen).to.deep.equal([]);
     });
   });
+
+  describe('shards', () => {
+    const overview = {
+      sharded: true,
+      governanceChannel: 'keyfleet-governance',
+      map: {
+        DocType: 'shard-map',
+        Revision: 3,
+        Shards: ['keyfleet', 'keyfleet-shard1'],
+        Rules: [
+          { Match: { Group: 'meters', Location: null, Function: null }, Shard: 'keyfleet-shard1' },
+          { Match: { Group: 'pumps', Location: 'north', Function: null }, Shard: 'keyfleet' },
+        ],
+        Default: 'keyfleet',
+        UpdatedAt: '2026-12-01T09:00:00.000Z',
+        UpdatedBy: 'Org1MSP:gateway-1',
+      },
+      shards: [
+        { shard: 0, channel: 'keyfleet', devices: 12, keys: 30, blockHeight: 117 },
+        { shard: 1, channel: 'keyfleet-shard1', devices: 3, keys: 3, blockHeight: 9 },
+      ],
+    };
+    const mapFile = () => {
+      const file = join(dir, 'map.json');
+      writeFileSync(file, JSON.stringify({ shards: ['keyfleet'], rules: [], default: 'keyfleet' }));
+      return file;
+    };
+
+    it('prints the map, its rules in order, and a row per shard', async () => {
+      gateway = await stubGateway({ 'GET /v1/shards': { body: overview } });
+      const result = await keyfleet(['shards']);
+      expect(result.code).to.equal(0);
+      expect(result.stdout.split('\n')).to.deep.equal([
+        'shard map revision 3 (keyfleet-governance, by Org1MSP:gateway-1 at 2026-12-01T09:00:00.000Z)',
+        '  rule 0: group=meters location=* function=* -> keyfleet-shard1',
+        '  rule 1: group=pumps location=north function=* -> keyfleet',
+        '  default -> keyfleet',
+        '',
+        'SHARD  CHANNEL          DEVICES  KEYS  HEIGHT',
+        '0      keyfleet         12       30    117',
+        '1      keyfleet-shard1  3        3     9',
+        '',
+      ]);
+    });
+
+    it('--json prints the overview as the gateway sent it; unsharded says so', async () => {
+      gateway = await stubGateway({ 'GET /v1/shards': { body: overview } });
+      expect(JSON.parse((await keyfleet(['shards', '--json'])).stdout)).to.deep.equal(overview);
+      await gateway.close();
+      const unsharded = { sharded: false, governanceChannel: null, map: null, shards: overview.shards.slice(0, 1) };
+      gateway = await stubGateway({ 'GET /v1/shards': { body: unsharded } });
+      expect((await keyfleet(['shards'])).stdout.split('\n')[0]).to.equal(
+        'unsharded network: one channel, no shard map',
+      );
+    });
+
+    it('set-map sends the file with the revision it read, or the one given', async () => {
+      gateway = await stubGateway({
+        'GET /v1/shards': { body: overview },
+        'PUT /v1/shards/map': { body: { transactionId: 'tx-9', record: { Revision: 4 } } },
+      });
+      const file = mapFile();
+      const result = await keyfleet(['shards', 'set-map', '--file', file]);
+      expect(result.stdout).to.equal('shard map revision 4 (transaction tx-9)\n');
+      await keyfleet(['shards', 'set-map', '--file', file, '--expected-revision', '7']);
+      const body = { shards: ['keyfleet'], rules: [], default: 'keyfleet' };
+      expect(gateway.seen.map((s) => [s.method, s.url, s.body])).to.deep.equal([
+        ['GET', '/v1/shards', undefined],
+        ['PUT', '/v1/shards/map', { ...body, expectedRevision: 3 }],
+        ['PUT', '/v1/shards/map', { ...body, expectedRevision: 7 }],
+      ]);
+    });
+
+    it('set-map refuses a bad --expected-revision or no --file, and sends nothing', async () => {
+      gateway = await stubGateway({});
+      for (const argv of [
+        ['shards', 'set-map', '--file', mapFile(), '--expected-revision', '-1'],
+        ['shards', 'set-map', '--file', mapFile(), '--expected-revision', 'latest'],
+        ['shards', 'set-map'],
+      ]) {
+        expect((await keyfleet(argv)).code, argv.join(' ')).to.equal(2);
+      }
+      expect(gateway.seen).to.deep.equal([]);
+    });
+  });
 });

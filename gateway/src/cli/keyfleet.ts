@@ -60,6 +60,11 @@ Shards:
         waits for the job and prints what moved, how long it took and any batch that failed
   shards rebalance      moves every device the current map places elsewhere (after a map change)
   shards job <job-id>   a move job's state and report
+  shards set-map --file FILE [--expected-revision N]
+              writes the shard map (JSON: {shards, rules: [{match: {group, location, function}, shard}],
+              default}; null matches anything) on the governance channel; new enrolments follow it.
+              Without --expected-revision, the revision read just before (another writer in between
+              makes the ledger refuse it)
 
 Attestation:
   reference-values set <group> --policy-id ID --file FILE   (JSON: [{name, algorithm, digest}])
@@ -134,6 +139,7 @@ class UsageError extends Error {
 const wholeNumbers: Record<string, WholeNumberRange> = {
   '--ttl': within(enrolmentTokenBody.properties.ttlSeconds, 'seconds'),
   '--page-size': { min: 1, max: Limits.PageSize },
+  '--expected-revision': { min: 0, max: Number.MAX_SAFE_INTEGER },
   '--rotate-every': within(keyBody.properties.rotationIntervalSeconds, 'seconds'),
   '--retention': within(keyBody.properties.retentionSeconds, 'seconds'),
   '--version': { min: 1, max: 9_999_999 },
@@ -278,6 +284,7 @@ const options = {
   csr: { type: 'string' },
   'page-size': { type: 'string' },
   bookmark: { type: 'string' },
+  'expected-revision': { type: 'string' },
   reason: { type: 'string' },
   version: { type: 'string' },
   algorithm: { type: 'string' },
@@ -487,6 +494,20 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
     case 'shards ':
       out.print(await api.request<ShardOverview>('GET', '/v1/shards'), shardsText);
       return 0;
+    case 'shards set-map': {
+      const map = readJson(required('--file', values.file)) as Record<string, unknown>;
+      const expectedRevision =
+        wholeNumber('--expected-revision', values['expected-revision']) ??
+        (await api.request<ShardOverview>('GET', '/v1/shards')).map?.Revision ??
+        0;
+      const written = await api.request('PUT', '/v1/shards/map', { ...map, expectedRevision });
+      out.print(
+        written,
+        (w: { transactionId: string; record: { Revision: number } }) =>
+          `shard map revision ${String(w.record.Revision)} (transaction ${w.transactionId})`,
+      );
+      return 0;
+    }
     case 'reference-values set': {
       const measurements: unknown = JSON.parse(readFileSync(required('--file', values.file), 'utf8'));
       const written = await api.request('PUT', `/v1/reference-values/${id()}`, {

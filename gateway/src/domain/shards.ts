@@ -1,4 +1,5 @@
 import { TransactionName, type ShardLoadRecord, type ShardMapRecord } from '@keyfleet/protocol';
+import { GatewayError, GatewayErrorCode } from '../errors';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ShardRouter } from '../ledger/shard-router';
 
@@ -20,8 +21,32 @@ export interface ShardOverview {
   readonly shards: readonly ShardLoad[];
 }
 
+/** A new shard map, as `PUT /v1/shards/map` takes it. */
+export interface ShardMapBody {
+  /** The revision it replaces (0: the first map); another means someone wrote in between. */
+  readonly expectedRevision: number;
+  readonly shards: readonly string[];
+  /** In order: the first rule whose every non-null field equals the device's decides. */
+  readonly rules: readonly {
+    readonly match: {
+      readonly group: string | null;
+      readonly location: string | null;
+      readonly function: string | null;
+    };
+    readonly shard: string;
+  }[];
+  readonly default: string;
+}
+
 export interface ShardsApi {
   overview(): Promise<ShardOverview>;
+  /**
+   * Writes the shard map on the governance channel (signed, audited). New enrolments follow it at
+   * once on this gateway, within the map TTL on others; devices already enrolled stay where they are.
+   * @throws GatewayError BAD_REQUEST/NOT_SHARDED on an unsharded network; LEDGER_REJECTED with the
+   *   contract's code (INVALID_ARGUMENT, REVISION_CONFLICT, …) when the map is refused
+   */
+  setMap(body: ShardMapBody): Promise<{ transactionId: string; record: ShardMapRecord }>;
 }
 
 export interface ShardsOptions {
@@ -57,6 +82,25 @@ export function newShardsApi(options: ShardsOptions): ShardsApi {
         map: await router.shardMap(),
         shards: loads,
       };
+    },
+
+    async setMap(body) {
+      if (router === undefined) {
+        throw new GatewayError(
+          GatewayErrorCode.BadRequest,
+          'this network has no governance channel for a shard map (network/network.sh up --shards N)',
+          'NOT_SHARDED',
+        );
+      }
+      return router.write<ShardMapRecord>(TransactionName.SetShardMap, {
+        ExpectedRevision: body.expectedRevision,
+        Shards: body.shards,
+        Rules: body.rules.map((r) => ({
+          Match: { Group: r.match.group, Location: r.match.location, Function: r.match.function },
+          Shard: r.shard,
+        })),
+        Default: body.default,
+      });
     },
   };
 }

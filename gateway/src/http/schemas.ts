@@ -245,3 +245,35 @@ export const history = {
     },
   },
 } as const;
+
+/** `PUT /v1/shards/map`: the shard map's shape; the contract checks that its channels agree. */
+const channelName = { type: 'string', minLength: 1, maxLength: 49, pattern: '^[a-z][a-z0-9.-]*$' } as const;
+const nullableId = { anyOf: [id, { type: 'null' }] } as const;
+export const shardMapBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['expectedRevision', 'shards', 'rules', 'default'],
+  properties: {
+    expectedRevision: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    shards: { type: 'array', minItems: 1, maxItems: 64, uniqueItems: true, items: channelName },
+    rules: {
+      type: 'array',
+      maxItems: 256,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['match', 'shard'],
+        properties: {
+          match: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['group', 'location', 'function'],
+            properties: { group: nullableId, location: nullableId, function: nullableId },
+          },
+          shard: channelName,
+        },
+      },
+    },
+    default: channelName,
+  },
+} as const;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { ShardMapBody } from '../domain/shards';
 import type { Registry } from 'prom-client';
 import { ApiRole, type Authenticator, type Principal } from '../auth/bearer';
 import { DeviceAction, type Services } from '../domain/services';
@@ -145,6 +146,11 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
       if (shards !== undefined) {
         v1.get('/shards', { config: operators, schema: { ...secured, response: { 200: schema.open } } }, async () =>
           shards.overview(),
+        );
+        v1.put<{ Body: ShardMapBody }>(
+          '/shards/map',
+          { config: operators, schema: { ...secured, body: schema.shardMapBody, response: { 200: schema.written } } },
+          async (request) => shards.setMap(request.body),
         );
       }
       if (services.shardMoves !== undefined) registerShardMoveRoutes(v1, services.shardMoves);

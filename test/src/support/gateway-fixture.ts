@@ -98,9 +98,17 @@ async function newCaller(subject: string, role: ApiRole): Promise<Caller & { jwk
 export async function startGatewayFixture(
   env: Record<string, string> = {},
   verifierEnv: Record<string, string> = {},
-  options: { chaincodeLang?: 'ccaas' | 'node' } = {},
+  options: {
+    chaincodeLang?: 'ccaas' | 'node';
+    /** Another network than the test network (a sharded one), with the chaincode deployed on it. */
+    network?: { connectionProfile: string; chaincode: string };
+  } = {},
 ): Promise<GatewayFixture> {
-  const chaincode = newNamespace('gw', options.chaincodeLang);
+  const chaincode = options.network?.chaincode ?? newNamespace('gw', options.chaincodeLang);
+  const fabric =
+    options.network === undefined
+      ? fabricEnv(chaincode)
+      : { KEYFLEET_FABRIC_CONNECTION: options.network.connectionProfile, KEYFLEET_FABRIC_CHAINCODE: chaincode };
   const store = createSoftHsmStore('keyfleet-it');
   // Org2's token: another token (SoftHSM reads one store per process; in production the
   // verifier is its own process with its own module and store).
@@ -130,7 +138,7 @@ export async function startGatewayFixture(
     KEYFLEET_SCHEDULER_INTERVAL_MS: '0',
     KEYFLEET_VERIFIER_URL: `https://127.0.0.1:${String(verifierPort)}`,
     KEYFLEET_VERIFIER_CA_FILE: join(dataDir, 'verifier', TLS_CA_FILE),
-    ...fabricEnv(chaincode),
+    ...fabric,
     ...env,
   };
   const config = loadConfig(configEnv);
@@ -141,12 +149,12 @@ export async function startGatewayFixture(
       KEYFLEET_VERIFIER_HSM_PIN: store.pin,
       KEYFLEET_VERIFIER_DATA_DIR: join(dataDir, 'verifier'),
       KEYFLEET_VERIFIER_DEVICE_CA_CERT: join(dataDir, 'device-ca.pem'),
-      KEYFLEET_VERIFIER_FABRIC_CONNECTION: fabricEnv(chaincode).KEYFLEET_FABRIC_CONNECTION ?? '',
+      KEYFLEET_VERIFIER_FABRIC_CONNECTION: fabric.KEYFLEET_FABRIC_CONNECTION ?? '',
       KEYFLEET_VERIFIER_FABRIC_CHAINCODE: chaincode,
       KEYFLEET_VERIFIER_LOG_LEVEL: process.env.KEYFLEET_TEST_LOG_LEVEL ?? 'silent',
       ...verifierEnv,
     });
-  const ledger = openLedgerView(chaincode);
+  const ledger = openLedgerView(chaincode, 'auditor', fabric.KEYFLEET_FABRIC_CONNECTION);
   const seconds: SecondGateway[] = [];
   let gateway = await openGateway(config);
   const bearer = async (caller: Caller, options: { audience?: string; ttlSeconds?: number } = {}) => {

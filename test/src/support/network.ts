@@ -103,8 +103,8 @@ export interface LedgerView {
   close(): void;
 }
 
-export function openLedgerView(chaincode: string, identity = 'auditor'): LedgerView {
-  const reader = openLedgerReader(connectionProfile, 'Org2', identity);
+export function openLedgerView(chaincode: string, identity = 'auditor', profile = connectionProfile): LedgerView {
+  const reader = openLedgerReader(profile, 'Org2', identity);
   const blocks = new Map<number, BlockTransaction[]>();
   const decoder = new TextDecoder();
   return {
