@@ -175,6 +175,9 @@ describe('shard-move contract: two-phase moves of devices between shard channels
       StateDigest: digest,
       State: null,
     });
+    // Each shard's load counts the device where it lives now (its old records stay for their history).
+    expect(await src.read(src.ids.auditor, TransactionName.GetShardLoad)).to.deep.equal({ Devices: 0, Keys: 0 });
+    expect(await dst.read(dst.ids.auditor, TransactionName.GetShardLoad)).to.deep.equal({ Devices: 1, Keys: 1 });
     expect(await read(src, 'ListMovesInFlight', '10', '')).to.deep.include({ Records: [] });
     expect(await read(dst, 'ListMovesInFlight', '10', '')).to.deep.include({ Records: [] });
   });

@@ -69,7 +69,7 @@ import {
   validate,
   verifyInclusionProof,
 } from '@keyfleet/protocol';
-import { assertDeviceHere, assertKeyHere, assertKeyNotArriving } from './device-move-guard.js';
+import { assertDeviceHere, assertKeyHere, assertKeyNotArriving, departedRecords } from './device-move-guard.js';
 import { callerOf } from './identity.js';
 import { assertUsablePublicKey, jwkThumbprint, jwsKeyId, verifyJws } from './signature.js';
 import { DuePrefix, KeyType, Store, dueKey, dueRangeEnd } from './store.js';
@@ -1639,7 +1639,12 @@ export class KeyfleetContract extends Contract {
   async GetShardLoad(ctx: Context): Promise<string> {
     this.readerOf(ctx, Overseers, TransactionName.GetShardLoad);
     const store = new Store(ctx.stub);
-    const load: ShardLoadRecord = { Devices: await store.count(KeyType.Device), Keys: await store.count(KeyType.Key) };
+    // Records a move left behind (a departed device's history stays here) are not this shard's load.
+    const departed = await departedRecords(store);
+    const load: ShardLoadRecord = {
+      Devices: (await store.count(KeyType.Device)) - departed.devices,
+      Keys: (await store.count(KeyType.Key)) - departed.keys,
+    };
     return canonicalJson(load);
   }
 

@@ -9,6 +9,7 @@ import {
   type DeviceMoveMarker,
   type KeyArrivalMarker,
   type KeyRecord,
+  type ShardMoveRecord,
 } from '@keyfleet/protocol';
 import { KeyType, type Store } from './store.js';
 
@@ -30,4 +31,21 @@ export async function assertKeyHere(store: Store, key: KeyRecord, use: DeviceUse
 export async function assertKeyNotArriving(store: Store, keyId: string): Promise<void> {
   const arriving = await store.get<KeyArrivalMarker>(store.key(KeyType.KeyArriving, keyId));
   if (arriving !== null) await assertDeviceHere(store, arriving.DeviceID, DeviceUse.Read);
+}
+
+/**
+ * The device and key records on this channel that are not live here: those of devices that left
+ * (their tombstone, or an arrival staged over it). They stay for their history.
+ */
+export async function departedRecords(store: Store): Promise<{ devices: number; keys: number }> {
+  let devices = 0;
+  let keys = 0;
+  for (const marker of await store.all<DeviceMoveMarker>(KeyType.DeviceMove, [])) {
+    const left = marker.State === 'moved' ? marker : marker.State === 'arriving' ? marker.Previous : null;
+    if (left === null) continue;
+    const move = await store.get<ShardMoveRecord>(store.key(KeyType.ShardMove, left.DeviceID, left.MoveID));
+    devices += 1;
+    keys += move?.KeyIDs.length ?? 0;
+  }
+  return { devices, keys };
 }
