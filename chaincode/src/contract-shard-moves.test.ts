@@ -178,6 +178,11 @@ describe('shard-move contract: two-phase moves of devices between shard channels
     // Each shard's load counts the device where it lives now (its old records stay for their history).
     expect(await src.read(src.ids.auditor, TransactionName.GetShardLoad)).to.deep.equal({ Devices: 0, Keys: 0 });
     expect(await dst.read(dst.ids.auditor, TransactionName.GetShardLoad)).to.deep.equal({ Devices: 1, Keys: 1 });
+    // The signed request behind each record, kept once per transaction.
+    const signed = await read<{ Action: string; JWS: string }>(src, 'GetShardMoveRequest', atSource?.PrepareTxID ?? '');
+    expect(signed.Action).to.equal(ShardMoveAction.PrepareShardMove);
+    expect(signed.JWS.split('.')).to.have.length(3);
+    await expectRejected(src, read(src, 'GetShardMoveRequest', 'nope'), ErrorCode.ShardMoveNotFound);
     expect(await read(src, 'ListMovesInFlight', '10', '')).to.deep.include({ Records: [] });
     expect(await read(dst, 'ListMovesInFlight', '10', '')).to.deep.include({ Records: [] });
   });

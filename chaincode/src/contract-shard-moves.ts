@@ -327,6 +327,20 @@ export class ShardMoveContract extends Contract {
     );
   }
 
+  /** The signed request of a move transaction (`Proof.TxID` of a move record): re-verifiable by anyone. */
+  @Transaction(false)
+  @Returns('string')
+  async GetShardMoveRequest(ctx: Context, txId: string): Promise<string> {
+    this.reader(ctx);
+    const store = new Store(ctx.stub);
+    const checked = validate(str({ max: 128, pattern: /^[0-9A-Za-z]+$/, what: 'a transaction id' }), txId, 'txId');
+    const request = await store.get(store.key(KeyType.ShardMoveRequest, checked));
+    if (request === null) {
+      throw new LedgerError(ErrorCode.ShardMoveNotFound, `no shard move transaction ${checked} on this channel`);
+    }
+    return canonicalJson(request);
+  }
+
   /** Every move of a device this channel took part in, as source or destination: its trail here. */
   @Transaction(false)
   @Returns('string')
