@@ -6,12 +6,14 @@
 import {
   type AttestationBatchRecord,
   type DeviceRecord,
+  DeviceUse,
   ErrorCode,
   type KeyRecord,
   LedgerError,
   type NonceRecord,
   type TrustAnchorRecord,
 } from '@keyfleet/protocol';
+import { assertDeviceHere, assertKeyHere, assertKeyNotArriving } from './device-move-guard.js';
 import { KeyType, type Store } from './store.js';
 import { notFound } from './transaction/read.js';
 
@@ -29,11 +31,32 @@ export const loadAnchor = (store: Store, anchorId: string) =>
     `trust anchor ${anchorId}`,
   );
 
-export const loadDevice = (store: Store, deviceId: string) =>
-  load<DeviceRecord>(store, store.key(KeyType.Device, deviceId), ErrorCode.DeviceNotFound, `device ${deviceId}`);
+/**
+ * A device of this shard. One a move froze or took away is refused as `use` demands (shard moves:
+ * reads of a frozen device are answered, writes are not; a departed device answers its history).
+ */
+export async function loadDevice(
+  store: Store,
+  deviceId: string,
+  use: DeviceUse = DeviceUse.Write,
+): Promise<DeviceRecord> {
+  const device = await store.get<DeviceRecord>(store.key(KeyType.Device, deviceId));
+  // The marker first: a device a move is bringing here is "retry shortly", not "not found".
+  await assertDeviceHere(store, deviceId, use);
+  if (device === null) notFound(ErrorCode.DeviceNotFound, `device ${deviceId}`);
+  return device;
+}
 
-export const loadKey = (store: Store, keyId: string) =>
-  load<KeyRecord>(store, store.key(KeyType.Key, keyId), ErrorCode.KeyNotFound, `key ${keyId}`);
+/** A key of this shard; a device's key follows its device's moves (see {@link loadDevice}). */
+export async function loadKey(store: Store, keyId: string, use: DeviceUse = DeviceUse.Write): Promise<KeyRecord> {
+  const key = await store.get<KeyRecord>(store.key(KeyType.Key, keyId));
+  if (key === null) {
+    await assertKeyNotArriving(store, keyId);
+    notFound(ErrorCode.KeyNotFound, `key ${keyId}`);
+  }
+  await assertKeyHere(store, key, use);
+  return key;
+}
 
 export const loadBatch = (store: Store, batchId: string) =>
   load<AttestationBatchRecord>(store, store.key(KeyType.Batch, batchId), ErrorCode.BatchNotFound, `batch ${batchId}`);

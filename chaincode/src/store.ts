@@ -15,6 +15,16 @@ export const KeyType = {
   Batch: 'attestation-batch',
   ReferenceValues: 'reference-values',
   ShardMap: 'shard-map',
+  /** A device's moves on this channel, under (DeviceID, MoveID) (contract-shard-moves.ts). */
+  ShardMove: 'shard-move',
+  /** Moves not yet committed or aborted on this channel, under (MoveID, DeviceID): what a restart resumes. */
+  ShardMoveOpen: 'shard-move~open',
+  /** The signed request of each move transaction, under its TxID (kept once, not per device). */
+  ShardMoveRequest: 'shard-move~request',
+  /** A device frozen here by a move, or gone from here (device-move-guard.ts). */
+  DeviceMove: 'device-move',
+  /** A key a destination holds staged (device-move-guard.ts). */
+  KeyArriving: 'key-arriving',
 } as const;
 
 /**

@@ -30,6 +30,11 @@ import { openHsmFabricTransport } from './ledger/hsm-fabric';
 import { combineContractEvents, openContractEvents } from './events';
 import { readOrganization, readShardChannels } from './ledger/fabric';
 import { newShardsApi } from './domain/shards';
+import { newShardMovesApi } from './domain/shard-moves';
+import { followShardMoves } from './shards/follow-moves';
+import { newMoveGate } from './shards/move-gate';
+import { newShardMover } from './shards/mover';
+import { asPrincipal, gatewayService } from './ledger/principal-context';
 import { openShardLedger } from './ledger/shard-ledger';
 import type { ShardRouter } from './ledger/shard-router';
 import type { LedgerTransport } from './ledger/transport';
@@ -106,7 +111,13 @@ export async function openGateway(config: Config): Promise<Gateway> {
             clientOn: async (on) => (await anchorsOn(on)).ledger,
           });
     if (sharded !== undefined) closers.push(() => sharded.close());
-    const ledger: LedgerClient = sharded?.router ?? home.ledger;
+    // Requests that meet a device mid-move follow it (shards/follow-moves.ts); the mover moves them.
+    const gate = newMoveGate();
+    const ledger: LedgerClient =
+      sharded === undefined ? home.ledger : followShardMoves(sharded.router, sharded.router, { gate });
+    const mover = sharded === undefined ? undefined : newShardMover({ shards: sharded.router, gate });
+    // Before serving: moves a crash left in flight are finished (or aborted) from the ledger's records.
+    if (mover !== undefined) await asPrincipal(gatewayService('shard-mover'), () => mover.resume());
 
     // The contract's events (docs/gateway.md, "Events"): a suspended or revoked device is refused at
     // once. One stream per shard channel.
@@ -197,6 +208,7 @@ export async function openGateway(config: Config): Promise<Gateway> {
         },
         height: (shard) => (sharded?.shardTransports[shard] ?? transport).height(),
       }),
+      ...(mover === undefined ? {} : { shardMoves: newShardMovesApi(mover) }),
       health: healthCheck(hsm, 'metadata-signing', transport),
     };
 

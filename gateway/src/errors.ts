@@ -39,7 +39,8 @@ export type GatewayDetail =
  * shards, a map naming a channel the network does not have, a batch whose devices are on several,
  * a shard map written to a network that has no governance channel.
  */
-export type ShardRoutingDetail = 'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'NOT_SHARDED';
+export type ShardRoutingDetail =
+  'SHARD_AMBIGUOUS' | 'SHARD_UNKNOWN' | 'SHARDS_MIXED' | 'NOT_SHARDED' | 'SHARD_MOVE_RUNNING';
 
 export class GatewayError extends Error {
   override readonly name: string = 'GatewayError';

@@ -27,6 +27,7 @@ import { combineContractEvents, openContractEvents } from './events';
 import { AttestationError, AttestationErrorCode } from './attestation/errors';
 import type { LedgerClient } from './ledger/ledger-client';
 import type { VerifierConfig } from './verifier-config';
+import { followShardMoves } from './shards/follow-moves';
 
 export interface VerifierService {
   readonly server: FastifyInstance;
@@ -104,7 +105,8 @@ export async function openVerifier(config: VerifierConfig): Promise<VerifierServ
             clientOn: async (on) => (await anchorOn(on)).ledger,
           });
     if (sharded !== undefined) closers.push(() => sharded.close());
-    const ledger: LedgerClient = sharded?.router ?? home.ledger;
+    // A device that moved shards is followed there; one moving is retried (shards/follow-moves.ts).
+    const ledger: LedgerClient = sharded === undefined ? home.ledger : followShardMoves(sharded.router, sharded.router);
 
     // The contract's events (docs/verifier.md, "Events"): a revoked device is refused at once; a
     // suspended one still attests, which is how it shows it is healthy again. One stream per shard.

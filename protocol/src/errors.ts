@@ -34,6 +34,15 @@ export const ErrorCode = {
   ProofInvalid: 'PROOF_INVALID',
   ReferenceValuesNotFound: 'REFERENCE_VALUES_NOT_FOUND',
   ShardMapNotFound: 'SHARD_MAP_NOT_FOUND',
+  /** The device is frozen by a prepared shard move: writes are refused until it commits or aborts. */
+  DeviceMoving: 'DEVICE_MOVING',
+  /** The device moved to another shard channel, which the message names. */
+  DeviceMoved: 'DEVICE_MOVED',
+  ShardMoveNotFound: 'SHARD_MOVE_NOT_FOUND',
+  /** A move step that does not fit the move's state on this channel (wrong end, phase or move). */
+  ShardMoveConflict: 'SHARD_MOVE_CONFLICT',
+  /** The moved state does not hash to the digest the source froze. */
+  ShardMoveMismatch: 'SHARD_MOVE_MISMATCH',
   UnknownTransaction: 'UNKNOWN_TRANSACTION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -46,3 +46,4 @@ export * from './attestation.js';
 export * from './shard-map.js';
 export * from './hsm-cluster.js';
 export * from './api-errors.js';
+export * from './shard-move.js';

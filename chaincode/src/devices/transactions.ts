@@ -2,6 +2,7 @@
 import { Context, Returns, Transaction } from 'fabric-contract-api';
 
 import {
+  DeviceUse,
   AnchorKind,
   canonicalJson,
   type Check,
@@ -153,7 +154,7 @@ export class DeviceTransactions extends TransactionGroup {
     const caller = reader(ctx, [...Overseers, Role.Device], TransactionName.GetDevice);
     const checkedId = argId(deviceId, 'deviceId');
     assertOwnDevice(caller, checkedId, 'itself');
-    return canonicalJson(await loadDevice(new Store(ctx.stub), checkedId));
+    return canonicalJson(await loadDevice(new Store(ctx.stub), checkedId, DeviceUse.Read));
   }
 
   @Transaction(false)
@@ -162,7 +163,7 @@ export class DeviceTransactions extends TransactionGroup {
     reader(ctx, Overseers, TransactionName.GetDeviceHistory);
     const store = new Store(ctx.stub);
     const key = store.key(KeyType.Device, argId(deviceId, 'deviceId'));
-    await loadDevice(store, deviceId);
+    await loadDevice(store, deviceId, DeviceUse.History);
     return canonicalJson(await store.history<DeviceRecord>(key));
   }
 
@@ -178,7 +179,7 @@ export class DeviceTransactions extends TransactionGroup {
       bookmark(mark),
     );
     const devices: DeviceRecord[] = [];
-    for (const entry of page.Records) devices.push(await loadDevice(store, entry.DeviceID));
+    for (const entry of page.Records) devices.push(await loadDevice(store, entry.DeviceID, DeviceUse.Read));
     return canonicalJson({ ...page, Records: devices });
   }
 }

@@ -6,6 +6,7 @@
 import { Context, Returns, Transaction } from 'fabric-contract-api';
 
 import {
+  DeviceUse,
   activateKeyVersion,
   AnchorKind,
   assertKeyPermission,
@@ -318,7 +319,7 @@ export class KeyTransactions extends TransactionGroup {
   @Returns('string')
   async GetKey(ctx: Context, keyId: string): Promise<string> {
     const caller = reader(ctx, AllRoles, TransactionName.GetKey);
-    const key = await loadKey(new Store(ctx.stub), argId(keyId, 'keyId'));
+    const key = await loadKey(new Store(ctx.stub), argId(keyId, 'keyId'), DeviceUse.Read);
     assertKeyPermission(key, caller, Permission.Read);
     return canonicalJson(key);
   }
@@ -329,7 +330,7 @@ export class KeyTransactions extends TransactionGroup {
   async GetKeyHistory(ctx: Context, keyId: string): Promise<string> {
     const caller = reader(ctx, AllRoles, TransactionName.GetKeyHistory);
     const store = new Store(ctx.stub);
-    const key = await loadKey(store, argId(keyId, 'keyId'));
+    const key = await loadKey(store, argId(keyId, 'keyId'), DeviceUse.History);
     assertKeyPermission(key, caller, Permission.Read);
     return canonicalJson(await store.history<KeyRecord>(store.key(KeyType.Key, key.KeyID)));
   }
@@ -349,7 +350,7 @@ export class KeyTransactions extends TransactionGroup {
     );
     const due: DueKey[] = [];
     for (const entry of page.Records) {
-      const listed = dueEntry(await loadKey(store, entry.KeyID), atMs);
+      const listed = dueEntry(await loadKey(store, entry.KeyID, DeviceUse.Read), atMs);
       if (listed !== null) due.push(listed);
     }
     return canonicalJson({ ...page, Records: due });
@@ -366,7 +367,7 @@ export class KeyTransactions extends TransactionGroup {
     const caller = reader(ctx, AllRoles, TransactionName.AuthorizeKeyUse);
     const op = validate(oneOf(KeyOperations), operation, 'operation');
     const wanted = version === '' ? null : validate(str({ max: 7, pattern: /^[1-9]\d*$/ }), version, 'version');
-    const key = await loadKey(new Store(ctx.stub), argId(keyId, 'keyId'));
+    const key = await loadKey(new Store(ctx.stub), argId(keyId, 'keyId'), DeviceUse.Read);
     assertKeyPermission(key, caller, Permission.Use);
     return canonicalJson(keyUse(key, op, wanted === null ? null : Number(wanted), caller));
   }

@@ -14,6 +14,7 @@ import {
   type ShardMapRecord,
   TransactionName,
 } from '@keyfleet/protocol';
+import { departedRecords } from '../device-move-guard.js';
 import { KeyType, Store } from '../store.js';
 import { TransactionGroup } from '../transaction/compose.js';
 import { AllRoles, argId, notFound, Overseers, reader } from '../transaction/read.js';
@@ -88,7 +89,12 @@ export class ShardMapTransactions extends TransactionGroup {
   async GetShardLoad(ctx: Context): Promise<string> {
     reader(ctx, Overseers, TransactionName.GetShardLoad);
     const store = new Store(ctx.stub);
-    const load: ShardLoadRecord = { Devices: await store.count(KeyType.Device), Keys: await store.count(KeyType.Key) };
+    // Records a move left behind (a departed device's history stays here) are not this shard's load.
+    const departed = await departedRecords(store);
+    const load: ShardLoadRecord = {
+      Devices: (await store.count(KeyType.Device)) - departed.devices,
+      Keys: (await store.count(KeyType.Key)) - departed.keys,
+    };
     return canonicalJson(load);
   }
 }

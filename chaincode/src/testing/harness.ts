@@ -138,7 +138,7 @@ export class Harness {
       txId: `tx${String(this.txCount).padStart(4, '0')}`,
       timeMs: this.now,
       creator: { mspid: identity.mspId, idBytes: Buffer.from(identity.pem, 'utf8') },
-      fcn: method,
+      fcn: method.includes(':') ? method : this.prefix + method,
       params: args,
     });
     try {
@@ -150,6 +150,20 @@ export class Harness {
       this.lastRejectedEvent = this.stub.pendingEvent !== null;
       this.stub.rollback();
       throw err;
+    }
+  }
+
+  /** The contract plain transaction names route to inside {@link on} (`''`: the default contract). */
+  private prefix = '';
+
+  /** Runs `work` with another contract of the chaincode (`shard-move`, …) as the one plain names route to. */
+  async on<T>(contract: { getName(): string }, work: () => Promise<T>): Promise<T> {
+    const before = this.prefix;
+    this.prefix = `${contract.getName()}:`;
+    try {
+      return await work();
+    } finally {
+      this.prefix = before;
     }
   }
 

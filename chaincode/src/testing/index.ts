@@ -12,3 +12,5 @@ export {
 export { newCa, newIdentity, type IdentityOptions, type TestCa, type TestIdentity } from './identities.js';
 export { fixtures, Harness, type Identities, type Signers } from './harness.js';
 export { hostileCharacters } from './hostile-text.js';
+/** The shard-move contract, for a mover's tests over two harnesses (two shard channels). */
+export { ShardMoveContract } from '../contract-shard-moves.js';

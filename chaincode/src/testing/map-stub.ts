@@ -147,8 +147,11 @@ export class MapStub {
     return this.current().txId;
   }
 
+  /** The channel this stub's ledger is (a test of two shard channels sets one per stub). */
+  channelId = 'keyfleet';
+
   getChannelID(): string {
-    return 'keyfleet';
+    return this.channelId;
   }
 
   getCreator(): { mspid: string; idBytes: Uint8Array } {

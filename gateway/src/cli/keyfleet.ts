@@ -18,6 +18,7 @@ import { ApiError, newApiClient, type ApiClient } from './api-client';
 import { bearerHeader, createCredentials, readCredentials } from './credentials';
 import { auditRecord, auditTransaction, recordText, transactionText } from './ledger-audit';
 import type { ShardOverview } from '../domain/shards';
+import type { ShardMoveJob } from '../domain/shard-moves';
 
 const usage = `keyfleet — operate and audit a keyfleet gateway
 
@@ -58,6 +59,12 @@ HSM cluster (docs/hsm-cluster.md):
 Shards:
   shards      the shard map (revision, rules, default) and, per shard, its channel, devices, keys and
               block height; --json prints the same for scripts (one shard, no map, when unsharded)
+  shards move --group G --to CHANNEL
+        sends a group to a shard channel while load runs: a new map revision, then each of the
+        group's devices and its keys moved by the two-phase protocol (prepare, accept, commit);
+        waits for the job and prints what moved, how long it took and any batch that failed
+  shards rebalance      moves every device the current map places elsewhere (after a map change)
+  shards job <job-id>   a move job's state and report
   shards set-map --file FILE [--expected-revision N]
               writes the shard map (JSON: {shards, rules: [{match: {group, location, function}, shard}],
               default}; null matches anything) on the governance channel; new enrolments follow it.
@@ -316,6 +323,7 @@ const options = {
   identity: { type: 'string' },
   proof: { type: 'string' },
   anchor: { type: 'string' },
+  to: { type: 'string' },
 } as const;
 
 function parseCommandLine(argv: readonly string[]) {
@@ -498,6 +506,26 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo):
       );
       return 0;
     }
+    case 'shards move':
+    case 'shards rebalance': {
+      const started =
+        verb === 'move'
+          ? await api.request<ShardMoveJob>('POST', '/v1/shards/moves', {
+              group: required('--group', values.group),
+              to: required('--to', values.to),
+            })
+          : await api.request<ShardMoveJob>('POST', '/v1/shards/rebalance');
+      let job = started;
+      while (job.state === 'running') {
+        await new Promise((done) => setTimeout(done, 1_000));
+        job = await api.request<ShardMoveJob>('GET', `/v1/shards/moves/${encodeURIComponent(started.jobId)}`);
+      }
+      out.print(job, shardMoveText);
+      return job.state === 'done' && job.report?.failed.length === 0 ? 0 : 1;
+    }
+    case 'shards job':
+      out.print(await api.request<ShardMoveJob>('GET', `/v1/shards/moves/${id()}`), shardMoveText);
+      return 0;
     case 'shards ':
       out.print(await api.request<ShardOverview>('GET', '/v1/shards'), shardsText);
       return 0;
@@ -737,6 +765,19 @@ if (require.main === module) {
 }
 
 /** `keyfleet shards`: the map's rules in order, then one row per shard. */
+function shardMoveText(job: ShardMoveJob): string {
+  const what = job.kind === 'group' ? `group ${job.group ?? ''} -> ${job.to ?? ''}` : 'rebalance';
+  if (job.state === 'running') return `${job.jobId}: ${what} running since ${job.startedAt}`;
+  if (job.report === null) return `${job.jobId}: ${what} failed: ${job.error?.code ?? ''} ${job.error?.message ?? ''}`;
+  const { report } = job;
+  return [
+    `${job.jobId}: ${what} ${job.state}: map revision ${String(report.mapRevision)}, ${String(report.moved)} devices moved in ${String(report.batches)} batches, ${report.seconds.toFixed(1)} s`,
+    ...report.failed.map(
+      (f) => `  not moved (${f.code}): ${f.devices.join(', ')} ${f.source} -> ${f.destination}: ${f.message}`,
+    ),
+  ].join('\n');
+}
+
 function shardsText(overview: ShardOverview): string {
   const { map } = overview;
   const any = (value: string | null) => value ?? '*';

@@ -6,6 +6,7 @@ import type { DeviceKeyDue } from '../scheduler';
 import type { ApplicationKeyRotation, KeyOperations } from '../key-service';
 import type { HsmClusterAdmin } from '../hsm/cluster/cluster-admin';
 import type { ShardsApi } from './shards';
+import type { ShardMovesApi } from './shard-moves';
 
 /** A record read from the ledger, with the HSM metadata signature that any client can verify. */
 export interface SignedRecord<T> {
@@ -180,5 +181,7 @@ export interface Services {
   readonly hsmCluster?: HsmClusterAdmin;
   /** The shard map and each shard's load (`GET /v1/shards`); absent in unit tests that need none. */
   readonly shards?: ShardsApi;
+  /** Live re-sharding (`POST /v1/shards/moves`); absent on an unsharded network. */
+  readonly shardMoves?: ShardMovesApi;
   health(): Promise<Health>;
 }

@@ -52,6 +52,8 @@ const ledgerDetailStatus: Readonly<Partial<Record<ErrorCode, number>>> = {
   [ErrorCode.InvalidArgument]: 400,
   [ErrorCode.MalformedJson]: 400,
   [ErrorCode.AccessDenied]: 403,
+  // A shard move froze the device; the gateway already retried (shards/follow-moves.ts): retry later.
+  [ErrorCode.DeviceMoving]: 503,
 };
 
 /** Fastify's own error codes that are the caller's fault, and the code we answer with. */
@@ -88,6 +90,11 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     const status =
       (code === GatewayErrorCode.LedgerRejected ? ledgerDetailStatus[err.detail as ErrorCode] : undefined) ??
       statusOf[code];
+    if (err.detail === ErrorCode.DeviceMoving) {
+      // Not a fault: the caller retries (shards/follow-moves.ts already did, for a while).
+      void reply.header('retry-after', '2');
+      return send(reply, status, code, 'the device is moving between shards; retry shortly', err.detail);
+    }
     if (status >= 500) {
       request.log.error({ err, code: err.code }, 'request failed');
       return send(reply, status, code, 'the gateway could not complete the request');

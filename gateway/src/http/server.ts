@@ -9,6 +9,7 @@ import type { HttpsOptions } from './tls';
 import { registerDeviceRoutes } from './device-routes';
 import { registerKeyRoutes } from './key-routes';
 import { registerHsmClusterRoutes } from './hsm-cluster-routes';
+import { registerShardMoveRoutes } from './shard-move-routes';
 import { principalOf } from './principal';
 import * as schema from './schemas';
 
@@ -153,6 +154,7 @@ export async function newHttpServer(options: HttpServerOptions): Promise<Fastify
           async (request) => shards.setMap(request.body),
         );
       }
+      if (services.shardMoves !== undefined) registerShardMoveRoutes(v1, services.shardMoves);
       registerDeviceRoutes(v1, services);
       registerAttestationRoutes(v1, services.attestation);
       registerKeyRoutes(v1, { operations: services.keyOperations, rotation: services.keyRotation });

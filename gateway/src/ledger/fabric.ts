@@ -254,6 +254,10 @@ export function newFabricTransport(options: FabricTransportOptions): FabricTrans
         } catch (err) {
           failOver(used, err);
           if (attempt < attempts && isRetriable(err)) continue;
+          if (attempt < attempts + endorsementRetries && endorsementsDiffer(err)) {
+            await setTimeout(endorsersRetryMs); // one block time for the lagging peer to catch up
+            continue;
+          }
           if (endorsersUnknown(err) && Date.now() < endorsersDeadline) {
             attempt--; // waiting for discovery is not an attempt: nothing was endorsed
             await setTimeout(endorsersRetryMs);
@@ -311,6 +315,22 @@ function isRetriable(err: unknown): boolean {
 }
 
 const endorsersRetryMs = 250;
+
+/** Extra attempts for endorsements that differed: frequent while the records are written in every block. */
+const endorsementRetries = 7;
+
+/**
+ * The two organisations' peers endorsed from different ledger heights (one block behind the other
+ * while the same records are written in every block), so their answers differ: nothing went to the
+ * orderer, and the proposal may be endorsed again once the lagging peer has the block.
+ */
+function endorsementsDiffer(err: unknown): boolean {
+  return (
+    err instanceof EndorseError &&
+    err.code === (grpc.status.ABORTED as number) &&
+    err.details.some((d) => d.message.includes('ProposalResponsePayloads do not match'))
+  );
+}
 
 /**
  * The gateway peer's discovery does not (yet) know a peer of every org the endorsement policy

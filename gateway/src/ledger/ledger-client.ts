@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { canonicalJson, type HsmClusterAction, type TransactionName } from '@keyfleet/protocol';
+import { canonicalJson, type HsmClusterAction, type ShardMoveAction, type TransactionName } from '@keyfleet/protocol';
 import type { EcSigningKey } from '../crypto/ec-key';
 import { signCompactJws } from '../crypto/jws';
 import { currentPrincipal } from './principal-context';
@@ -11,8 +11,8 @@ import type { LedgerTransport } from './transport';
  * the registered trust anchor before it writes anything. Services use it through the typed
  * port (port.ts), which names the transactions.
  */
-/** What the client runs: a transaction of keyfleet's contract, or of the `hsm-cluster` contract. */
-export type LedgerAction = TransactionName | HsmClusterAction;
+/** What the client runs: a transaction of keyfleet's contract, or of the `hsm-cluster` or `shard-move` contract. */
+export type LedgerAction = TransactionName | HsmClusterAction | ShardMoveAction;
 
 export interface LedgerClient {
   /**
