@@ -6,18 +6,17 @@
  *
  * A second contract in the chaincode, `shard-move`, so its records stay out of the keyfleet
  * contract: transactions are called as `shard-move:<name>`. Writes: operators (or the gateway's mover
- * service), signed by the metadata-signing anchor like every write. Reads: operators, the verifier
- * and auditors.
+ * service), signed by the metadata-signing anchor, through the one write path of every keyfleet write
+ * (transaction/write.ts). Reads: operators, the verifier and auditors.
  */
-import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import { Context, Info, Returns, Transaction } from 'fabric-contract-api';
 
 import {
   abortShardMove,
   acceptShardMove,
+  AnchorKind,
   assertDistinctEnds,
-  assertRole,
   assertStateMatches,
-  callerName,
   canonicalJson,
   commitShardMove,
   ErrorCode,
@@ -29,6 +28,7 @@ import {
   prepareShardMove,
   PrincipalKind,
   Role,
+  ShardMoveAction,
   ShardMoveContractName,
   ShardMoveEnd,
   ShardMoveLimits,
@@ -37,6 +37,7 @@ import {
   str,
   validate,
   type Check,
+  type Checked,
   type DeviceMoveMarker,
   type DeviceRecord,
   type KeyArrivalMarker,
@@ -48,37 +49,78 @@ import {
   type ShardMoveRecord,
 } from '@keyfleet/protocol';
 import { deviceMoveMarker } from './device-move-guard.js';
-import { callerOf } from './identity.js';
-import { authenticateSignedRequest, type SignedRequest } from './signed-request.js';
 import { KeyType, Store, dueKey } from './store.js';
-
-const Readers = [Role.Operator, Role.Verifier, Role.Auditor] as const;
+import { contractOf, TransactionGroup } from './transaction/compose.js';
+import { Overseers, reader } from './transaction/read.js';
+import { type Envelope, type Outcome, submit, type Write } from './transaction/write.js';
 
 /** An operator asks for a move; the gateway's mover service finishes or aborts one after a restart. */
-function moverPrincipal(principal: RequestPrincipal): string | null {
-  if (principal.Kind === PrincipalKind.Operator) return null;
-  if (principal.Kind === PrincipalKind.Service && principal.ID === ShardMoverService) return null;
-  return `shard moves are asked for by an operator or ${ShardMoverService}`;
+function moverPrincipal(principal: RequestPrincipal): void {
+  if (principal.Kind === PrincipalKind.Operator) return;
+  if (principal.Kind === PrincipalKind.Service && principal.ID === ShardMoverService) return;
+  throw new LedgerError(ErrorCode.PrincipalInvalid, `shard moves are asked for by an operator or ${ShardMoverService}`);
 }
 
-interface MoveWrite<T> extends SignedRequest<T> {
+/** A move transaction's request, checked by the write path, with what its steps read. */
+interface MoveWrite<T extends Envelope> {
+  readonly write: Write<T>;
+  readonly request: T;
+  readonly store: Store;
   readonly txId: string;
   readonly now: string;
   readonly channel: string;
+  /** The metadata-signing anchor whose JWS authorised the write. */
+  readonly anchorId: string;
 }
 
 type Puts = [string, unknown][];
+
+/**
+ * One move transaction through the shared write path: operators or the mover service, a JWS by the
+ * metadata-signing anchor, then `step` (which must not write: it returns the writes). Every move
+ * transaction also keeps its signed request once, by TxID, since its records carry no copy of it.
+ */
+function moveStep<T extends Envelope, R>(
+  ctx: Context,
+  action: string,
+  check: Check<T>,
+  step: (m: MoveWrite<T>) => Promise<Outcome<R>>,
+  requestJson: string,
+  jws: string,
+): Promise<string> {
+  return submit(
+    ctx,
+    {
+      action,
+      roles: [Role.Operator],
+      principal: moverPrincipal,
+      check,
+      limits: { requestBytes: ShardMoveLimits.RequestBytes, jwsBytes: ShardMoveLimits.JwsBytes },
+      apply: async (write) => {
+        const signer = await write.signedBy(AnchorKind.MetadataSigning);
+        const outcome = await step({
+          write,
+          request: write.request,
+          store: write.store,
+          txId: write.txId,
+          now: write.now.iso,
+          channel: ctx.stub.getChannelID(),
+          anchorId: signer.AnchorID,
+        });
+        const signed = { TxID: write.txId, Action: write.request.Action, AnchorID: signer.AnchorID, JWS: write.jws };
+        return { ...outcome, puts: [...outcome.puts, [write.store.key(KeyType.ShardMoveRequest, write.txId), signed]] };
+      },
+    },
+    requestJson,
+    jws,
+  );
+}
 
 function conflict(detail: string): never {
   throw new LedgerError(ErrorCode.ShardMoveConflict, detail);
 }
 
-@Info({ title: 'shard-move', description: 'Two-phase moves of devices and their keys between shard channels' })
-export class ShardMoveContract extends Contract {
-  constructor() {
-    super(ShardMoveContractName);
-  }
-
+export class ShardMoveTransactions extends TransactionGroup {
   /**
    * The source freezes each device and answers the state it froze. A device already frozen by this
    * same move is answered again (a retry), with `AlreadyPrepared`.
@@ -86,7 +128,17 @@ export class ShardMoveContract extends Contract {
   @Transaction()
   @Returns('string')
   async PrepareShardMove(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    const write = await this.authenticate(ctx, requestJson, jws, prepareShardMove);
+    return moveStep(
+      ctx,
+      ShardMoveAction.PrepareShardMove,
+      prepareShardMove,
+      (write) => this.prepareShardMove(write),
+      requestJson,
+      jws,
+    );
+  }
+
+  private async prepareShardMove(write: MoveWrite<Checked<typeof prepareShardMove>>): Promise<Outcome<unknown>> {
     const { request, store } = write;
     assertDistinctEnds(request);
     this.assertChannel(write, request.Source, 'Source');
@@ -146,8 +198,7 @@ export class ShardMoveContract extends Contract {
       puts.push(...this.moveWrites(store, move, true), [store.key(KeyType.DeviceMove, deviceId), frozen]);
       answers.push({ Move: move, State: state, AlreadyPrepared: false });
     }
-    await this.finish(write, jws, puts, []);
-    return canonicalJson({ Devices: answers });
+    return { puts, result: { Devices: answers } };
   }
 
   /**
@@ -157,7 +208,17 @@ export class ShardMoveContract extends Contract {
   @Transaction()
   @Returns('string')
   async AcceptShardMove(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    const write = await this.authenticate(ctx, requestJson, jws, acceptShardMove);
+    return moveStep(
+      ctx,
+      ShardMoveAction.AcceptShardMove,
+      acceptShardMove,
+      (write) => this.acceptShardMove(write),
+      requestJson,
+      jws,
+    );
+  }
+
+  private async acceptShardMove(write: MoveWrite<Checked<typeof acceptShardMove>>): Promise<Outcome<unknown>> {
     const { request, store } = write;
     assertDistinctEnds(request);
     this.assertChannel(write, request.Destination, 'Destination');
@@ -203,8 +264,7 @@ export class ShardMoveContract extends Contract {
       puts.push(...this.moveWrites(store, move, true), ...(await this.arrivalMarkers(store, move, device.State)));
       moves.push(move);
     }
-    await this.finish(write, jws, puts, []);
-    return canonicalJson({ Moves: moves.map(withoutState) } satisfies ShardMoveOutcome);
+    return { puts, result: { Moves: moves.map(withoutState) } satisfies ShardMoveOutcome };
   }
 
   /**
@@ -215,7 +275,17 @@ export class ShardMoveContract extends Contract {
   @Transaction()
   @Returns('string')
   async CommitShardMove(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    const write = await this.authenticate(ctx, requestJson, jws, commitShardMove);
+    return moveStep(
+      ctx,
+      ShardMoveAction.CommitShardMove,
+      commitShardMove,
+      (write) => this.commitShardMove(write),
+      requestJson,
+      jws,
+    );
+  }
+
+  private async commitShardMove(write: MoveWrite<Checked<typeof commitShardMove>>): Promise<Outcome<unknown>> {
     const { request, store } = write;
     const puts: Puts = [];
     const deletes: string[] = [];
@@ -267,8 +337,7 @@ export class ShardMoveContract extends Contract {
       deletes.push(store.key(KeyType.ShardMoveOpen, move.MoveID, deviceId));
       moves.push(stamped);
     }
-    await this.finish(write, jws, puts, deletes);
-    return canonicalJson({ Moves: moves.map(withoutState) } satisfies ShardMoveOutcome);
+    return { puts, deletes, result: { Moves: moves.map(withoutState) } satisfies ShardMoveOutcome };
   }
 
   /**
@@ -279,7 +348,17 @@ export class ShardMoveContract extends Contract {
   @Transaction()
   @Returns('string')
   async AbortShardMove(ctx: Context, requestJson: string, jws: string): Promise<string> {
-    const write = await this.authenticate(ctx, requestJson, jws, abortShardMove);
+    return moveStep(
+      ctx,
+      ShardMoveAction.AbortShardMove,
+      abortShardMove,
+      (write) => this.abortShardMove(write),
+      requestJson,
+      jws,
+    );
+  }
+
+  private async abortShardMove(write: MoveWrite<Checked<typeof abortShardMove>>): Promise<Outcome<unknown>> {
     const { request, store } = write;
     const puts: Puts = [];
     const deletes: string[] = [];
@@ -312,8 +391,7 @@ export class ShardMoveContract extends Contract {
       deletes.push(store.key(KeyType.ShardMoveOpen, move.MoveID, deviceId));
       moves.push(aborted);
     }
-    await this.finish(write, jws, puts, deletes);
-    return canonicalJson({ Moves: moves } satisfies ShardMoveOutcome);
+    return { puts, deletes, result: { Moves: moves } satisfies ShardMoveOutcome };
   }
 
   // ---- reads --------------------------------------------------------------------------------------
@@ -321,7 +399,7 @@ export class ShardMoveContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async GetShardMove(ctx: Context, deviceId: string, moveId: string): Promise<string> {
-    this.reader(ctx);
+    reader(ctx, Overseers, ShardMoveAction.GetShardMove);
     return canonicalJson(
       await this.requireMove(new Store(ctx.stub), validate(id, deviceId, 'deviceId'), validate(id, moveId, 'moveId')),
     );
@@ -331,7 +409,7 @@ export class ShardMoveContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async GetShardMoveRequest(ctx: Context, txId: string): Promise<string> {
-    this.reader(ctx);
+    reader(ctx, Overseers, ShardMoveAction.GetShardMoveRequest);
     const store = new Store(ctx.stub);
     const checked = validate(str({ max: 128, pattern: /^[0-9A-Za-z]+$/, what: 'a transaction id' }), txId, 'txId');
     const request = await store.get(store.key(KeyType.ShardMoveRequest, checked));
@@ -345,7 +423,7 @@ export class ShardMoveContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async ListDeviceMoves(ctx: Context, deviceId: string): Promise<string> {
-    this.reader(ctx);
+    reader(ctx, Overseers, ShardMoveAction.ListDeviceMoves);
     const store = new Store(ctx.stub);
     return canonicalJson(await store.all<ShardMoveRecord>(KeyType.ShardMove, [validate(id, deviceId, 'deviceId')]));
   }
@@ -354,7 +432,7 @@ export class ShardMoveContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async ListMovesInFlight(ctx: Context, size: string, mark: string): Promise<string> {
-    this.reader(ctx);
+    reader(ctx, Overseers, ShardMoveAction.ListMovesInFlight);
     const store = new Store(ctx.stub);
     const page = await store.pageByPartialKey<{ DeviceID: string; MoveID: string }>(
       KeyType.ShardMoveOpen,
@@ -374,7 +452,7 @@ export class ShardMoveContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async ListShardDevices(ctx: Context, size: string, mark: string): Promise<string> {
-    this.reader(ctx);
+    reader(ctx, Overseers, ShardMoveAction.ListShardDevices);
     const store = new Store(ctx.stub);
     const page = await store.pageByPartialKey<DeviceRecord>(KeyType.Device, [], pageSizeOf(size), bookmarkOf(mark));
     const records = [];
@@ -396,43 +474,15 @@ export class ShardMoveContract extends Contract {
 
   // ---- steps ----------------------------------------------------------------------------------------
 
-  private async authenticate<T extends { Action: string; RequestID: string }>(
-    ctx: Context,
-    requestJson: string,
-    jws: string,
-    check: Check<T>,
-  ): Promise<MoveWrite<T>> {
-    const signed = await authenticateSignedRequest(ctx, requestJson, jws, {
-      roles: [Role.Operator],
-      check,
-      principal: moverPrincipal,
-      requestBytes: ShardMoveLimits.RequestBytes,
-      jwsBytes: ShardMoveLimits.JwsBytes,
-    });
-    const timestamp = ctx.stub.getTxTimestamp();
-    const ms = timestamp.seconds.toNumber() * 1000 + Math.floor(timestamp.nanos / 1_000_000);
-    return {
-      ...signed,
-      txId: ctx.stub.getTxID(),
-      now: new Date(ms).toISOString(),
-      channel: ctx.stub.getChannelID(),
-    };
-  }
-
-  private reader(ctx: Context): void {
-    const { fcn } = ctx.stub.getFunctionAndParameters();
-    assertRole(callerOf(ctx), Readers, fcn);
-  }
-
-  private assertChannel(write: MoveWrite<unknown>, expected: string, what: string): void {
+  private assertChannel(write: MoveWrite<Envelope>, expected: string, what: string): void {
     if (write.channel !== expected) {
       conflict(`this channel is ${write.channel}, the ${what} is ${expected}`);
     }
   }
 
   /** The proof of every record a transaction writes: the signed request itself is kept once, by TxID. */
-  private proof(write: MoveWrite<unknown>): ShardMoveRecord['Proof'] {
-    return { AnchorID: write.anchorId, JWS: '', TxID: write.txId, Principal: write.principal };
+  private proof(write: MoveWrite<Envelope>): ShardMoveRecord['Proof'] {
+    return { AnchorID: write.anchorId, JWS: '', TxID: write.txId, Principal: write.write.principal };
   }
 
   private async moveOf(store: Store, deviceId: string, moveId: string): Promise<ShardMoveRecord | null> {
@@ -571,33 +621,10 @@ export class ShardMoveContract extends Contract {
     }
     return puts;
   }
-
-  /** Every write of a transaction, after all checks: the records, the signed request, the replay guard. */
-  private async finish(
-    write: MoveWrite<{ Action: string; RequestID: string }>,
-    jws: string,
-    puts: Puts,
-    deletes: string[],
-  ): Promise<void> {
-    const { store, request } = write;
-    for (const key of deletes) await store.delete(key);
-    for (const [key, value] of puts) await store.put(key, value);
-    await store.put(store.key(KeyType.ShardMoveRequest, write.txId), {
-      TxID: write.txId,
-      Action: request.Action,
-      AnchorID: write.anchorId,
-      JWS: jws,
-    });
-    await store.put(store.key(KeyType.Request, request.RequestID), {
-      RequestID: request.RequestID,
-      Action: request.Action,
-      TxID: write.txId,
-      At: write.now,
-      By: callerName(write.caller),
-      Principal: write.principal,
-    });
-  }
 }
+
+@Info({ title: 'shard-move', description: 'Two-phase moves of devices and their keys between shard channels' })
+export class ShardMoveContract extends contractOf(ShardMoveContractName, [ShardMoveTransactions]) {}
 
 /** Answers leave out the staged state (it can be megabytes); GetShardMove has it. */
 function withoutState(move: ShardMoveRecord): ShardMoveRecord {

@@ -9,7 +9,7 @@
  * A transaction states only what differs (a {@link WriteRule}), e.g. in a group of its own:
  *
  * ```ts
- * export class ShardMoveTransactions extends TransactionGroup {
+ * export class ExampleTransactions extends TransactionGroup {
  *   @Transaction()
  *   @Returns('string')
  *   async MoveDevice(ctx: Context, requestJson: string, jws: string): Promise<string> {
@@ -33,7 +33,8 @@
  * ```
  *
  * and the group joins the default contract in contract.ts's list (plain transaction names), or
- * makes a contract of its own with `contractOf('name', [Group])` in index.ts (`name:` prefixed).
+ * makes a contract of its own with `contractOf('name', [Group])` in index.ts (`name:` prefixed), as
+ * contract-hsm-cluster.ts and contract-shard-moves.ts do.
  */
 import type { Context } from 'fabric-contract-api';
 
@@ -78,8 +79,10 @@ export interface WriteRule<T extends Envelope, R> {
   roles: readonly Role[];
   /** The request's schema (protocol/src/requests.ts), applied to the request without its `Principal`. */
   check: Check<T>;
-  /** A further rule on who asked, checked before the schema (the HSM cluster's: only its service). */
+  /** A further rule on who asked, checked before the schema (shard moves: an operator or the mover). */
   principal?: (principal: RequestPrincipal) => void;
+  /** Larger bounds than {@link Limits} for a request and its JWS (a shard move's accept carries records). */
+  limits?: { readonly requestBytes: number; readonly jwsBytes: number };
   /**
    * The transaction's own checks and the writes they lead to. It may read the ledger and throw; it
    * must not write: the path stores what it returns, and only when it returns.
@@ -110,6 +113,7 @@ export class Write<T extends Envelope> {
     readonly now: TxTime,
     readonly txId: string,
     readonly jws: string,
+    private readonly jwsBytes: number = Limits.JwsBytes,
   ) {}
 
   /** The caller as records name it (`MSP/role/id`). */
@@ -119,8 +123,8 @@ export class Write<T extends Envelope> {
 
   /** Verifies the request's JWS with the active anchor its `kid` names, of this kind; returns that anchor. */
   async signedBy(kind: AnchorKind): Promise<TrustAnchorRecord> {
-    if (typeof this.jws === 'string' && this.jws.length > Limits.JwsBytes) {
-      throw new LedgerError(ErrorCode.InvalidArgument, `jws is larger than ${Limits.JwsBytes} bytes`);
+    if (typeof this.jws === 'string' && this.jws.length > this.jwsBytes) {
+      throw new LedgerError(ErrorCode.InvalidArgument, `jws is larger than ${String(this.jwsBytes)} bytes`);
     }
     const kid = jwsKeyId(this.jws);
     const anchor = await this.store.get<TrustAnchorRecord>(this.store.key(KeyType.Anchor, kid));
@@ -186,7 +190,7 @@ export async function submit<T extends Envelope, R>(
 ): Promise<string> {
   const caller = callerOf(ctx);
   assertRole(caller, rule.roles, rule.action);
-  const raw = parseJson(requestJson, 'request', Limits.RequestBytes);
+  const raw = parseJson(requestJson, 'request', rule.limits?.requestBytes ?? Limits.RequestBytes);
   const { principal, rest } = principalOf(raw);
   assertPrincipalFor(caller, principal);
   rule.principal?.(principal);
@@ -196,7 +200,17 @@ export async function submit<T extends Envelope, R>(
   if ((await store.get(requestKey)) !== null) {
     throw new LedgerError(ErrorCode.RequestReplayed, `request ${request.RequestID} was already executed`);
   }
-  const write = new Write(store, caller, principal, raw, request, txTime(ctx), ctx.stub.getTxID(), jws);
+  const write = new Write(
+    store,
+    caller,
+    principal,
+    raw,
+    request,
+    txTime(ctx),
+    ctx.stub.getTxID(),
+    jws,
+    rule.limits?.jwsBytes,
+  );
   const outcome = await rule.apply(write);
   for (const key of outcome.deletes ?? []) await store.delete(key);
   for (const [key, value] of outcome.puts) await store.put(key, value);
