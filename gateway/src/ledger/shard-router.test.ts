@@ -171,6 +171,16 @@ describe('the shard router: each call on the channel that holds its record', fun
     expect(await refusal(other.devices.require('nobody'))).to.equal(ErrorCode.DeviceNotFound);
   });
 
+  it('reads a device’s history over every shard it lived on, newest first; found nowhere is NOT_FOUND', async () => {
+    // The device's first life on shard 0, a later one on shard 2 (as after a move), written directly.
+    const first = await enrol(w.shards[0]?.client ?? expect.fail(), 'mover-1', 'meters');
+    await new Promise((done) => setTimeout(done, 5));
+    const second = await enrol(w.shards[2]?.client ?? expect.fail(), 'mover-1', 'meters');
+    const history = await ledgerPort(w.router()).devices.history('mover-1');
+    expect(history.map((e) => e.TxID)).to.deep.equal([second.transactionId, first.transactionId]);
+    expect(await refusal(ledgerPort(w.router()).devices.history('nobody'))).to.equal(ErrorCode.DeviceNotFound);
+  });
+
   it('writes a device’s status changes and keys on its shard; application keys on shard 0', async () => {
     await setMap(w.router(), 0, rules);
     await enrol(w.router(), 'p-1', 'pumps', 'north');

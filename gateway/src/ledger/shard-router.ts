@@ -24,6 +24,7 @@
  */
 import {
   ErrorCode,
+  type HistoryEntry,
   type AttestationBatchRecord,
   HsmClusterAction,
   type KeyRecord,
@@ -170,6 +171,46 @@ export function newShardRouter(options: ShardRouterOptions): ShardRouter {
     return hit === undefined ? home.client.read<R>(transaction, ...args) : hit.record;
   };
 
+  /**
+   * A device's or key's history over every shard it lived on, newest first as each shard answers
+   * (Fabric's order): a move leaves the source's history readable there (the device tombstoned) and
+   * the destination's begins with the move's commit, so an auditor follows a device across shards.
+   * The shards' lists are merged by timestamp, each keeping its own order. Found nowhere: the first
+   * refusal that is not "not found" (ACCESS_DENIED …), else shard 0's.
+   */
+  const histories = async <R>(transaction: LedgerAction, args: string[]): Promise<R> => {
+    const notFound = new Set<string>([ErrorCode.DeviceNotFound, ErrorCode.KeyNotFound]);
+    const answers = await Promise.all(
+      shards.map(({ client }) =>
+        client.read<HistoryEntry<unknown>[]>(transaction, ...args).then(
+          (entries) => ({ entries }),
+          (err: unknown) => {
+            const code = ledgerRefusalCode(err);
+            if (code === undefined) throw err;
+            return { refusal: notFound.has(code) ? undefined : err };
+          },
+        ),
+      ),
+    );
+    const lists = answers.flatMap((a) => ('entries' in a ? [[...a.entries]] : []));
+    if (lists.length === 0) {
+      const refused = answers.find((a) => 'refusal' in a && a.refusal !== undefined);
+      if (refused !== undefined && 'refusal' in refused) throw refused.refusal;
+      return home.client.read<R>(transaction, ...args);
+    }
+    const merged: HistoryEntry<unknown>[] = [];
+    for (;;) {
+      let newest: HistoryEntry<unknown>[] | undefined;
+      for (const list of lists) {
+        const head = list[0];
+        if (head !== undefined && (newest?.[0] === undefined || head.Timestamp > newest[0].Timestamp)) newest = list;
+      }
+      const next = newest?.shift();
+      if (next === undefined) return merged as R;
+      merged.push(next);
+    }
+  };
+
   /** A page of a list over every shard, in shard order: `<shard>:<that shard's bookmark>`. */
   const pages = async <R>(transaction: LedgerAction, args: string[]): Promise<Page<R>> => {
     const [first = '', size = '', mark = ''] = args;
@@ -204,13 +245,14 @@ export function newShardRouter(options: ShardRouterOptions): ShardRouter {
   const read = async <R>(transaction: LedgerAction, ...args: string[]): Promise<R> => {
     const [first] = args;
     switch (transaction) {
-      case T.GetDevice:
       case T.GetDeviceHistory:
+      case T.GetKeyHistory:
+        return histories<R>(transaction, args);
+      case T.GetDevice:
       case T.GetAttestation:
       case T.ListAttestations:
         return (await byDevice(first)).read<R>(transaction, ...args);
       case T.GetKey:
-      case T.GetKeyHistory:
       case T.AuthorizeKeyUse:
         return (await byKey(first)).read<R>(transaction, ...args);
       case T.GetAttestationBatch:
