@@ -241,6 +241,20 @@ describe('live re-sharding: a group moves from shard 0 to shard 1 under load', f
       const ackedTxs = new Set(acked.map((o) => o.ack?.txId));
       unacknowledgedApplied += [...sourceTxs, ...destinationTxs].filter((tx) => !ackedTxs.has(tx)).length;
     }
+    // The gateway's audit trail follows a moved device across shards: every transaction Org2 sees
+    // in its history on either channel, the source's enrolment included.
+    for (const deviceId of devices.slice(0, 2)) {
+      const onChannels = [Source, Destination].flatMap((channel) =>
+        queryValue<HistoryEntry<DeviceRecord>[]>(channel, 'GetDeviceHistory', deviceId).map((e) => e.TxID),
+      );
+      const trail = (await operator('GET', `/v1/audit/devices/${deviceId}`)) as {
+        entries: { transactionId: string }[];
+      };
+      expect(
+        trail.entries.map((e) => e.transactionId),
+        deviceId,
+      ).to.have.members(onChannels);
+    }
     for (const deviceId of rotatingDevices) {
       const key = queryValue<KeyRecord>(Destination, 'GetKey', keyOf(deviceId));
       const versions = operations
