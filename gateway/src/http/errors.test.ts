@@ -65,7 +65,7 @@ describe('the gateway’s one error base', () => {
       'NONCE_REPLAYED',
       undefined,
     ],
-    ['an error of no base', new Error('boom at /work/x'), 500, 'INTERNAL', undefined],
+    ['an error of no base', new Error('boom at /srv/keyfleet/x'), 500, 'INTERNAL', undefined],
   ];
   for (const [what, err, status, code, detail] of rows) {
     it(`answers ${what} with ${status} ${code}`, async () => {
